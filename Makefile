@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make book   run the whole study (papermill, in order) and build the book into _build/html
+#   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build)
+# Both create .venv from scratch when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PARAMS ?= params/default.yaml
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: book pipeline test test-fast bench clean
+
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==26.3
+	# torch first, as the CPU build on this machine; the pinned rest cannot move it.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+pipeline: $(VENV)/.installed
+	$(PY) -m inbol_utils.pipeline $(PARAMS)
+
+book: pipeline
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+bench: $(VENV)/.installed
+	$(PY) -m inbol_utils.bench
+
+clean:
+	rm -rf _build book/executed data

@@ -1,0 +1,287 @@
+"""The study's runner: execute the notebooks in order with papermill, skipping what is current.
+
+    python -m inbol_utils.pipeline params/default.yaml [--executed-dir book/executed]
+                                                       [--force] [--only STEM ...]
+
+One YAML parameter file names the artifacts folder, the parameters every notebook shares, and
+the stages in order:
+
+    artifacts: data/default       # passed to every notebook as the parameter `artifacts`
+    common: {seed: 0}             # passed to every notebook
+    stages:
+      - notebook: notebooks/00_world_and_base_model.ipynb
+        parameters: {base_steps: 3000}
+
+Relative paths inside the file (notebooks, artifacts) are read from the repository root, which
+is also the working directory of every notebook, so `artifacts` means the same folder to the
+runner and to the notebooks. Each executed notebook lands in `<executed-dir>/<stem>.ipynb`,
+where the book reads it.
+
+A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
+bytes, its merged parameters, the previous stage's fingerprint (so a change upstream reruns
+everything downstream) and the bytes of inbol_utils/*.py (the code the notebooks import). It is
+stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inbol_utils.artifacts import write_json
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = Path(__file__).resolve().parent
+TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
+STAGE_KEYS = {"notebook", "parameters"}
+
+
+class PipelineError(RuntimeError):
+    """A problem the user must fix (bad parameter file, missing notebook, failed stage)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# reading the parameter file
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    """Read a path from the parameter file relative to the repo root, where notebooks run."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _mapping(value: Any, where: str) -> dict:
+    """Accept a mapping or nothing; anything else is a typo the user should hear about."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PipelineError(f"{where} must be a mapping (key: value), got {type(value).__name__}.")
+    return dict(value)
+
+
+def load_params(params_path: str | os.PathLike) -> dict:
+    """Load and check a parameter file, returning {"artifacts", "common", "stages": [...]}.
+
+    Each returned stage has `stem`, `notebook` (resolved Path) and `parameters` (merged: the
+    artifacts folder, then `common`, then the stage's own). Checking everything up front means a
+    typo in stage 4 stops the run before stage 0 spends minutes training.
+    """
+    params_path = Path(params_path)
+    if not params_path.is_file():
+        raise PipelineError(f"Parameter file {params_path} not found. Pass a YAML file such as "
+                            f"params/default.yaml.")
+    with open(params_path) as handle:
+        try:
+            raw = yaml.safe_load(handle)
+        except yaml.YAMLError as err:
+            raise PipelineError(f"{params_path} is not valid YAML: {err}") from None
+    raw = _mapping(raw, f"{params_path}")
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            raise PipelineError(f"{params_path}: unknown top-level key {key!r}; allowed keys are "
+                                f"{sorted(TOP_LEVEL_KEYS)}.")
+    artifacts = raw.get("artifacts")
+    if not isinstance(artifacts, str) or not artifacts:
+        raise PipelineError(f"{params_path}: set `artifacts:` to the folder the notebooks read "
+                            f"and write (e.g. data/default).")
+    common = _mapping(raw.get("common"), f"{params_path}: `common`")
+    if "artifacts" in common:
+        raise PipelineError(f"{params_path}: set `artifacts` at the top level only, not in "
+                            f"`common`.")
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise PipelineError(f"{params_path}: `stages:` must be a non-empty list of "
+                            f"{{notebook: ..., parameters: {{...}}}} entries.")
+
+    stages, seen = [], {}
+    for i, entry in enumerate(stages_raw):
+        where = f"{params_path}: stage {i}"
+        entry = _mapping(entry, where)
+        for key in entry:
+            if key not in STAGE_KEYS:
+                raise PipelineError(f"{where}: unknown key {key!r}; allowed keys are "
+                                    f"{sorted(STAGE_KEYS)}.")
+        if not isinstance(entry.get("notebook"), str):
+            raise PipelineError(f"{where}: `notebook:` (the path of an .ipynb) is missing.")
+        notebook = _resolve(entry["notebook"])
+        if not notebook.is_file():
+            raise PipelineError(f"{where}: notebook {entry['notebook']} not found (looked at "
+                                f"{notebook}). Fix the path or remove the stage.")
+        stem = notebook.stem
+        if stem in seen:
+            raise PipelineError(f"{where}: notebook name {stem!r} is used by stage {seen[stem]} "
+                                f"too; executed notebooks would overwrite each other.")
+        seen[stem] = i
+        own = _mapping(entry.get("parameters"), f"{where} `parameters`")
+        if "artifacts" in own:
+            raise PipelineError(f"{where}: set `artifacts` at the top level only, so every stage "
+                                f"reads what the previous one wrote.")
+        parameters = {"artifacts": artifacts, **common, **own}
+        stages.append({"stem": stem, "notebook": notebook, "parameters": parameters})
+    return {"artifacts": artifacts, "common": common, "stages": stages}
+
+
+# ----------------------------------------------------------------------------------------------
+# fingerprints and stamps
+
+
+def code_digest() -> str:
+    """Hash inbol_utils/*.py: the notebooks import it, so a change there can change results."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def fingerprint(notebook: Path, parameters: dict, previous: str, code: str) -> str:
+    """Hash everything a stage's outputs depend on that the runner can see.
+
+    `previous` chains the stages: a new upstream fingerprint changes every downstream one.
+    """
+    h = hashlib.sha256()
+    h.update(notebook.read_bytes())
+    h.update(b"\0" + json.dumps(parameters, sort_keys=True, default=str).encode())
+    h.update(b"\0" + previous.encode())
+    h.update(b"\0" + code.encode())
+    return h.hexdigest()
+
+
+def stamp_path(artifacts: str, stem: str) -> Path:
+    """Where a stage's stamp lives: beside its artifacts, so deleting them invalidates it."""
+    return _resolve(artifacts) / ".stamps" / f"{stem}.json"
+
+
+def is_current(stamp: Path, executed: Path, fp: str) -> bool:
+    """A stage is current only if its stamp matches AND the book still has its notebook."""
+    if not (stamp.is_file() and executed.is_file()):
+        return False
+    try:
+        return json.loads(stamp.read_text()).get("fingerprint") == fp
+    except (OSError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+
+
+def execute_stage(notebook: Path, executed: Path, parameters: dict, log_output: bool) -> None:
+    """Run one notebook with papermill; the executed copy replaces `executed` only on success.
+
+    Papermill saves after every cell, so it writes to `<stem>.partial.ipynb`; a failed stage
+    leaves that file for the user to read, and the book keeps the last good notebook.
+    """
+    import papermill  # imported here so `--help` and parameter checks stay fast
+
+    partial = executed.with_name(f"{executed.stem}.partial.ipynb")
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
+            kernel_name="python3", progress_bar=False, log_output=log_output,
+        )
+    except papermill.PapermillExecutionError as err:
+        raise PipelineError(
+            f"Stage {executed.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+            f"  The partially executed notebook is {partial}\n"
+            f"  Fix the cause and rerun; earlier stages that are current will be skipped."
+        ) from None
+    except Exception as err:  # kernel died, bad kernel name, unreadable notebook...
+        raise PipelineError(
+            f"Stage {executed.stem} failed: {type(err).__name__}: {err}\n"
+            f"  The partially executed notebook (if any) is {partial}"
+        ) from None
+    os.replace(partial, executed)
+
+
+def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike,
+                 force: bool = False, only: list[str] | None = None,
+                 log_output: bool = False) -> list[dict]:
+    """Run the stages of `params_path` in order; return one record per stage.
+
+    Each record: stem, status ("ran", "skipped" or "not selected"), seconds, fingerprint,
+    executed (path). `only` limits which stages may run (by notebook stem); `force` reruns them
+    even when current. Raises PipelineError on the first problem, before writing that stage's
+    stamp, so the next run retries it.
+    """
+    config = load_params(params_path)
+    stems = [s["stem"] for s in config["stages"]]
+    unknown = sorted(set(only or []) - set(stems))
+    if unknown:
+        raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
+                            f"stages are {stems}.")
+    executed_dir = Path(executed_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    code = code_digest()
+
+    records, previous, upstream_current = [], "", True
+    total_start = time.perf_counter()
+    for i, stage in enumerate(config["stages"]):
+        stem, executed = stage["stem"], executed_dir / f"{stage['stem']}.ipynb"
+        fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
+        stamp = stamp_path(config["artifacts"], stem)
+        current = is_current(stamp, executed, fp)
+        record = {"stem": stem, "status": "skipped", "seconds": 0.0, "fingerprint": fp,
+                  "executed": str(executed)}
+        header = f"[{i + 1}/{len(stems)}] {stem}"
+        if only is not None and stem not in only:
+            record["status"] = "not selected"
+            if not current:
+                upstream_current = False
+                print(f"{header}: not selected, and out of date", flush=True)
+        elif current and not force:
+            print(f"{header}: up to date, skipped", flush=True)
+        else:
+            print(f"{header}: running {stage['notebook'].name} ...", flush=True)
+            stamp.unlink(missing_ok=True)  # a half-run stage must never look current
+            start = time.perf_counter()
+            execute_stage(stage["notebook"], executed, stage["parameters"], log_output)
+            record.update(status="ran", seconds=time.perf_counter() - start)
+            if upstream_current:
+                write_json(stamp, {"fingerprint": fp, "notebook": str(stage["notebook"]),
+                                   "parameters": stage["parameters"],
+                                   "seconds": record["seconds"]})
+            else:
+                print(f"{header}: not stamped, an upstream stage is out of date", flush=True)
+            print(f"{header}: done in {record['seconds']:.1f} s", flush=True)
+        records.append(record)
+        previous = fp
+    print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
+          f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
+          f"total {time.perf_counter() - total_start:.1f} s", flush=True)
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit status (0 ok, 1 a problem the message explains)."""
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.pipeline",
+                                     description="Run the study's notebooks in order.")
+    parser.add_argument("params", help="YAML parameter file, e.g. params/default.yaml")
+    parser.add_argument("--executed-dir", default=str(REPO_ROOT / "book" / "executed"),
+                        help="where executed notebooks go (default: book/executed)")
+    parser.add_argument("--force", action="store_true", help="rerun stages even if current")
+    parser.add_argument("--only", nargs="+", metavar="STEM",
+                        help="run only these stages (notebook names without .ipynb)")
+    parser.add_argument("--log-output", action="store_true",
+                        help="stream each notebook's cell output to the terminal")
+    args = parser.parse_args(argv)
+    if args.log_output:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        run_pipeline(args.params, args.executed_dir, force=args.force, only=args.only,
+                     log_output=args.log_output)
+    except PipelineError as err:
+        print(f"pipeline stopped: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The papermill runner (inbol_utils.pipeline) and a strict build of the book skeleton.
+
+The runner tests use two throwaway notebooks, so they check the runner's contract (order,
+skipping, downstream reruns, failures) in seconds without training anything.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from inbol_utils import pipeline
+from inbol_utils.pipeline import PipelineError, main, run_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+WRITE_A = """\
+from pathlib import Path
+out = Path(artifacts); out.mkdir(parents=True, exist_ok=True)
+(out / "a.txt").write_text(str(value))
+with open(out / "order.txt", "a") as f:
+    f.write("a\\n")
+"""
+READ_A_WRITE_B = """\
+from pathlib import Path
+out = Path(artifacts)
+(out / "b.txt").write_text((out / "a.txt").read_text() + suffix)
+with open(out / "order.txt", "a") as f:
+    f.write("b\\n")
+"""
+
+
+def make_notebook(path: Path, parameters: str, body: str) -> Path:
+    """Write a notebook with a `parameters`-tagged cell followed by one code cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+def write_params(path: Path, artifacts: Path, stages: list[dict], **extra) -> Path:
+    path.write_text(yaml.safe_dump({"artifacts": str(artifacts), "common": {"seed": 0},
+                                    "stages": stages, **extra}))
+    return path
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    """Two stages (a writes a.txt, b reads it and writes b.txt) and their parameter file.
+
+    The code digest is pinned, so that another engineer saving a file in inbol_utils/ while the
+    tests run cannot turn a "skipped" into a "ran".
+    """
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "pinned")
+    a = make_notebook(tmp_path / "a.ipynb", 'artifacts = ""\nvalue = 1\nseed = 0', WRITE_A)
+    b = make_notebook(tmp_path / "b.ipynb", 'artifacts = ""\nsuffix = "!"', READ_A_WRITE_B)
+    art = tmp_path / "art"
+    stages = [{"notebook": str(a), "parameters": {"value": 1}},
+              {"notebook": str(b), "parameters": {}}]
+    params = write_params(tmp_path / "params.yaml", art, stages)
+    return {"root": tmp_path, "params": params, "art": art, "stages": stages,
+            "executed": tmp_path / "executed"}
+
+
+def statuses(records: list[dict]) -> list[str]:
+    return [r["status"] for r in records]
+
+
+def test_stages_run_in_order_and_write_executed_notebooks(study):
+    records = run_pipeline(study["params"], study["executed"])
+    assert statuses(records) == ["ran", "ran"]
+    assert (study["art"] / "order.txt").read_text() == "a\nb\n"
+    assert (study["art"] / "b.txt").read_text() == "1!"
+    for stem in ("a", "b"):
+        executed = nbformat.read(study["executed"] / f"{stem}.ipynb", as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+        assert (study["art"] / ".stamps" / f"{stem}.json").is_file()
+    assert not list(study["executed"].glob("*.partial.ipynb"))
+
+
+def test_second_run_skips_everything(study):
+    run_pipeline(study["params"], study["executed"])
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "skipped"]
+    assert (study["art"] / "order.txt").read_text() == "a\nb\n"
+
+
+def test_changed_parameter_reruns_its_stage_and_everything_downstream(study):
+    run_pipeline(study["params"], study["executed"])
+    study["stages"][0]["parameters"]["value"] = 2
+    write_params(study["params"], study["art"], study["stages"])
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["ran", "ran"]
+    assert (study["art"] / "b.txt").read_text() == "2!"
+    # A change in the last stage reruns only that stage.
+    study["stages"][1]["parameters"]["suffix"] = "?"
+    write_params(study["params"], study["art"], study["stages"])
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "ran"]
+    assert (study["art"] / "b.txt").read_text() == "2?"
+
+
+def test_code_change_or_missing_executed_notebook_reruns(study, monkeypatch):
+    run_pipeline(study["params"], study["executed"])
+    (study["executed"] / "b.ipynb").unlink()
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "ran"]
+    monkeypatch.setattr(pipeline, "code_digest", lambda: "edited")
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["ran", "ran"]
+
+
+def test_force_and_only(study):
+    run_pipeline(study["params"], study["executed"])
+    records = run_pipeline(study["params"], study["executed"], force=True, only=["b"])
+    assert statuses(records) == ["not selected", "ran"]
+    # Running b alone on a stale a must not stamp b: a full run must redo both.
+    study["stages"][0]["parameters"]["value"] = 5
+    write_params(study["params"], study["art"], study["stages"])
+    run_pipeline(study["params"], study["executed"], only=["b"])
+    assert not (study["art"] / ".stamps" / "b.json").exists()
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["ran", "ran"]
+    with pytest.raises(PipelineError, match="'c'"):
+        run_pipeline(study["params"], study["executed"], only=["c"])
+
+
+def test_failing_stage_stops_with_a_clear_message_and_no_stamp(study, capsys):
+    fail = make_notebook(study["root"] / "a.ipynb", 'artifacts = ""\nvalue = 1',
+                         'raise ValueError("the world is flat")')
+    assert fail.is_file()
+    with pytest.raises(PipelineError) as info:
+        run_pipeline(study["params"], study["executed"])
+    message = str(info.value)
+    assert "Stage a failed" in message and "ValueError" in message
+    assert "the world is flat" in message
+    partial = study["executed"] / "a.partial.ipynb"
+    assert str(partial) in message and partial.is_file()
+    assert not (study["art"] / ".stamps" / "a.json").exists()
+    assert not (study["executed"] / "a.ipynb").exists()
+    assert not (study["executed"] / "b.ipynb").exists()  # the later stage never ran
+    assert not (study["art"] / "order.txt").exists()
+
+    # The command line reports the same and exits 1.
+    assert main([str(study["params"]), "--executed-dir", str(study["executed"])]) == 1
+    assert "Stage a failed" in capsys.readouterr().err
+
+
+def test_missing_notebook_is_named(study):
+    study["stages"][1]["notebook"] = str(study["root"] / "nowhere.ipynb")
+    write_params(study["params"], study["art"], study["stages"])
+    with pytest.raises(PipelineError, match="nowhere.ipynb not found"):
+        run_pipeline(study["params"], study["executed"])
+    assert not study["executed"].exists() or not list(study["executed"].iterdir())
+
+
+def test_unknown_keys_and_empty_stages_are_named(study, tmp_path):
+    write_params(study["params"], study["art"], study["stages"], stagse=[])
+    with pytest.raises(PipelineError, match="unknown top-level key 'stagse'"):
+        run_pipeline(study["params"], study["executed"])
+    write_params(study["params"], study["art"], [{"notebook": "x.ipynb", "params": {}}])
+    with pytest.raises(PipelineError, match="unknown key 'params'"):
+        run_pipeline(study["params"], study["executed"])
+    write_params(study["params"], study["art"], [])
+    with pytest.raises(PipelineError, match="non-empty list"):
+        run_pipeline(study["params"], study["executed"])
+    with pytest.raises(PipelineError, match="not found"):
+        run_pipeline(tmp_path / "missing.yaml", study["executed"])
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml"])
+def test_shipped_parameter_files_are_well_formed(name):
+    raw = yaml.safe_load((REPO / "params" / name).read_text())
+    assert set(raw) <= pipeline.TOP_LEVEL_KEYS and raw["stages"]
+    assert raw["stages"][0]["notebook"] == "notebooks/00_world_and_base_model.ipynb"
+
+
+# ----------------------------------------------------------------------------------------------
+# the book
+
+
+GLUE_CELL = 'from myst_nb import glue\nglue("demo_acc", 0.8765, display=False)\nprint("hello")'
+
+
+@pytest.mark.slow
+def test_book_skeleton_builds_strictly(tmp_path):
+    """jupyter-book build -W -n on the real skeleton plus a tiny executed chapter with glue."""
+    import papermill
+
+    book = tmp_path / "book_root"
+    book.mkdir()
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        shutil.copy(REPO / name, book / name)
+    shutil.copytree(REPO / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# The world and the base model"),
+                nbformat.v4.new_code_cell('artifacts = "data/default"',
+                                          metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(GLUE_CELL),
+                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f`.")]
+    source = tmp_path / "source.ipynb"
+    nbformat.write(nb, source)
+    executed = book / "book" / "executed" / "00_world_and_base_model.ipynb"
+    executed.parent.mkdir(parents=True)
+    papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
+                               progress_bar=False, cwd=str(tmp_path))
+
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    result = subprocess.run([str(jupyter_book), "build", str(book), "-W", "-n", "--keep-going"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    html = book / "_build" / "html"
+    assert (html / "index.html").is_file()
+    chapter = (html / "book" / "executed" / "00_world_and_base_model.html").read_text()
+    assert "0.88" in chapter and "hello" in chapter
+    assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()
+    references = (html / "book" / "references.html").read_text().lower()
+    assert "drawing the line: enhancing" in references
