@@ -1,0 +1,189 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inbol_utils.answers import RESPONSE_TYPES
+from inbol_utils.metrics import (
+    REGIONS,
+    auroc,
+    knowledge_quadrants,
+    mean_and_spread,
+    region_response_matrix,
+    response_rates,
+    summarize,
+    truthful_rate,
+    trust_score,
+)
+
+TYPES_6_3_1 = ["correct"] * 6 + ["refusal"] * 3 + ["wrong"]
+
+
+def test_response_rates_by_hand():
+    rates = response_rates(TYPES_6_3_1)
+    assert rates["acc"] == pytest.approx(0.6)
+    assert rates["refr"] == pytest.approx(0.3)
+    assert rates["err"] == pytest.approx(0.1)
+    assert rates["n"] == 10
+
+
+def test_response_rates_empty_and_unknown():
+    assert math.isnan(response_rates([])["acc"]) and response_rates([])["n"] == 0
+    with pytest.raises(ValueError):
+        response_rates(["correct", "maybe"])
+
+
+@given(st.lists(st.sampled_from(RESPONSE_TYPES), min_size=1))
+def test_rates_sum_to_one(types):
+    rates = response_rates(types)
+    assert rates["acc"] + rates["refr"] + rates["err"] == pytest.approx(1.0)
+    assert rates["err"] == pytest.approx(1 - rates["acc"] - rates["refr"])
+
+
+def test_trust_by_hand():
+    assert trust_score(0.6, 0.3) == pytest.approx(0.5)
+    assert trust_score(0.6, 0.3, c=2) == pytest.approx(0.4)
+    assert trust_score(0.6, 0.3, c=0) == pytest.approx(0.6)
+    assert trust_score(0.0, 1.0, c=4) == pytest.approx(0.0)  # refusing everything scores 0
+    assert trust_score(0.0, 0.0, c=1) == pytest.approx(-1.0)
+    np.testing.assert_allclose(trust_score(np.array([0.6, 0.2]), np.array([0.3, 0.8])), [0.5, 0.2])
+
+
+@given(
+    st.lists(st.sampled_from(RESPONSE_TYPES), min_size=1),
+    st.floats(0, 10),
+    st.floats(0, 10),
+)
+def test_trust_is_non_increasing_in_c(types, c1, c2):
+    rates = response_rates(types)
+    low, high = sorted([c1, c2])
+    acc, refr = rates["acc"], rates["refr"]
+    assert trust_score(acc, refr, high) <= trust_score(acc, refr, low) + 1e-12
+
+
+def _frame() -> pd.DataFrame:
+    """10 queries: 4 inside, 3 beyond-intrinsic, 3 beyond-extrinsic (no gold answer)."""
+    rows = [
+        ("inside", "correct"), ("inside", "correct"), ("inside", "correct"), ("inside", "refusal"),
+        ("intrinsic", "correct"), ("intrinsic", "refusal"), ("intrinsic", "wrong"),
+        ("extrinsic", "refusal"), ("extrinsic", "refusal"), ("extrinsic", "wrong"),
+    ]
+    df = pd.DataFrame(rows, columns=["region_truth", "response_type"])
+    df["region_truth"] = df["region_truth"].replace(
+        {"intrinsic": "beyond-intrinsic", "extrinsic": "beyond-extrinsic"}
+    )
+    df["answerable"] = df["region_truth"] != "beyond-extrinsic"
+    return df
+
+
+def test_summarize_by_hand():
+    out = summarize(_frame())
+    assert out["n"] == 10
+    assert out["acc"] == pytest.approx(0.4)
+    assert out["refr"] == pytest.approx(0.4)
+    assert out["err"] == pytest.approx(0.2)
+    assert out["trust"] == pytest.approx(0.2)
+    assert out["trust_c0"] == pytest.approx(0.4)
+    assert out["trust_c0.5"] == pytest.approx(0.3)
+    assert out["trust_c1"] == pytest.approx(0.2)
+    assert out["trust_c2"] == pytest.approx(0.0)
+    assert out["trust_c4"] == pytest.approx(-0.4)
+    assert out["answerable_acc"] == pytest.approx(4 / 7)
+    assert out["over_refusal"] == pytest.approx(1 / 4)  # no model_knew column: the inside rows
+    assert out["unanswerable_refr"] == pytest.approx(2 / 3)
+    assert out["beyond_intrinsic_refr"] == pytest.approx(1 / 3)
+
+
+def test_summarize_over_refusal_uses_model_knew():
+    df = _frame()
+    df["model_knew"] = [True, True, False, False, True, True, False, False, False, False]
+    # model_knew rows: correct, correct, correct, refusal -> 1 refusal in 4
+    assert summarize(df)["over_refusal"] == pytest.approx(1 / 4)
+    df["model_knew"] = [False, False, False, True, False, True, False, False, False, False]
+    assert summarize(df)["over_refusal"] == pytest.approx(1.0)
+
+
+def test_summarize_empty_subset_is_nan():
+    df = _frame()
+    df = df[df["region_truth"] != "beyond-extrinsic"]
+    assert math.isnan(summarize(df)["unanswerable_refr"])
+
+
+def test_region_response_matrix_by_hand():
+    matrix = region_response_matrix(_frame())
+    assert list(matrix.index) == list(REGIONS)
+    assert list(matrix.columns) == [*RESPONSE_TYPES, "n"]
+    expected = np.array([
+        [3 / 4, 1 / 4, 0.0],
+        [1 / 3, 1 / 3, 1 / 3],
+        [0.0, 2 / 3, 1 / 3],
+    ])
+    np.testing.assert_allclose(matrix[list(RESPONSE_TYPES)].to_numpy(), expected)
+    assert list(matrix["n"]) == [4, 3, 3]
+
+
+def test_region_response_matrix_missing_region_is_nan_row():
+    df = _frame()
+    matrix = region_response_matrix(df[df["region_truth"] == "inside"])
+    assert matrix.shape == (3, 4)
+    assert matrix.loc["beyond-extrinsic", list(RESPONSE_TYPES)].isna().all()
+    assert matrix.loc["beyond-extrinsic", "n"] == 0
+    assert matrix.loc["inside", "correct"] == pytest.approx(0.75)
+
+
+def test_region_response_matrix_rejects_unknown_region():
+    df = _frame()
+    df.loc[0, "region_truth"] = "outside"
+    with pytest.raises(ValueError):
+        region_response_matrix(df)
+
+
+def test_auroc_small_example():
+    # Positive scores 0.8, 0.4; negative 0.6, 0.2: 3 of 4 pairs ranked right.
+    assert auroc([0.8, 0.4, 0.6, 0.2], [True, True, False, False]) == pytest.approx(0.75)
+    assert auroc([0.9, 0.8, 0.1], [1, 1, 0]) == pytest.approx(1.0)
+    assert auroc([0.1, 0.2], [1, 0]) == pytest.approx(0.0)
+
+
+def test_auroc_one_class_is_nan():
+    assert math.isnan(auroc([0.1, 0.9], [True, True]))
+    assert math.isnan(auroc([0.1, 0.9], [0, 0]))
+    assert math.isnan(auroc([], []))
+
+
+def _quadrant_frame() -> pd.DataFrame:
+    rows = [
+        (True, "correct"), (True, "correct"), (True, "correct"),  # Ik-Ik
+        (True, "refusal"),  # Idk-Ik: over-conservative
+        (True, "wrong"),  # Idk-Idk: wrong on a known question
+        (False, "refusal"), (False, "refusal"),  # Ik-Idk: right refusals
+        (False, "wrong"), (False, "wrong"),  # Idk-Idk
+        (False, "correct"),  # Ik-Ik: a lucky guess
+    ]
+    return pd.DataFrame(rows, columns=["known", "response_type"])
+
+
+def test_knowledge_quadrants_by_hand():
+    q = knowledge_quadrants(_quadrant_frame())
+    assert q == pytest.approx({"Ik-Ik": 0.4, "Ik-Idk": 0.2, "Idk-Ik": 0.1, "Idk-Idk": 0.3})
+
+
+def test_truthful_rate_by_hand():
+    assert truthful_rate(_quadrant_frame()) == pytest.approx(0.6)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(RESPONSE_TYPES)), min_size=1))
+def test_quadrants_sum_to_one(rows):
+    df = pd.DataFrame(rows, columns=["known", "response_type"])
+    q = knowledge_quadrants(df)
+    assert sum(q.values()) == pytest.approx(1.0)
+    assert truthful_rate(df) == pytest.approx(q["Ik-Ik"] + q["Ik-Idk"])
+
+
+def test_mean_and_spread():
+    assert mean_and_spread([0.5]) == (0.5, 0.0)
+    mean, std = mean_and_spread([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and std == pytest.approx(1.0)  # sample std (ddof=1)
