@@ -1,0 +1,114 @@
+"""Batched answers and exact answer probabilities, for any image-text-to-text model.
+
+Everything goes through the processor and `model.generate`, so the same functions serve the
+tiny LLaVA and a hub model. Generation pads on the left (new tokens line up at the end);
+teacher forcing pads on the right (labels line up with the inputs).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .logprobs import IGNORE_INDEX, sequence_logps
+from .modeling import prompt_text, response_text
+
+
+def _batches(n: int, batch_size: int, desc: str | None):
+    starts = range(0, n, batch_size)
+    return tqdm(starts, desc=desc, leave=False) if desc else starts
+
+
+def encode(processor, images: Sequence[Image.Image], texts: Sequence[str], padding_side: str,
+           device) -> dict[str, torch.Tensor]:
+    processor.tokenizer.padding_side = padding_side
+    batch = processor(images=list(images), text=list(texts), padding=True, return_tensors="pt")
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def generate_answers(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
+                     num_samples: int = 1, temperature: float = 0.0, batch_size: int = 64,
+                     max_new_tokens: int = 8, seed: int = 0,
+                     desc: str | None = None) -> list[list[str]]:
+    """`num_samples` answers per question: greedy when temperature is 0, otherwise pure
+    ancestral samples at `temperature` (no top-k or top-p, so a sample's chance of being right
+    is exactly the model's probability of the right answer)."""
+    if temperature < 0 or num_samples < 1:
+        raise ValueError(f"need temperature >= 0 and num_samples >= 1, got {temperature}, {num_samples}")
+    sample = temperature > 0
+    options = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if sample else \
+        dict(do_sample=False, temperature=None, top_k=None, top_p=None)
+    if not sample and num_samples > 1:
+        raise ValueError("greedy decoding gives one answer per question; set temperature > 0")
+    torch.manual_seed(seed)
+    model.eval()
+    tokenizer = processor.tokenizer
+    answers: list[list[str]] = []
+    for start in _batches(len(questions), batch_size, desc):
+        stop = start + batch_size
+        prompts = [prompt_text(processor, q) for q in questions[start:stop]]
+        batch = encode(processor, images[start:stop], prompts, "left", model.device)
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, num_return_sequences=num_samples,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             **options)
+        texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = [t.strip() for t in texts]
+        answers += [texts[i:i + num_samples] for i in range(0, len(texts), num_samples)]
+    return answers
+
+
+def greedy_answers(model, processor, images, questions, **kwargs) -> list[str]:
+    return [a[0] for a in generate_answers(model, processor, images, questions, **kwargs)]
+
+
+def training_batch(processor, images: Sequence[Image.Image], questions: Sequence[str],
+                   responses: Sequence[str], device="cpu") -> dict[str, torch.Tensor]:
+    """Prompt + response + end-of-sequence, right padded, with labels only on the response.
+
+    The prompt length of each row is found by encoding the prompt alone: the chat template
+    puts the response after the prompt, so the prompt's tokens are a prefix of the full text's.
+    """
+    prompts = [prompt_text(processor, q) for q in questions]
+    full = [p + response_text(processor, r) for p, r in zip(prompts, responses)]
+    batch = encode(processor, images, full, "right", device)
+    prompt_lengths = encode(processor, images, prompts, "right", device)["attention_mask"].sum(1)
+    labels = batch["input_ids"].clone()
+    positions = torch.arange(labels.shape[1], device=labels.device)
+    labels[positions[None, :] < prompt_lengths[:, None]] = IGNORE_INDEX
+    labels[batch["attention_mask"] == 0] = IGNORE_INDEX
+    batch["labels"] = labels
+    return batch
+
+
+@torch.no_grad()
+def response_logprobs(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
+                      responses: Sequence[str], batch_size: int = 128,
+                      desc: str | None = None) -> torch.Tensor:
+    """log p(response + end-of-sequence | image, question), one teacher-forced pass per batch."""
+    model.eval()
+    out = []
+    for start in _batches(len(questions), batch_size, desc):
+        stop = start + batch_size
+        batch = training_batch(processor, images[start:stop], questions[start:stop],
+                               responses[start:stop], model.device)
+        labels = batch.pop("labels")
+        out.append(sequence_logps(model(**batch).logits, labels).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def answer_probability(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
+                       gold: Sequence[Sequence[str]], batch_size: int = 128,
+                       desc: str | None = None) -> list[float]:
+    """Exact-likelihood confidence: the probability that one temperature-1 sample is a gold
+    answer, i.e. the sum over distinct gold strings of p(answer + end-of-sequence)."""
+    flat = [(i, a) for i, answers in enumerate(gold) for a in dict.fromkeys(answers)]
+    logps = response_logprobs(model, processor, [images[i] for i, _ in flat],
+                              [questions[i] for i, _ in flat], [a for _, a in flat],
+                              batch_size, desc)
+    probs = [0.0] * len(questions)
+    for (i, _), lp in zip(flat, logps.exp().tolist()):
+        probs[i] += lp
+    return probs

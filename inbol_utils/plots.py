@@ -1,0 +1,26 @@
+"""Figures shared by the chapters (seaborn on matplotlib)."""
+from __future__ import annotations
+
+import textwrap
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import seaborn as sns
+from PIL import Image
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def gallery(images: Sequence[Image.Image], captions: Sequence[str], ncols: int = 6,
+            width: float = 2.3) -> plt.Figure:
+    """Images in a grid, each with a wrapped caption under it (pixels shown unsmoothed)."""
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * nrows * 1.45),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title("\n".join(textwrap.wrap(caption, 26)), fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,471 @@
+"""The generated world: scenes, queries and splits whose information boundaries are known.
+
+A scene is a 32x32 RGB image with a 2x2 grid of cells; each occupied cell holds one object with
+a colour and a shape. Every (colour, shape) pair is an *entity* with a made-up fact (the city
+it comes from). Because we generate everything, each query row records what a real benchmark
+hides: whether the image can answer it (extrinsic boundary) and how often its fact was shown to
+the base model (intrinsic boundary in knowledge).
+
+Splits:
+  base_train  answerable perception and knowledge queries only; fact exposure is long-tailed
+  probe       the InBoL training split: every family, minus held-out entities and constructions
+  test        in-domain test, held-out entities and constructions included
+  ood         out-of-domain test: new phrasings, a shifted rendering, real handwritten digits
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import datasets
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .artifacts import atomic_dir, require
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "orange": (240, 140, 30),
+    "yellow": (235, 225, 50),
+    "green": (40, 180, 60),
+    "blue": (50, 90, 230),
+    "purple": (150, 60, 200),
+}
+SHAPES = ("circle", "square", "triangle", "cross")
+CELLS = ("top left", "top right", "bottom left", "bottom right")
+CITIES = (
+    "velmora", "tarsk", "quillon", "brenhal", "ostavia", "mirren",
+    "caldor", "ysolde", "pentra", "garrow", "lumenor", "zarith",
+)
+IMAGE_SIZE = 32
+CELL_SIZE = IMAGE_SIZE // 2
+SUPERSAMPLE = 4  # draw at 4x and downsample, so small shapes stay recognisable
+
+# Question phrasings. In-domain ones are what the base model and InBoL training see; the OOD
+# ones are new wordings of the same questions (part of the out-of-domain shift).
+PHRASINGS: dict[str, dict[str, str]] = {
+    "in_domain": {
+        "color": "what color is the object in the {cell}",
+        "shape": "what shape is the object in the {cell}",
+        "count": "how many objects are there",
+        "where": "where is the {color} {shape}",
+        "color_of_shape": "what color is the {shape} in the {cell}",
+        "fact": "which city does the object in the {cell} come from",
+    },
+    "ood": {
+        "color": "tell me the color of the thing at the {cell}",
+        "shape": "name the shape located at the {cell}",
+        "count": "count the objects in this picture",
+        "where": "in which cell can you see the {color} {shape}",
+        "color_of_shape": "which color does the {shape} at the {cell} have",
+        "fact": "name the home city of the thing at the {cell}",
+    },
+}
+EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
+REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "image": datasets.Image(),
+        "question": datasets.Value("string"),
+        "answers": datasets.Sequence(datasets.Value("string")),
+        "family": datasets.Value("string"),  # perception | knowledge | unanswerable
+        "qtype": datasets.Value("string"),  # color | shape | count | where | color_of_shape | fact
+        "construction": datasets.Value("string"),  # none, or one of EXTRINSIC_CONSTRUCTIONS / digits
+        "region_truth": datasets.Value("string"),  # one of REGIONS
+        "exposure": datasets.Value("int32"),  # base-train rows showing the fact; -1: no fact
+        "entity": datasets.Value("string"),  # "red circle", or "" when no entity is involved
+        "difficulty": datasets.Value("float32"),
+        "heldout": datasets.Value("bool"),  # entity or construction never in the probe split
+    }
+)
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that shapes the world; the same config and seed give the same world."""
+
+    seed: int = 0
+    n_base_perception: int = 24000
+    n_probe: int = 3000
+    n_test: int = 2000
+    n_ood: int = 1000
+    exposure_levels: tuple[int, ...] = (100, 30, 10, 3, 1, 0)  # relative fact frequency tiers
+    fact_scale: float = 1.0  # base-train rows per unit of exposure level
+    max_difficulty: float = 1.0
+    unanswerable_share: float = 0.3  # of probe/test/ood rows
+    knowledge_share: float = 0.3  # of probe/test/ood rows
+    heldout_constructions: tuple[str, ...] = ("occluded",)
+    heldout_per_tier: int = 1  # entities per exposure tier held out of the probe split
+
+    def __post_init__(self) -> None:
+        sizes = {k: getattr(self, k) for k in ("n_base_perception", "n_probe", "n_test", "n_ood")}
+        for name, value in sizes.items():
+            if value < 1:
+                raise ValueError(f"{name} must be a positive number of queries, got {value}")
+        for name in ("max_difficulty", "unanswerable_share", "knowledge_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.unanswerable_share + self.knowledge_share > 1:
+            raise ValueError("unanswerable_share + knowledge_share must not exceed 1")
+        if self.fact_scale < 0 or min(self.exposure_levels) < 0:
+            raise ValueError("fact_scale and exposure_levels must be non-negative")
+        unknown = set(self.heldout_constructions) - set(EXTRINSIC_CONSTRUCTIONS)
+        if unknown:
+            raise ValueError(f"unknown heldout_constructions {sorted(unknown)}; "
+                             f"choose from {EXTRINSIC_CONSTRUCTIONS}")
+
+
+@dataclass
+class Object:
+    colour: str
+    shape: str
+    cell: int
+
+    @property
+    def entity(self) -> str:
+        return f"{self.colour} {self.shape}"
+
+
+@dataclass
+class Scene:
+    objects: list[Object]
+    difficulty: float
+    background: tuple[int, int, int] = (0, 0, 0)
+    jitter: tuple[int, int] = (0, 0)  # OOD: objects shifted inside their cells
+    occluded_cell: int | None = None
+    content: str = "scene"  # scene | blank | noise | digits
+    image: Image.Image | None = None  # a ready-made image (digits), drawn as is
+
+    def object_at(self, cell: int) -> Object | None:
+        return next((o for o in self.objects if o.cell == cell), None)
+
+
+@dataclass
+class Facts:
+    """Entity -> city, and entity -> exposure tier; drawn once per world seed."""
+
+    city: dict[str, str]
+    level: dict[str, int]
+    heldout: set[str] = field(default_factory=set)
+
+
+def all_entities() -> list[str]:
+    return [f"{c} {s}" for c in COLOURS for s in SHAPES]
+
+
+def make_facts(cfg: WorldConfig) -> Facts:
+    """Assign each entity a city and an exposure tier (equal numbers per tier), and hold out
+    `heldout_per_tier` entities of every tier from the probe split."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    entities = all_entities()
+    order = rng.permutation(len(entities))
+    per_tier = len(entities) // len(cfg.exposure_levels)
+    level, heldout = {}, set()
+    for rank, idx in enumerate(order):
+        tier = min(rank // per_tier, len(cfg.exposure_levels) - 1)
+        level[entities[idx]] = cfg.exposure_levels[tier]
+        if rank % per_tier < cfg.heldout_per_tier:
+            heldout.add(entities[idx])
+    cities = rng.choice(len(CITIES), size=len(entities))
+    return Facts({e: CITIES[c] for e, c in zip(entities, cities)}, level, heldout)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _shape_polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    if shape == "triangle":
+        return [(cx, cy - r), (cx + r, cy + r * 0.85), (cx - r, cy + r * 0.85)]
+    if shape == "square":
+        return [(cx - r * 0.85, cy - r * 0.85), (cx + r * 0.85, cy - r * 0.85),
+                (cx + r * 0.85, cy + r * 0.85), (cx - r * 0.85, cy + r * 0.85)]
+    if shape == "cross":
+        a, b = r, r * 0.35
+        return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b),
+                (cx + a, cy + b), (cx + b, cy + b), (cx + b, cy + a), (cx - b, cy + a),
+                (cx - b, cy + b), (cx - a, cy + b), (cx - a, cy - b), (cx - b, cy - b)]
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
+    """Draw a scene. Difficulty shrinks objects, fades them toward the background and adds
+    pixel noise: the knob that puts some perception queries beyond the model's ability."""
+    if scene.content == "noise":
+        return Image.fromarray(rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8))
+    big = IMAGE_SIZE * SUPERSAMPLE
+    canvas = Image.new("RGB", (big, big), scene.background)
+    if scene.content == "scene":
+        d = scene.difficulty
+        draw = ImageDraw.Draw(canvas)
+        radius = (6.5 - 3.0 * d) * SUPERSAMPLE
+        alpha = 1.0 - 0.6 * d
+        for obj in scene.objects:
+            row, col = divmod(obj.cell, 2)
+            cx = (col * CELL_SIZE + CELL_SIZE / 2 + scene.jitter[0]) * SUPERSAMPLE
+            cy = (row * CELL_SIZE + CELL_SIZE / 2 + scene.jitter[1]) * SUPERSAMPLE
+            fill = tuple(int(alpha * c + (1 - alpha) * b)
+                         for c, b in zip(COLOURS[obj.colour], scene.background))
+            if obj.shape == "circle":
+                draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=fill)
+            else:
+                draw.polygon(_shape_polygon(obj.shape, cx, cy, radius), fill=fill)
+    image = canvas.reduce(SUPERSAMPLE)  # box-filter downsampling: anti-aliased edges
+    pixels = np.asarray(image).astype(np.float32)
+    if scene.content == "scene" and scene.difficulty > 0:
+        pixels += rng.normal(0, 40 * scene.difficulty, pixels.shape)
+    if scene.occluded_cell is not None:
+        row, col = divmod(scene.occluded_cell, 2)
+        pixels[row * CELL_SIZE:(row + 1) * CELL_SIZE, col * CELL_SIZE:(col + 1) * CELL_SIZE] = 128
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def random_scene(rng: np.random.Generator, cfg: WorldConfig, must_have: str | None = None,
+                 exclude: set[str] = frozenset(), ood: bool = False) -> Scene:
+    """1-4 objects with distinct entities in distinct cells; `must_have` forces an entity in."""
+    entities = [e for e in all_entities() if e not in exclude and e != must_have]
+    n = int(rng.integers(1, 5))
+    chosen = [entities[i] for i in rng.choice(len(entities), size=n, replace=False)]
+    if must_have is not None:
+        chosen[0] = must_have
+    cells = rng.permutation(4)[:n]
+    objects = [Object(*e.split(" "), cell=int(c)) for e, c in zip(chosen, cells)]
+    scene = Scene(objects, difficulty=float(rng.uniform(0, cfg.max_difficulty)))
+    if ood:  # visual shift: a blue-grey background and objects off-centre in their cells
+        scene.background = (45, 50, 80)
+        scene.jitter = tuple(int(v) for v in rng.integers(-2, 3, size=2))
+    return scene
+
+
+@dataclass
+class Query:
+    scene: Scene
+    question: str
+    answers: list[str]
+    family: str
+    qtype: str
+    construction: str = "none"
+    entity: str = ""
+
+
+def answerable_query(rng: np.random.Generator, scene: Scene, qtype: str, phr: dict[str, str],
+                     facts: Facts) -> Query:
+    """A perception or knowledge query about an object that is in the scene."""
+    obj = scene.objects[int(rng.integers(len(scene.objects)))]
+    cell = CELLS[obj.cell]
+    if qtype == "count":
+        return Query(scene, phr["count"], [str(len(scene.objects))], "perception", "count")
+    if qtype == "where":
+        q = phr["where"].format(color=obj.colour, shape=obj.shape)
+        return Query(scene, q, [cell], "perception", "where", entity=obj.entity)
+    if qtype == "color_of_shape":
+        q = phr["color_of_shape"].format(shape=obj.shape, cell=cell)
+        return Query(scene, q, [obj.colour], "perception", qtype, entity=obj.entity)
+    if qtype == "fact":
+        q = phr["fact"].format(cell=cell)
+        return Query(scene, q, [facts.city[obj.entity]], "knowledge", "fact", entity=obj.entity)
+    answer = obj.colour if qtype == "color" else obj.shape
+    return Query(scene, phr[qtype].format(cell=cell), [answer], "perception", qtype,
+                 entity=obj.entity)
+
+
+def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldConfig,
+                       phr: dict[str, str], exclude: set[str], ood: bool) -> Query:
+    """A query whose answer the image does not contain. Gold: refuse (no answers)."""
+    scene = random_scene(rng, cfg, exclude=exclude, ood=ood)
+    cell_qtype = ("color", "shape", "fact")[int(rng.integers(3))]
+    if construction in ("blank", "noise"):
+        scene.content = construction
+        cell = int(rng.integers(4))
+        return Query(scene, phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
+                     cell_qtype, construction)
+    if construction == "absent_cell":
+        while len(scene.objects) == 4:
+            scene.objects.pop(int(rng.integers(4)))
+        empty = [c for c in range(4) if scene.object_at(c) is None]
+        cell = int(rng.choice(empty))
+        return Query(scene, phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
+                     cell_qtype, construction)
+    if construction == "absent_object":
+        present = {o.entity for o in scene.objects}
+        missing = [e for e in all_entities() if e not in present and e not in exclude]
+        colour, shape = missing[int(rng.integers(len(missing)))].split(" ")
+        return Query(scene, phr["where"].format(color=colour, shape=shape), [], "unanswerable",
+                     "where", construction, entity=f"{colour} {shape}")
+    if construction == "occluded":
+        obj = scene.objects[int(rng.integers(len(scene.objects)))]
+        scene.occluded_cell = obj.cell
+        return Query(scene, phr[cell_qtype].format(cell=CELLS[obj.cell]), [], "unanswerable",
+                     cell_qtype, construction, entity=obj.entity)
+    if construction == "swapped":
+        # The question is about scene A ("the <shape> in the <cell>"); the image is scene B,
+        # whose cell is empty or holds another shape, so the question's premise is not visible.
+        asked = scene.objects[0]
+        other = random_scene(rng, cfg, exclude=exclude, ood=ood)
+        other.objects = [o for o in other.objects
+                         if o.cell != asked.cell or o.shape != asked.shape]
+        if not other.objects:
+            other.objects = [Object(asked.colour, SHAPES[(SHAPES.index(asked.shape) + 1) % 4],
+                                    (asked.cell + 1) % 4)]
+        q = phr["color_of_shape"].format(shape=asked.shape, cell=CELLS[asked.cell])
+        return Query(other, q, [], "unanswerable", "color_of_shape", construction)
+    raise ValueError(f"unknown construction {construction!r}; known: {EXTRINSIC_CONSTRUCTIONS}")
+
+
+def digits_queries(rng: np.random.Generator, n: int, phr: dict[str, str]) -> list[Query]:
+    """OOD images no one here drew: scikit-learn's bundled handwritten digits, tinted and
+    upscaled. No coloured shapes exist in them, so every question about one is unanswerable."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images  # (1797, 8, 8), values 0..16, ships with scikit-learn
+    queries = []
+    for _ in range(n):
+        img = digits[int(rng.integers(len(digits)))] / 16.0
+        tint = np.array(COLOURS[list(COLOURS)[int(rng.integers(len(COLOURS)))]], np.float32)
+        pixels = np.kron(img, np.ones((4, 4)))[..., None] * tint
+        scene = Scene([], difficulty=0.0, content="digits",
+                      image=Image.fromarray(pixels.astype(np.uint8)))
+        qtype = ("color", "shape", "fact")[int(rng.integers(3))]
+        cell = CELLS[int(rng.integers(4))]
+        queries.append(Query(scene, phr[qtype].format(cell=cell), [], "unanswerable", qtype,
+                             "digits"))
+    return queries
+
+
+def region_of(query: Query, exposure: dict[str, int]) -> str:
+    if query.family == "unanswerable":
+        return "beyond-extrinsic"
+    if query.family == "knowledge" and exposure[query.entity] == 0:
+        return "beyond-intrinsic"  # the fact was never shown: no model could know it
+    return "inside"
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def _rows(queries: list[Query], facts: Facts, exposure: dict[str, int], split: str,
+          heldout_constructions: tuple[str, ...], rng: np.random.Generator) -> dict[str, list]:
+    rows: dict[str, list] = {name: [] for name in FEATURES}
+    for i, q in enumerate(queries):
+        image = q.scene.image or render(q.scene, rng)
+        heldout = q.construction in heldout_constructions or (
+            q.family == "knowledge" and q.entity in facts.heldout)
+        for key, value in (
+            ("id", f"{split}-{i:06d}"), ("image", image), ("question", q.question),
+            ("answers", q.answers), ("family", q.family), ("qtype", q.qtype),
+            ("construction", q.construction), ("region_truth", region_of(q, exposure)),
+            ("exposure", exposure[q.entity] if q.qtype == "fact" and q.answers else -1),
+            ("entity", q.entity), ("difficulty", q.scene.difficulty), ("heldout", heldout),
+        ):
+            rows[key].append(value)
+    return rows
+
+
+PERCEPTION_QTYPES = ("color", "shape", "count", "where", "color_of_shape")
+
+
+def base_train_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts) -> list[Query]:
+    """Answerable queries only (the base model never sees a refusal). Each entity's fact is
+    shown `round(level * fact_scale)` times: a long tail that includes never-shown facts."""
+    phr = PHRASINGS["in_domain"]
+    queries = []
+    for _ in range(cfg.n_base_perception):
+        qtype = PERCEPTION_QTYPES[int(rng.integers(len(PERCEPTION_QTYPES)))]
+        queries.append(answerable_query(rng, random_scene(rng, cfg), qtype, phr, facts))
+    for entity, level in facts.level.items():
+        for _ in range(round(level * cfg.fact_scale)):
+            scene = random_scene(rng, cfg, must_have=entity)
+            obj = scene.objects[0]
+            q = phr["fact"].format(cell=CELLS[obj.cell])
+            queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
+    return [queries[i] for i in rng.permutation(len(queries))]
+
+
+def mixed_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts, n: int,
+                  phrasing: str, constructions: tuple[str, ...], exclude: set[str],
+                  ood: bool) -> list[Query]:
+    """Perception, knowledge (entities drawn uniformly, so every exposure tier is present) and
+    extrinsic-unanswerable queries in the configured shares."""
+    phr = PHRASINGS[phrasing]
+    n_unans = round(n * cfg.unanswerable_share)
+    n_know = round(n * cfg.knowledge_share)
+    entities = [e for e in all_entities() if e not in exclude]
+    queries = []
+    for i in range(n):
+        if i < n_unans:
+            construction = constructions[i % len(constructions)]
+            if construction == "digits":
+                queries += digits_queries(rng, 1, phr)
+            else:
+                queries.append(unanswerable_query(rng, construction, cfg, phr, exclude, ood))
+        elif i < n_unans + n_know:
+            entity = entities[int(rng.integers(len(entities)))]
+            scene = random_scene(rng, cfg, must_have=entity, exclude=exclude, ood=ood)
+            q = phr["fact"].format(cell=CELLS[scene.objects[0].cell])
+            queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
+        else:
+            scene = random_scene(rng, cfg, exclude=exclude, ood=ood)
+            qtype = PERCEPTION_QTYPES[int(rng.integers(len(PERCEPTION_QTYPES)))]
+            queries.append(answerable_query(rng, scene, qtype, phr, facts))
+    return [queries[i] for i in rng.permutation(len(queries))]
+
+
+def build_world(cfg: WorldConfig) -> tuple[dict[str, datasets.Dataset], Facts]:
+    """Generate all four splits. Deterministic: each split has its own seeded stream."""
+    facts = make_facts(cfg)
+    base_q = base_train_queries(np.random.default_rng([cfg.seed, 2]), cfg, facts)
+    exposure = {e: 0 for e in all_entities()}
+    for q in base_q:
+        if q.qtype == "fact":
+            exposure[q.entity] += 1
+    in_domain = EXTRINSIC_CONSTRUCTIONS
+    probe_constructions = tuple(c for c in in_domain if c not in cfg.heldout_constructions)
+    plans = {
+        "base_train": base_q,
+        "probe": mixed_queries(np.random.default_rng([cfg.seed, 3]), cfg, facts, cfg.n_probe,
+                               "in_domain", probe_constructions, facts.heldout, ood=False),
+        "test": mixed_queries(np.random.default_rng([cfg.seed, 4]), cfg, facts, cfg.n_test,
+                              "in_domain", in_domain, set(), ood=False),
+        "ood": mixed_queries(np.random.default_rng([cfg.seed, 5]), cfg, facts, cfg.n_ood,
+                             "ood", in_domain + ("digits",), set(), ood=True),
+    }
+    splits = {}
+    for i, (name, queries) in enumerate(plans.items()):
+        rows = _rows(queries, facts, exposure, name, cfg.heldout_constructions,
+                     np.random.default_rng([cfg.seed, 10 + i]))
+        splits[name] = datasets.Dataset.from_dict(rows, features=FEATURES)
+    return splits, facts
+
+
+def save_world(splits: dict[str, datasets.Dataset], facts: Facts, path: str | Path) -> None:
+    """Write the splits (datasets, images as PNG) and the fact table, atomically."""
+    import json
+
+    with atomic_dir(path) as tmp:
+        for name, ds in splits.items():
+            ds.save_to_disk(str(tmp / name))
+        (tmp / "facts.json").write_text(json.dumps(
+            {"city": facts.city, "level": facts.level, "heldout": sorted(facts.heldout)},
+            indent=2, sort_keys=True))
+
+
+def load_split(path: str | Path, split: str) -> datasets.Dataset:
+    folder = require(Path(path) / split, "notebook 00 (world and base model)")
+    return datasets.load_from_disk(str(folder))
+
+
+def small_config(**overrides) -> WorldConfig:
+    """A tiny world for tests and smoke runs."""
+    base = WorldConfig(n_base_perception=400, n_probe=120, n_test=120, n_ood=60, fact_scale=0.2)
+    return replace(base, **overrides)
+
+
+def world_words() -> set[str]:
+    """Every word a question or an answer of this world can contain (for the tokenizer)."""
+    texts = [t for phr in PHRASINGS.values() for t in phr.values()]
+    texts += list(COLOURS) + list(SHAPES) + list(CELLS) + list(CITIES) + [str(i) for i in range(10)]
+    return {w for t in texts for w in t.split() if not w.startswith("{")}
