@@ -1,0 +1,283 @@
+"""The (CA-)DPO loss against TRL and by hand, its confidence-aware terms, and its trainer."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from PIL import Image
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainingArguments
+
+from inbol_utils.dpo import (
+    CADPOTrainer,
+    confidence_certainty,
+    pair_terms,
+    preference_accuracy,
+    preference_loss,
+)
+from inbol_utils.generation import training_batch
+from inbol_utils.logprobs import IGNORE_INDEX, sequence_logps
+from inbol_utils.modeling import ModelSize, build_model, build_processor
+
+# ---------------------------------------------------------------- the loss against TRL
+
+
+def tiny_text_model_and_tokenizer():
+    words = "<pad> <unk> </s> what color is the sky grass sun blue green red yellow i don't know".split()
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>",
+                                        eos_token="</s>", unk_token="<unk>")
+    config = LlamaConfig(vocab_size=48, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+                         pad_token_id=0, eos_token_id=2)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config), tokenizer
+
+
+def test_preference_loss_and_trainer_match_trl(tmp_path):
+    """TRL 1.16's DPOTrainer._compute_loss (via compute_loss) on one collated batch is the
+    reference. Aligned to plain sigmoid DPO, mostly TRL's defaults made explicit:
+    loss_type=["sigmoid"], label_smoothing=0, precompute_ref_log_probs=False (reference run
+    live), an explicit ref_model, ld_alpha=None and f_divergence_type="reverse_kl" (defaults),
+    max_length large enough that nothing is truncated. TRL appends EOS to each completion and
+    scores completion tokens only (its completion_mask); our labels are input_ids masked to
+    IGNORE_INDEX outside that mask. The reference is a perturbed copy of the policy, so the
+    log-ratios are not all zero and the loss is not trivially log 2."""
+    from trl import DPOConfig, DPOTrainer
+
+    policy, tokenizer = tiny_text_model_and_tokenizer()
+    ref = copy.deepcopy(policy)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    # TRL patches its models' forward; ours get untouched copies.
+    our_policy, our_ref = copy.deepcopy(policy), copy.deepcopy(ref)
+    pairs = Dataset.from_list([
+        {"prompt": "what color is the sky", "chosen": " blue", "rejected": " i don't know"},
+        {"prompt": "what color is the grass", "chosen": " green", "rejected": " red"},
+        {"prompt": "what color is the sun", "chosen": " i don't know", "rejected": " yellow"},
+    ])
+    beta = 0.3
+    trl_args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=beta, loss_type=["sigmoid"],
+                         label_smoothing=0.0, precompute_ref_log_probs=False, max_length=64,
+                         per_device_train_batch_size=3, report_to=[], use_cpu=True)
+    trl_trainer = DPOTrainer(model=policy, ref_model=ref, args=trl_args, train_dataset=pairs,
+                             processing_class=tokenizer)
+    batch = next(iter(trl_trainer.get_train_dataloader()))
+    with torch.no_grad():
+        trl_loss = trl_trainer.compute_loss(trl_trainer.model, batch).item()
+    trl_metrics = {k: v[0] for k, v in trl_trainer._metrics["train"].items()}
+
+    labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, IGNORE_INDEX)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        logps = sequence_logps(our_policy(**inputs).logits, labels)
+        ref_logps = sequence_logps(our_ref(**inputs).logits, labels)
+    loss, chosen_rewards, rejected_rewards = preference_loss(*logps.chunk(2), *ref_logps.chunk(2), beta)
+    assert loss.item() == pytest.approx(trl_loss, abs=1e-5)
+    assert chosen_rewards.mean().item() == pytest.approx(trl_metrics["rewards/chosen"], abs=1e-5)
+    assert rejected_rewards.mean().item() == pytest.approx(trl_metrics["rewards/rejected"], abs=1e-5)
+    assert logps.chunk(2)[0].mean().item() == pytest.approx(trl_metrics["logps/chosen"], abs=1e-4)
+
+    # The trainer, on the same tokens in our batch format with vanilla pair terms, agrees too.
+    our_args = TrainingArguments(output_dir=str(tmp_path / "ours"), report_to=[], use_cpu=True,
+                                 remove_unused_columns=False)
+    ours = CADPOTrainer(model=our_policy, ref_model=our_ref, args=our_args, beta=beta)
+    n_pairs = len(pairs)
+    our_batch = {**inputs, "labels": labels, "pair_weight": torch.ones(n_pairs),
+                 "pair_margin": torch.zeros(n_pairs)}
+    with torch.no_grad():
+        assert ours.compute_loss(our_policy, our_batch).item() == pytest.approx(trl_loss, abs=1e-5)
+    assert ours._metrics["train"]["rewards/accuracies"][0] == pytest.approx(
+        trl_metrics["rewards/accuracies"])
+
+
+# ---------------------------------------------------------------- the loss by hand
+
+PC = torch.tensor([-3.0, -5.5, -1.2, -8.0])  # policy chosen / rejected, reference chosen / rejected
+PR = torch.tensor([-4.0, -5.0, -6.3, -2.0])
+RC = torch.tensor([-3.5, -5.0, -2.0, -7.0])
+RR = torch.tensor([-3.8, -5.2, -5.0, -2.5])
+
+
+def hand_terms(beta, margins=(0, 0, 0, 0)):
+    """-log(sigmoid(beta * logits - m)) per pair, with math only."""
+    terms = []
+    for pc, pr, rc, rr, m in zip(PC.tolist(), PR.tolist(), RC.tolist(), RR.tolist(), margins):
+        x = beta * ((pc - pr) - (rc - rr)) - m
+        terms.append(-math.log(1 / (1 + math.exp(-x))))
+    return np.array(terms)
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5, 2.0])
+def test_vanilla_loss_by_hand(beta):
+    loss, chosen_rewards, rejected_rewards = preference_loss(PC, PR, RC, RR, beta)
+    assert loss.item() == pytest.approx(hand_terms(beta).mean(), rel=1e-6)
+    np.testing.assert_allclose(chosen_rewards, beta * (PC - RC).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rejected_rewards, beta * (PR - RR).numpy(), rtol=1e-6)
+
+
+def test_weights_scale_each_pair_exactly():
+    weights = torch.tensor([0.1, 1.0, 0.55, 0.0])
+    loss, _, _ = preference_loss(PC, PR, RC, RR, 0.5, weights=weights)
+    assert loss.item() == pytest.approx((weights.numpy() * hand_terms(0.5)).mean(), rel=1e-6)
+
+
+def test_margins_shift_each_logit_exactly():
+    margins = torch.tensor([0.0, 0.3, 1.0, 2.5])
+    loss, _, _ = preference_loss(PC, PR, RC, RR, 0.5, margins=margins)
+    assert loss.item() == pytest.approx(hand_terms(0.5, margins.tolist()).mean(), rel=1e-6)
+
+
+def test_rewards_are_detached():
+    pc = PC.clone().requires_grad_()
+    loss, chosen_rewards, _ = preference_loss(pc, PR, RC, RR, 0.5)
+    assert loss.requires_grad and not chosen_rewards.requires_grad
+
+
+# ---------------------------------------------------------------- confidence-aware terms
+
+
+def test_certainty_at_threshold_and_extremes():
+    for tau in (0.1, 0.3, 0.5, 0.8):
+        assert confidence_certainty(torch.tensor(tau), tau).item() == pytest.approx(0.0)
+        far = 1.0 if tau <= 0.5 else 0.0
+        assert confidence_certainty(torch.tensor(far), tau).item() == pytest.approx(1.0)
+    certainty = confidence_certainty(torch.linspace(0, 1, 101), 0.3)
+    assert certainty.min() >= 0 and certainty.max() <= 1 + 1e-6
+    assert confidence_certainty(torch.tensor([0.0, 1.0]), 0.5).tolist() == [1.0, 1.0]
+
+
+def test_pair_terms_modes():
+    confidence = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    certainty = confidence_certainty(confidence, 0.5)
+    weights, margins = pair_terms(confidence, 0.5, "none")
+    assert weights.tolist() == [1.0] * 4 and margins.tolist() == [0.0] * 4
+    weights, margins = pair_terms(confidence, 0.5, "weight", weight_floor=0.2)
+    np.testing.assert_allclose(weights, 0.2 + 0.8 * certainty.numpy())
+    assert weights[2].item() == pytest.approx(0.2) and margins.tolist() == [0.0] * 4
+    weights, margins = pair_terms(confidence, 0.5, "margin", margin_scale=3.0)
+    np.testing.assert_allclose(margins, 3.0 * certainty.numpy())
+    assert weights.tolist() == [1.0] * 4
+
+
+def test_mode_none_is_vanilla_dpo():
+    weights, margins = pair_terms(torch.tensor([0.1, 0.4, 0.6, 0.9]), 0.5, "none")
+    ca, _, _ = preference_loss(PC, PR, RC, RR, 0.5, weights, margins)
+    vanilla, _, _ = preference_loss(PC, PR, RC, RR, 0.5)
+    assert ca.item() == vanilla.item()
+
+
+def test_invalid_mode_names_valid_ones():
+    with pytest.raises(ValueError, match="none.*weight.*margin"):
+        pair_terms(torch.tensor([0.5]), 0.5, "scale")
+
+
+# ---------------------------------------------------------------- the trainer, on a tiny LLaVA
+
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 230, 30)}
+SIZE = ModelSize(image_size=32, patch_size=16, vision_width=32, vision_layers=1, text_width=32,
+                 text_layers=1, heads=2)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return build_processor(["what", "color", "is", "it", "?", "i", "don't", "know", *COLORS], SIZE)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """One pair per colour: the right colour is preferred to a refusal, weighted by certainty."""
+    weights, margins = pair_terms(torch.tensor([0.9, 0.1, 0.5, 1.0]), 0.5, "weight")
+    return [{"image": Image.new("RGB", (32, 32), rgb), "question": "what color is it ?",
+             "chosen": name, "rejected": "i don't know", "pair_weight": w.item(),
+             "pair_margin": m.item()}
+            for (name, rgb), w, m in zip(COLORS.items(), weights, margins)]
+
+
+def collator(processor):
+    """The batch format: B chosen rows, then the same B prompts with their rejected responses."""
+    def collate(rows: list[dict]) -> dict:
+        batch = training_batch(processor, [r["image"] for r in rows] * 2,
+                               [r["question"] for r in rows] * 2,
+                               [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
+        batch["pair_weight"] = torch.tensor([r["pair_weight"] for r in rows])
+        batch["pair_margin"] = torch.tensor([r["pair_margin"] for r in rows])
+        return batch
+    return collate
+
+
+def dpo_args(tmp_path, steps: int, batch_size: int = 4, **overrides) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=4, learning_rate=3e-3, logging_steps=1, save_strategy="no",
+        report_to=[], remove_unused_columns=False, use_cpu=True, disable_tqdm=True,
+        dataloader_num_workers=0, seed=0, **overrides)
+
+
+def test_trainer_learns_logs_and_leaves_reference_alone(tmp_path, processor, pairs):
+    policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=0)
+    ref_before = {k: v.clone() for k, v in ref.state_dict().items()}
+    collate = collator(processor)
+    trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, args=dpo_args(tmp_path, 6),
+                           train_dataset=pairs, data_collator=collate)
+    trainer.train()
+
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(history) == 6
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    assert history[0]["rewards/accuracies"] == 0.0  # policy == reference: every reward is 0
+    assert history[-1]["rewards/accuracies"] == 1.0
+    assert history[-1]["rewards/margins"] > 0
+    for key in ("rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected"):
+        assert key in history[-1]
+    assert all(torch.equal(v, ref.state_dict()[k]) for k, v in ref_before.items())
+    assert not any(p.requires_grad for p in ref.parameters()) and not ref.training
+
+    metrics = trainer.evaluate(pairs)
+    assert metrics["eval_loss"] < history[0]["loss"] and metrics["eval_rewards/accuracies"] == 1.0
+    loader = torch.utils.data.DataLoader(pairs, batch_size=3, collate_fn=collate)  # 3 + 1 pairs
+    held_out = preference_accuracy(policy, ref, loader, beta=0.5)
+    assert held_out["accuracy"] == 1.0 and held_out["n_pairs"] == 4
+    assert held_out["margin"] == pytest.approx(metrics["eval_rewards/margins"], rel=1e-4)
+
+
+def test_gradient_accumulation_matches_full_batch(tmp_path, processor, pairs):
+    """The loss is a mean over pairs, so 2 x 2 accumulated must take the same step as 1 x 4
+    (plain SGD: Adam's first step would hide a wrong scale)."""
+    params = []
+    for batch_size, accumulation in ((4, 1), (2, 2)):
+        policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
+        args = dpo_args(tmp_path / str(batch_size), 1, batch_size, optim="sgd",
+                        gradient_accumulation_steps=accumulation, lr_scheduler_type="constant")
+        CADPOTrainer(model=policy, ref_model=ref, beta=0.5, args=args, train_dataset=pairs,
+                     data_collator=collator(processor)).train()
+        params.append(torch.cat([p.detach().flatten() for p in policy.parameters()]))
+    torch.testing.assert_close(params[0], params[1], atol=1e-6, rtol=1e-5)
+
+
+def test_sft_weight_adds_chosen_token_nll(tmp_path, processor, pairs):
+    policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
+    batch = collator(processor)(pairs)
+    losses = []
+    for sft_weight in (0.0, 0.5):
+        trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, sft_weight=sft_weight,
+                               args=dpo_args(tmp_path, 1))
+        with torch.no_grad():
+            losses.append(trainer.compute_loss(policy, batch).item())
+    chosen = {k: v[:4] for k, v in batch.items() if k not in ("pair_weight", "pair_margin")}
+    with torch.no_grad():
+        logps = sequence_logps(policy(**{k: v for k, v in chosen.items() if k != "labels"}).logits,
+                               chosen["labels"])
+    nll = -logps.sum().item() / (chosen["labels"][:, 1:] != IGNORE_INDEX).sum().item()
+    assert losses[1] - losses[0] == pytest.approx(0.5 * nll, rel=1e-5)
+
+
+def test_trainer_requires_unused_columns_kept(tmp_path, processor):
+    policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=0)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)  # default: True
+    with pytest.raises(ValueError, match="remove_unused_columns=False"):
+        CADPOTrainer(model=policy, ref_model=ref, args=args)
