@@ -25,7 +25,8 @@ from inbol_utils.modeling import ModelSize, build_model, build_processor
 
 
 def tiny_text_model_and_tokenizer():
-    words = "<pad> <unk> </s> what color is the sky grass sun blue green red yellow i don't know".split()
+    words = ("<pad> <unk> </s> what color is the sky grass sun blue green red yellow "
+             "i don't know").split()
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>",
@@ -42,10 +43,12 @@ def test_preference_loss_and_trainer_match_trl(tmp_path):
     reference. Aligned to plain sigmoid DPO, mostly TRL's defaults made explicit:
     loss_type=["sigmoid"], label_smoothing=0, precompute_ref_log_probs=False (reference run
     live), an explicit ref_model, ld_alpha=None and f_divergence_type="reverse_kl" (defaults),
-    max_length large enough that nothing is truncated. TRL appends EOS to each completion and
-    scores completion tokens only (its completion_mask); our labels are input_ids masked to
-    IGNORE_INDEX outside that mask. The reference is a perturbed copy of the policy, so the
-    log-ratios are not all zero and the loss is not trivially log 2."""
+    max_length large enough that nothing is truncated, and bf16=False: DPOConfig defaults to
+    bf16, and accelerate then wraps the reference's forward in bf16 autocast even on CPU (a
+    3e-3 difference in log-probs here), so both sides run in float32. TRL appends EOS to each
+    completion and scores completion tokens only (its completion_mask); our labels are
+    input_ids masked to IGNORE_INDEX outside that mask. The reference is a perturbed copy of
+    the policy, so the log-ratios are not all zero and the loss is not trivially log 2."""
     from trl import DPOConfig, DPOTrainer
 
     policy, tokenizer = tiny_text_model_and_tokenizer()
@@ -63,7 +66,7 @@ def test_preference_loss_and_trainer_match_trl(tmp_path):
     beta = 0.3
     trl_args = DPOConfig(output_dir=str(tmp_path / "trl"), beta=beta, loss_type=["sigmoid"],
                          label_smoothing=0.0, precompute_ref_log_probs=False, max_length=64,
-                         per_device_train_batch_size=3, report_to=[], use_cpu=True)
+                         bf16=False, per_device_train_batch_size=3, report_to=[], use_cpu=True)
     trl_trainer = DPOTrainer(model=policy, ref_model=ref, args=trl_args, train_dataset=pairs,
                              processing_class=tokenizer)
     batch = next(iter(trl_trainer.get_train_dataloader()))
@@ -76,10 +79,12 @@ def test_preference_loss_and_trainer_match_trl(tmp_path):
     with torch.no_grad():
         logps = sequence_logps(our_policy(**inputs).logits, labels)
         ref_logps = sequence_logps(our_ref(**inputs).logits, labels)
-    loss, chosen_rewards, rejected_rewards = preference_loss(*logps.chunk(2), *ref_logps.chunk(2), beta)
+    loss, chosen_rewards, rejected_rewards = preference_loss(*logps.chunk(2), *ref_logps.chunk(2),
+                                                             beta)
     assert loss.item() == pytest.approx(trl_loss, abs=1e-5)
     assert chosen_rewards.mean().item() == pytest.approx(trl_metrics["rewards/chosen"], abs=1e-5)
-    assert rejected_rewards.mean().item() == pytest.approx(trl_metrics["rewards/rejected"], abs=1e-5)
+    assert rejected_rewards.mean().item() == pytest.approx(trl_metrics["rewards/rejected"],
+                                                           abs=1e-5)
     assert logps.chunk(2)[0].mean().item() == pytest.approx(trl_metrics["logps/chosen"], abs=1e-4)
 
     # The trainer, on the same tokens in our batch format with vanilla pair terms, agrees too.
@@ -178,7 +183,8 @@ def test_invalid_mode_names_valid_ones():
 
 # ---------------------------------------------------------------- the trainer, on a tiny LLaVA
 
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 230, 30)}
+COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220),
+          "yellow": (230, 230, 30)}
 SIZE = ModelSize(image_size=32, patch_size=16, vision_width=32, vision_layers=1, text_width=32,
                  text_layers=1, heads=2)
 
@@ -246,12 +252,13 @@ def test_trainer_learns_logs_and_leaves_reference_alone(tmp_path, processor, pai
 
 
 def test_gradient_accumulation_matches_full_batch(tmp_path, processor, pairs):
-    """The loss is a mean over pairs, so 2 x 2 accumulated must take the same step as 1 x 4
-    (plain SGD: Adam's first step would hide a wrong scale)."""
+    """The loss is a mean over pairs, so 2 x 2 accumulated must take the same step as 1 x 4.
+    Plain SGD without clipping: Adam's first step and gradient clipping would hide a wrong
+    scale (Trainer would skip the division if it thought the loss a token-count-normalised one)."""
     params = []
     for batch_size, accumulation in ((4, 1), (2, 2)):
         policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
-        args = dpo_args(tmp_path / str(batch_size), 1, batch_size, optim="sgd",
+        args = dpo_args(tmp_path / str(batch_size), 1, batch_size, optim="sgd", max_grad_norm=0,
                         gradient_accumulation_steps=accumulation, lr_scheduler_type="constant")
         CADPOTrainer(model=policy, ref_model=ref, beta=0.5, args=args, train_dataset=pairs,
                      data_collator=collator(processor)).train()
