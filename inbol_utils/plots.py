@@ -14,6 +14,11 @@ sns.set_theme(style="whitegrid", context="notebook")
 def gallery(images: Sequence[Image.Image], captions: Sequence[str], ncols: int = 6,
             width: float = 2.3) -> plt.Figure:
     """Images in a grid, each with a wrapped caption under it (pixels shown unsmoothed)."""
+    if not images:  # e.g. no disagreements in a tiny smoke run: say so instead of failing
+        fig, ax = plt.subplots(figsize=(4, 0.6))
+        ax.axis("off")
+        ax.text(0, 0.5, "(no examples in this run)", va="center")
+        return fig
     nrows = -(-len(images) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * nrows * 1.45),
                              squeeze=False)

@@ -46,13 +46,16 @@ class ProbeCallback(TrainerCallback):
 
 
 def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, seed: int,
-                       warmup_ratio: float = 0.05, logging_steps: int = 25,
+                       warmup_ratio: float = 0.05, logging_steps: int | None = None,
                        **overrides) -> TrainingArguments:
-    """AdamW with warmup and cosine decay; nothing saved mid-run, nothing reported online."""
+    """AdamW with warmup and cosine decay; nothing saved mid-run, nothing reported online.
+    By default about 50 log points per run, whatever its length."""
+    if steps < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need steps >= 1, batch_size >= 1 and lr > 0; got {steps}, {batch_size}, {lr}")
     settings = dict(
         output_dir=output_dir, max_steps=steps, per_device_train_batch_size=batch_size,
         learning_rate=lr, warmup_steps=max(1, int(warmup_ratio * steps)), lr_scheduler_type="cosine",
-        weight_decay=0.0, logging_steps=logging_steps, save_strategy="no", report_to=[],
+        weight_decay=0.0, logging_steps=logging_steps or max(1, steps // 50), save_strategy="no", report_to=[],
         remove_unused_columns=False, seed=seed, data_seed=seed, dataloader_num_workers=0,
         disable_tqdm=False,
     )

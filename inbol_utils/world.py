@@ -51,6 +51,7 @@ PHRASINGS: dict[str, dict[str, str]] = {
         "where": "where is the {color} {shape}",
         "color_of_shape": "what color is the {shape} in the {cell}",
         "fact": "which city does the object in the {cell} come from",
+        "identify": "what is in the {cell}",
     },
     "ood": {
         "color": "tell me the color of the thing at the {cell}",
@@ -59,6 +60,7 @@ PHRASINGS: dict[str, dict[str, str]] = {
         "where": "in which cell can you see the {color} {shape}",
         "color_of_shape": "which color does the {shape} at the {cell} have",
         "fact": "name the home city of the thing at the {cell}",
+        "identify": "describe the thing at the {cell}",
     },
 }
 EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
@@ -265,6 +267,9 @@ def answerable_query(rng: np.random.Generator, scene: Scene, qtype: str, phr: di
     if qtype == "color_of_shape":
         q = phr["color_of_shape"].format(shape=obj.shape, cell=cell)
         return Query(scene, q, [obj.colour], "perception", qtype, entity=obj.entity)
+    if qtype == "identify":
+        return Query(scene, phr["identify"].format(cell=cell), [obj.entity], "perception", qtype,
+                     entity=obj.entity)
     if qtype == "fact":
         q = phr["fact"].format(cell=cell)
         return Query(scene, q, [facts.city[obj.entity]], "knowledge", "fact", entity=obj.entity)
@@ -277,7 +282,7 @@ def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldCo
                        phr: dict[str, str], exclude: set[str], ood: bool) -> Query:
     """A query whose answer the image does not contain. Gold: refuse (no answers)."""
     scene = random_scene(rng, cfg, exclude=exclude, ood=ood)
-    cell_qtype = ("color", "shape", "fact")[int(rng.integers(3))]
+    cell_qtype = ("color", "shape", "identify", "fact")[int(rng.integers(4))]
     if construction in ("blank", "noise"):
         scene.content = construction
         cell = int(rng.integers(4))
@@ -329,7 +334,7 @@ def digits_queries(rng: np.random.Generator, n: int, phr: dict[str, str]) -> lis
         pixels = np.kron(img, np.ones((4, 4)))[..., None] * tint
         scene = Scene([], difficulty=0.0, content="digits",
                       image=Image.fromarray(pixels.astype(np.uint8)))
-        qtype = ("color", "shape", "fact")[int(rng.integers(3))]
+        qtype = ("color", "shape", "identify", "fact")[int(rng.integers(4))]
         cell = CELLS[int(rng.integers(4))]
         queries.append(Query(scene, phr[qtype].format(cell=cell), [], "unanswerable", qtype,
                              "digits"))
@@ -365,7 +370,7 @@ def _rows(queries: list[Query], facts: Facts, exposure: dict[str, int], split: s
     return rows
 
 
-PERCEPTION_QTYPES = ("color", "shape", "count", "where", "color_of_shape")
+PERCEPTION_QTYPES = ("color", "shape", "count", "where", "color_of_shape", "identify")
 
 
 def base_train_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts) -> list[Query]:

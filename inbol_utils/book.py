@@ -1,0 +1,19 @@
+"""Numbers into the book's prose: a thin layer over `myst_nb.glue`."""
+from __future__ import annotations
+
+import numbers
+
+from myst_nb import glue
+
+
+def glue_value(name: str, value) -> None:
+    """Glue a number or string for `{glue:text}` in the prose, without displaying it here.
+
+    numpy scalars are turned into Python numbers first: their repr ("np.float64(0.5)") is what
+    glue stores, and myst-nb cannot format that with a spec such as `:.3f`.
+    """
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif isinstance(value, numbers.Real):
+        value = float(value)
+    glue(name, value, display=False)

@@ -1,0 +1,94 @@
+"""Intrinsic confidence probes, and where they place each query.
+
+Two signals of "does the model know this?", both per query:
+  sampled     the fraction of N answers sampled at temperature T that are correct
+              (as in Cheng et al. 2024), scored by the evaluation's own answer matcher;
+  likelihood  the exact probability that one temperature-1 sample is correct: p(gold answer +
+              end-of-sequence) from one teacher-forced pass (`generation.answer_probability`).
+With T = 1, the sampled confidence is an unbiased estimate of the likelihood one, so the two
+should agree up to sampling noise; the likelihood costs one pass instead of N generations.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
+from .evaluation import split_frame
+from .generation import answer_probability, generate_answers
+from .world import REGIONS
+
+
+def correct_fraction(samples: Sequence[str], gold: Sequence[str]) -> float:
+    if not samples:
+        raise ValueError("need at least one sample")
+    return float(np.mean([classify_response(s, list(gold)) == "correct" for s in samples]))
+
+
+def majority(samples: Sequence[str]) -> tuple[str, float]:
+    """The most frequent answer (after normalisation) and the share of samples that agree with
+    it: a confidence that needs no gold answer, for abstention at test time."""
+    counts = Counter(normalize_answer(s) for s in samples)
+    answer, count = counts.most_common(1)[0]
+    return answer, count / len(samples)
+
+
+def most_frequent_wrong(samples: Sequence[str], gold: Sequence[str]) -> str | None:
+    """The model's favourite wrong answer (not a refusal), if it produced one."""
+    wrong = [s for s in samples if classify_response(s, list(gold)) == "wrong" and s.strip()]
+    return Counter(wrong).most_common(1)[0][0] if wrong else None
+
+
+def probe(model, processor, ds, n_samples: int, temperature: float = 1.0,
+          batch_size: int = 64, seed: int = 0) -> pd.DataFrame:
+    """Greedy answer, `n_samples` sampled answers and the exact gold probability for every row.
+
+    Returns one row per query with the split's ground-truth columns, `greedy`, `samples` (a
+    list), `likelihood_conf` and `greedy_correct`. Sampled confidence for any N <= n_samples is
+    `sampled_confidence(frame, N)`, so one probe serves the whole N sweep.
+    """
+    images, questions = list(ds["image"]), ds["question"]
+    frame = split_frame(ds)
+    gold = frame["answers"].tolist()
+    frame["greedy"] = [a[0] for a in generate_answers(model, processor, images, questions,
+                                                      batch_size=batch_size, desc="greedy")]
+    frame["samples"] = generate_answers(model, processor, images, questions, num_samples=n_samples,
+                                        temperature=temperature, batch_size=batch_size,
+                                        seed=seed, desc=f"{n_samples} samples")
+    frame["likelihood_conf"] = answer_probability(model, processor, images, questions, gold,
+                                                  desc="likelihood")
+    frame["greedy_correct"] = [classify_response(g, a) == "correct"
+                               for g, a in zip(frame["greedy"], gold)]
+    return frame
+
+
+def sampled_confidence(frame: pd.DataFrame, n: int) -> pd.Series:
+    """Fraction of the first `n` samples that are correct (0 for unanswerable queries)."""
+    return pd.Series([correct_fraction(s[:n], a) for s, a in zip(frame["samples"], frame["answers"])],
+                     index=frame.index)
+
+
+def place(frame: pd.DataFrame, confidence: pd.Series, tau: float) -> pd.Series:
+    """The study's refusal rule: beyond the extrinsic boundary if the query is an unanswerable
+    construction; else beyond the intrinsic boundary if confidence < tau; else inside."""
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau}")
+    region = np.where(~frame["answerable"], REGIONS[2],
+                      np.where(confidence < tau, REGIONS[1], REGIONS[0]))
+    return pd.Series(region, index=frame.index, name="region")
+
+
+def abstention_responses(model, processor, ds, n_samples: int, threshold: float,
+                         seed: int = 0, batch_size: int = 64) -> tuple[list[str], list[float]]:
+    """Inference-time abstention, the strong baseline that costs N generations per query: sample
+    N answers, answer with the majority one if at least `threshold` of the samples agree with
+    it, refuse otherwise. There is no gold answer at test time, so agreement is the confidence."""
+    samples = generate_answers(model, processor, list(ds["image"]), ds["question"],
+                               num_samples=n_samples, temperature=1.0, seed=seed,
+                               batch_size=batch_size, desc="abstention samples")
+    votes = [majority(s) for s in samples]
+    responses = [answer if agreement >= threshold else REFUSAL_RESPONSES[0] for answer, agreement in votes]
+    return responses, [agreement for _, agreement in votes]

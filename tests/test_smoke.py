@@ -1,0 +1,43 @@
+"""The whole pipeline with tiny parameters, then a strict book build: what `make book` does."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from inbol_utils.pipeline import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_builds_the_book(tmp_path):
+    book = tmp_path / "book_root"
+    shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        shutil.copy(ROOT / name, book / name)
+    params = tmp_path / "smoke.yaml"
+    params.write_text((ROOT / "params" / "smoke.yaml").read_text()
+                      .replace("artifacts: data/smoke", f"artifacts: {tmp_path / 'artifacts'}"))
+
+    records = run_pipeline(params, book / "book" / "executed", force=True)
+    assert [r["status"] for r in records] == ["ran"] * 5
+
+    for executed in (book / "book" / "executed").glob("*.ipynb"):
+        notebook = nbformat.read(executed, as_version=4)
+        errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{executed.name} has error output"
+    results = tmp_path / "artifacts" / "results"
+    for name in ("main_table.csv", "main_table.json", "per_seed.csv", "ablations.csv", "heldout_refusal.csv"):
+        assert (results / name).stat().st_size > 0
+
+    build = subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),
+                            "-W", "-n", "--keep-going"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    html = book / "_build" / "html"
+    for page in ("00_world_and_base_model", "04_evaluation"):
+        text = (html / "book" / "executed" / f"{page}.html").read_text()
+        assert "Traceback" not in text
