@@ -166,3 +166,14 @@ def response_text(processor, response: str) -> str:
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def freeze_vision(model) -> int:
+    """Freeze the vision encoder, as LLaVA does after pretraining; returns how many tensors.
+    Matches the encoder by name so it works for hub architectures too (vision_tower, vision_model)."""
+    frozen = 0
+    for name, param in model.named_parameters():
+        if "vision_tower" in name or "vision_model" in name:
+            param.requires_grad_(False)
+            frozen += 1
+    return frozen

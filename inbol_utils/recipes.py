@@ -54,6 +54,7 @@ def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Pa
     only), from the base model; saved in the hub format. Returns the training log."""
     model, processor = modeling.load(base)
     model.train()
+    modeling.freeze_vision(model)
     if lora_rank:
         model = lora(model, lora_rank)
     args = training_arguments(str(Path(out).with_name(Path(out).name + ".run")), steps, batch_size,
@@ -71,6 +72,7 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
     model, processor = modeling.load(policy)
     reference, _ = modeling.load(policy)
     model.train()
+    modeling.freeze_vision(model)
     if lora_rank:
         model = lora(model, lora_rank)
     args = training_arguments(str(Path(out).with_name(Path(out).name + ".run")), steps, batch_size,

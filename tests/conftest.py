@@ -26,3 +26,19 @@ def processor():
 def tiny_model(processor):
     size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
     return modeling.build_model(processor, size, seed=0).eval()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tmp_path_factory, tiny_world, processor):
+    """A tiny model trained for a few seconds: it answers in a word or two and then stops,
+    so answer probabilities are far from 0 and 1. Saved in the hub format."""
+    from inbol_utils import training
+
+    size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
+    model = modeling.build_model(processor, size, seed=0)
+    rows = tiny_world[0]["base_train"].map(lambda r: {"response": r["answers"][0]})
+    path = tmp_path_factory.mktemp("trained") / "model"
+    args = training.training_arguments(str(path) + ".run", 60, 16, 3e-3, 0, disable_tqdm=True)
+    training.train_sft(model, processor, rows, args)
+    modeling.save(model, processor, path)
+    return model, path

@@ -1,0 +1,110 @@
+"""Confidence probes, boundary placement, and the IDK-IT and preference sets built from them."""
+import datasets
+import numpy as np
+import pandas as pd
+import pytest
+
+from inbol_utils import answers, confidence, generation, idk_data
+
+
+def test_sampled_confidence_converges_to_likelihood(processor, trained_tiny, tiny_world):
+    """With T=1 and no top-k, the share of correct samples estimates p(gold) without bias: the
+    gap shrinks like 1/sqrt(N). Gold here is the model's own greedy answer (so p is not tiny)."""
+    model, _ = trained_tiny
+    rows = tiny_world[0]["test"].select(range(8))
+    images, questions = list(rows["image"]), rows["question"]
+    gold = [[g] for g in generation.greedy_answers(model, processor, images, questions)]
+    p = np.array(generation.answer_probability(model, processor, images, questions, gold))
+    assert ((p > 0.05) & (p < 0.999)).any()
+    samples = generation.generate_answers(model, processor, images, questions, num_samples=400,
+                                          temperature=1.0, seed=1)
+    frame = pd.DataFrame({"samples": samples, "answers": gold})
+    small = confidence.sampled_confidence(frame, 10).to_numpy()
+    large = confidence.sampled_confidence(frame, 400).to_numpy()
+    bound = 4.5 * np.sqrt(p * (1 - p) / 400) + 0.01
+    assert (np.abs(large - p) <= bound).all(), (large, p)
+    assert np.abs(large - p).mean() < np.abs(small - p).mean() + 0.02
+
+
+def test_place_regions_by_hand():
+    frame = pd.DataFrame({"answerable": [True, True, True, False, False]})
+    conf = pd.Series([0.9, 0.5, 0.49, 0.0, 1.0])
+    assert confidence.place(frame, conf, 0.5).tolist() == [
+        "inside", "inside", "beyond-intrinsic", "beyond-extrinsic", "beyond-extrinsic"]
+    assert confidence.place(frame, conf, 0.0).tolist()[:3] == ["inside"] * 3
+    assert confidence.place(frame, conf, 1.0).tolist()[:3] == ["beyond-intrinsic"] * 3
+    with pytest.raises(ValueError, match="tau"):
+        confidence.place(frame, conf, 1.5)
+
+
+def test_majority_and_wrong_answers():
+    assert confidence.majority(["Red", "red", "blue", "the red"]) == ("red", 0.75)
+    assert confidence.most_frequent_wrong(["red", "blue", "blue", "i don't know"], ["red"]) == "blue"
+    assert confidence.most_frequent_wrong(["red", "i am not sure"], ["red"]) is None
+
+
+def hand_table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": ["p-0", "p-1", "p-2", "p-3", "p-4"],
+        "question": ["q0", "q1", "q2", "q3", "q4"],
+        "answers": [["red"], ["velmora"], ["3"], [], ["circle"]],
+        "family": ["perception", "knowledge", "perception", "unanswerable", "perception"],
+        "region_truth": ["inside", "beyond-intrinsic", "inside", "beyond-extrinsic", "inside"],
+        "region": ["inside", "beyond-intrinsic", "inside", "beyond-extrinsic", "beyond-intrinsic"],
+        "confidence": [0.9, 0.1, 1.0, 0.0, 0.3],
+        "samples": [["red", "blue", "red"], ["tarsk", "tarsk", "velmora"], ["3", "3", "3"],
+                    ["green", "green", "red"], ["circle", "square", "square"]],
+        "greedy": ["red", "tarsk", "3", "green", "square"],
+    })
+
+
+def test_idk_rows_answer_inside_and_refuse_beyond():
+    rows = idk_data.idk_instruction_rows(hand_table(), seed=0)
+    for response, region, gold in zip(rows["response"], rows["region"], rows["answers"]):
+        if region == "inside":
+            assert response == gold[0]
+        else:
+            assert answers.is_refusal(response) and response in answers.REFUSAL_RESPONSES
+    only_intrinsic = idk_data.idk_instruction_rows(hand_table(), {"beyond-extrinsic": 0.0}, seed=0)
+    assert "beyond-extrinsic" not in set(only_intrinsic["region"]) and len(only_intrinsic) == 4
+    with pytest.raises(ValueError, match="region_mix"):
+        idk_data.idk_instruction_rows(hand_table(), {"outside": 1.0})
+
+
+def test_preference_pairs_from_own_samples():
+    pairs = idk_data.preference_rows(hand_table(), seed=0).set_index("id")
+    assert (pairs["chosen"] != pairs["rejected"]).all()
+    assert pairs.loc["p-0", "chosen"] == "red" and pairs.loc["p-0", "rejected"] == "blue"
+    assert answers.is_refusal(pairs.loc["p-2", "rejected"])  # never wrong: reject over-refusal
+    assert answers.is_refusal(pairs.loc["p-1", "chosen"]) and pairs.loc["p-1", "rejected"] == "tarsk"
+    assert pairs.loc["p-3", "rejected"] == "green"
+    assert pairs.loc["p-4", "rejected"] == "square"
+    assert pairs["confidence"].tolist() == hand_table()["confidence"].tolist()
+
+
+def test_data_generation_is_deterministic():
+    a = idk_data.preference_rows(hand_table(), seed=3)
+    b = idk_data.preference_rows(hand_table(), seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(idk_data.idk_instruction_rows(hand_table(), seed=3),
+                                  idk_data.idk_instruction_rows(hand_table(), seed=3))
+
+
+def test_malformed_row_names_row_and_field(tiny_world):
+    images = tiny_world[0]["probe"].select(range(5))
+    table = hand_table().assign(id=images["id"])
+    ds = idk_data.to_dataset(idk_data.preference_rows(table, seed=0), images, idk_data.PREFERENCE_FEATURES)
+    idk_data.validate(ds, idk_data.PREFERENCE_FEATURES, "preference set")
+    broken = ds.map(lambda r, i: {"rejected": r["chosen"] if i == 2 else r["rejected"]}, with_indices=True)
+    with pytest.raises(ValueError, match=r"row 2 .*'chosen' and 'rejected'"):
+        idk_data.validate(broken, idk_data.PREFERENCE_FEATURES, "preference set")
+    broken = ds.map(lambda r, i: {"confidence": 3.0 if i == 1 else r["confidence"]}, with_indices=True)
+    with pytest.raises(ValueError, match=r"row 1 .*'confidence'"):
+        idk_data.validate(broken, idk_data.PREFERENCE_FEATURES, "preference set")
+    with pytest.raises(ValueError, match="missing columns"):
+        idk_data.validate(ds.remove_columns("rejected"), idk_data.PREFERENCE_FEATURES, "preference set")
+
+
+def test_every_refusal_phrasing_is_detected():
+    assert len(set(answers.REFUSAL_RESPONSES)) >= 8
+    assert all(answers.is_refusal(r) for r in answers.REFUSAL_RESPONSES)
