@@ -48,6 +48,11 @@ def lora(model, rank: int):
     return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"]))
 
 
+def run_folder(out: str | Path) -> str:
+    """Trainer's scratch folder for a run: beside the saved models, not mixed in with them."""
+    return str(Path(out).parent / "runs" / Path(out).name)
+
+
 def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Path, steps: int,
                  lr: float, batch_size: int, seed: int, lora_rank: int = 0) -> pd.DataFrame:
     """IDK instruction tuning: supervised fine-tuning on answers and refusals (response tokens
@@ -57,7 +62,7 @@ def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Pa
     modeling.freeze_vision(model)
     if lora_rank:
         model = lora(model, lora_rank)
-    args = training_arguments(str(Path(out).with_name(Path(out).name + ".run")), steps, batch_size,
+    args = training_arguments(run_folder(out), steps, batch_size,
                               lr, seed)
     log = train_sft(model, processor, instructions, args)
     if args.process_index == 0:  # one writer under data-parallel runs
@@ -75,7 +80,7 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
     modeling.freeze_vision(model)
     if lora_rank:
         model = lora(model, lora_rank)
-    args = training_arguments(str(Path(out).with_name(Path(out).name + ".run")), steps, batch_size,
+    args = training_arguments(run_folder(out), steps, batch_size,
                               lr, seed)
     trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, beta=beta,
                                sft_weight=sft_weight, train_dataset=with_pair_terms(pairs, tau, ca_mode),
