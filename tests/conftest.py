@@ -30,7 +30,7 @@ def tiny_model(processor):
 
 @pytest.fixture(scope="session")
 def trained_tiny(tmp_path_factory, tiny_world, processor):
-    """A tiny model trained for a few seconds: it answers in a word or two and then stops,
+    """A tiny model trained for seconds: it answers with a word or two of the right kind, then stops,
     so answer probabilities are far from 0 and 1. Saved in the hub format."""
     from inbol_utils import training
 
@@ -38,7 +38,7 @@ def trained_tiny(tmp_path_factory, tiny_world, processor):
     model = modeling.build_model(processor, size, seed=0)
     rows = tiny_world[0]["base_train"].map(lambda r: {"response": r["answers"][0]})
     path = tmp_path_factory.mktemp("trained") / "model"
-    args = training.training_arguments(str(path) + ".run", 60, 16, 3e-3, 0, disable_tqdm=True)
+    args = training.training_arguments(str(path) + ".run", 200, 32, 3e-3, 0, disable_tqdm=True)
     training.train_sft(model, processor, rows, args)
     modeling.save(model, processor, path)
     return model, path

@@ -209,6 +209,11 @@ def test_book_skeleton_builds_strictly(tmp_path):
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    for chapter in toc["chapters"]:  # every other executed chapter of the toc gets a copy
+        target = book / f"{chapter['file']}.ipynb"
+        if chapter["file"].startswith("book/executed/") and not target.exists():
+            shutil.copy(executed, target)
 
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     result = subprocess.run([str(jupyter_book), "build", str(book), "-W", "-n", "--keep-going"],
