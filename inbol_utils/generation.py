@@ -46,6 +46,7 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
     torch.manual_seed(seed)
     model.eval()
     tokenizer = processor.tokenizer
+    questions = list(questions)  # a `datasets` column re-reads its table on every slice
     answers: list[list[str]] = []
     for start in _batches(len(questions), batch_size, desc):
         stop = start + batch_size
@@ -68,18 +69,19 @@ def training_batch(processor, images: Sequence[Image.Image], questions: Sequence
                    responses: Sequence[str], device="cpu") -> dict[str, torch.Tensor]:
     """Prompt + response + end-of-sequence, right padded, with labels only on the response.
 
-    The prompt length of each row is found by encoding the prompt alone: the chat template
-    puts the response after the prompt, so the prompt's tokens are a prefix of the full text's.
+    The chat template puts the response last, so its tokens are the last ones of each row:
+    counting them (tokenised alone) marks where the labels start, with one processor call.
     """
-    prompts = [prompt_text(processor, q) for q in questions]
-    full = [p + response_text(processor, r) for p, r in zip(prompts, responses)]
+    full = [prompt_text(processor, q) + response_text(processor, r) for q, r in zip(questions, responses)]
     batch = encode(processor, images, full, "right", device)
-    prompt_lengths = encode(processor, images, prompts, "right", device)["attention_mask"].sum(1)
-    labels = batch["input_ids"].clone()
-    positions = torch.arange(labels.shape[1], device=labels.device)
-    labels[positions[None, :] < prompt_lengths[:, None]] = IGNORE_INDEX
-    labels[batch["attention_mask"] == 0] = IGNORE_INDEX
-    batch["labels"] = labels
+    suffixes = [response_text(processor, r) for r in responses]
+    n_response = torch.tensor([len(ids) for ids in
+                               processor.tokenizer(suffixes, add_special_tokens=False)["input_ids"]],
+                              device=batch["input_ids"].device)
+    lengths = batch["attention_mask"].sum(1)
+    positions = torch.arange(batch["input_ids"].shape[1], device=lengths.device)[None, :]
+    is_response = (positions >= (lengths - n_response)[:, None]) & (positions < lengths[:, None])
+    batch["labels"] = batch["input_ids"].masked_fill(~is_response, IGNORE_INDEX)
     return batch
 
 
@@ -89,6 +91,7 @@ def response_logprobs(model, processor, images: Sequence[Image.Image], questions
                       desc: str | None = None) -> torch.Tensor:
     """log p(response + end-of-sequence | image, question), one teacher-forced pass per batch."""
     model.eval()
+    questions, responses = list(questions), list(responses)
     out = []
     for start in _batches(len(questions), batch_size, desc):
         stop = start + batch_size
@@ -104,6 +107,7 @@ def answer_probability(model, processor, images: Sequence[Image.Image], question
                        desc: str | None = None) -> list[float]:
     """Exact-likelihood confidence: the probability that one temperature-1 sample is a gold
     answer, i.e. the sum over distinct gold strings of p(answer + end-of-sequence)."""
+    questions = list(questions)
     flat = [(i, a) for i, answers in enumerate(gold) for a in dict.fromkeys(answers)]
     logps = response_logprobs(model, processor, [images[i] for i, _ in flat],
                               [questions[i] for i, _ in flat], [a for _, a in flat],

@@ -82,9 +82,12 @@ def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
 
 
 def build_processor(words: Iterable[str], size: ModelSize = ModelSize()) -> LlavaProcessor:
+    # The world renders at exactly the model's resolution, so the processor only rescales and
+    # normalises: resizing and cropping would be no-ops that cost as much as the model's pass.
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": size.image_size},
         crop_size={"height": size.image_size, "width": size.image_size},
+        do_resize=False, do_center_crop=False,
         image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
     )
     return LlavaProcessor(

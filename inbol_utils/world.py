@@ -42,7 +42,8 @@ CELL_SIZE = IMAGE_SIZE // 2
 SUPERSAMPLE = 4  # draw at 4x and downsample, so small shapes stay recognisable
 
 # Question phrasings. In-domain ones are what the base model and InBoL training see; the OOD
-# ones are new wordings of the same questions (part of the out-of-domain shift).
+# ones reorder the same words (part of the out-of-domain shift). New words would not test a
+# shift but a vocabulary: their embeddings were never trained.
 PHRASINGS: dict[str, dict[str, str]] = {
     "in_domain": {
         "color": "what color is the object in the {cell}",
@@ -53,14 +54,14 @@ PHRASINGS: dict[str, dict[str, str]] = {
         "fact": "which city does the object in the {cell} come from",
         "identify": "what is in the {cell}",
     },
-    "ood": {
-        "color": "tell me the color of the thing at the {cell}",
-        "shape": "name the shape located at the {cell}",
-        "count": "count the objects in this picture",
-        "where": "in which cell can you see the {color} {shape}",
-        "color_of_shape": "which color does the {shape} at the {cell} have",
-        "fact": "name the home city of the thing at the {cell}",
-        "identify": "describe the thing at the {cell}",
+    "ood": {  # the same words in new orders: a change of syntax the base model never saw
+        "color": "the object in the {cell} is what color",
+        "shape": "the object in the {cell} is what shape",
+        "count": "there are how many objects",
+        "where": "the {color} {shape} is where",
+        "color_of_shape": "the {shape} in the {cell} is what color",
+        "fact": "the object in the {cell} does come from which city",
+        "identify": "in the {cell} is what",
     },
 }
 EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
