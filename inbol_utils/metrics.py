@@ -14,8 +14,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from inbol_utils.answers import RESPONSE_TYPES
+from inbol_utils.world import REGIONS
 
-REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")
 C_VALUES = (0, 0.5, 1, 2, 4)
 
 
@@ -142,11 +142,3 @@ def truthful_rate(df: pd.DataFrame) -> float:
     quadrants = knowledge_quadrants(df)
     return quadrants["Ik-Ik"] + quadrants["Ik-Idk"]
 
-
-def mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation over seeds (std 0 for a single seed)."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return math.nan, math.nan
-    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-    return float(values.mean()), std

@@ -11,7 +11,6 @@ from inbol_utils.metrics import (
     REGIONS,
     auroc,
     knowledge_quadrants,
-    mean_and_spread,
     region_response_matrix,
     response_rates,
     summarize,
@@ -182,8 +181,3 @@ def test_quadrants_sum_to_one(rows):
     assert sum(q.values()) == pytest.approx(1.0)
     assert truthful_rate(df) == pytest.approx(q["Ik-Ik"] + q["Ik-Idk"])
 
-
-def test_mean_and_spread():
-    assert mean_and_spread([0.5]) == (0.5, 0.0)
-    mean, std = mean_and_spread([1.0, 2.0, 3.0])
-    assert mean == pytest.approx(2.0) and std == pytest.approx(1.0)  # sample std (ddof=1)
