@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import torch
+from accelerate import PartialState
 
 from . import dpo, idk_data, modeling
 from .generation import response_logprobs, training_batch
@@ -42,10 +43,12 @@ def with_pair_terms(pairs: datasets.Dataset, tau: float, ca_mode: str) -> datase
 
 
 def lora(model, rank: int):
-    """Wrap the language model's attention projections in LoRA adapters (for large models)."""
+    """Wrap the language model's attention projections in LoRA adapters (for large models);
+    the vision encoder stays frozen and adapter-free."""
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"]))
+    target = r".*language_model.*\.(q_proj|v_proj)"
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target))
 
 
 def run_folder(out: str | Path) -> str:
@@ -53,20 +56,28 @@ def run_folder(out: str | Path) -> str:
     return str(Path(out).parent / "runs" / Path(out).name)
 
 
+def trainable(path: str | Path, lora_rank: int):
+    """Load a model to fine-tune: training mode, vision encoder frozen, LoRA adapters if asked."""
+    model, processor = modeling.load(path)
+    model.train()
+    modeling.freeze_vision(model)
+    return (lora(model, lora_rank) if lora_rank else model), processor
+
+
+def save_trained(model, processor, out: str | Path, args, lora_rank: int) -> None:
+    """Save in the hub format (adapters merged), from one process under data-parallel runs."""
+    if args.process_index == 0:
+        modeling.save(model.merge_and_unload() if lora_rank else model, processor, out)
+
+
 def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Path, steps: int,
                  lr: float, batch_size: int, seed: int, lora_rank: int = 0) -> pd.DataFrame:
     """IDK instruction tuning: supervised fine-tuning on answers and refusals (response tokens
     only), from the base model; saved in the hub format. Returns the training log."""
-    model, processor = modeling.load(base)
-    model.train()
-    modeling.freeze_vision(model)
-    if lora_rank:
-        model = lora(model, lora_rank)
-    args = training_arguments(run_folder(out), steps, batch_size,
-                              lr, seed)
+    model, processor = trainable(base, lora_rank)
+    args = training_arguments(run_folder(out), steps, batch_size, lr, seed)
     log = train_sft(model, processor, instructions, args)
-    if args.process_index == 0:  # one writer under data-parallel runs
-        modeling.save(model.merge_and_unload() if lora_rank else model, processor, out)
+    save_trained(model, processor, out, args, lora_rank)
     return log
 
 
@@ -74,21 +85,15 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
                       lr: float, batch_size: int, seed: int, beta: float, tau: float,
                       ca_mode: str, sft_weight: float = 0.0, lora_rank: int = 0) -> pd.DataFrame:
     """(CA-)DPO from `policy`, which is also the frozen reference (the IDK-IT model)."""
-    model, processor = modeling.load(policy)
+    model, processor = trainable(policy, lora_rank)
     reference, _ = modeling.load(policy)
-    model.train()
-    modeling.freeze_vision(model)
-    if lora_rank:
-        model = lora(model, lora_rank)
-    args = training_arguments(run_folder(out), steps, batch_size,
-                              lr, seed)
+    args = training_arguments(run_folder(out), steps, batch_size, lr, seed)
     trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, beta=beta,
                                sft_weight=sft_weight, train_dataset=with_pair_terms(pairs, tau, ca_mode),
                                data_collator=PreferenceCollator(processor))
     trainer.train()
     model.eval()
-    if args.process_index == 0:  # one writer under data-parallel runs
-        modeling.save(model.merge_and_unload() if lora_rank else model, processor, out)
+    save_trained(model, processor, out, args, lora_rank)
     return pd.DataFrame([h for h in trainer.state.log_history if "loss" in h])
 
 
@@ -126,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         data = idk_data.load(args.data, idk_data.PREFERENCE_FEATURES, "preference set")
         train_preferences(args.model, data, args.out, args.steps, args.lr, args.batch_size,
                           args.seed, args.beta, args.tau, args.ca_mode, lora_rank=args.lora_rank)
+    state = PartialState()
+    if state.is_main_process:
+        print(f"{args.stage}: saved {args.out}, trained by {state.num_processes} process(es)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Callable
 
 import datasets
 import pandas as pd
+import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .generation import training_batch
@@ -58,6 +59,9 @@ def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, 
         weight_decay=0.0, logging_steps=logging_steps or max(1, steps // 50), save_strategy="no", report_to=[],
         remove_unused_columns=False, seed=seed, data_seed=seed, dataloader_num_workers=0,
         disable_tqdm=False,
+        # Without a GPU, say so: only then do torchrun / accelerate launch processes form a
+        # gloo group on the CPU instead of each training alone as "rank 0".
+        use_cpu=not torch.cuda.is_available(),
     )
     return TrainingArguments(**{**settings, **overrides})
 

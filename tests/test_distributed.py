@@ -31,6 +31,7 @@ def test_two_process_idk_it_saves_a_loadable_model(tmp_path, processor, tiny_mod
          "--out", str(tmp_path / "trained"), "--steps", "3", "--batch-size", "4", "--lr", "1e-2"],
         env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "trained by 2 process(es)" in result.stdout, result.stdout[-2000:]
 
     trained, _ = modeling.load(tmp_path / "trained", device="cpu")
     before = dict(tiny_model.named_parameters())
