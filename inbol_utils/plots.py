@@ -26,6 +26,7 @@ def gallery(images: Sequence[Image.Image], captions: Sequence[str], ncols: int =
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title("\n".join(textwrap.wrap(caption, 26)), fontsize=8, loc="left")
+        lines = [part for line in caption.split("\n") for part in textwrap.wrap(line, 28) or [""]]
+        ax.set_title("\n".join(lines), fontsize=8, loc="left")
     fig.tight_layout()
     return fig

@@ -202,8 +202,8 @@ def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
     if scene.content == "scene":
         d = scene.difficulty
         draw = ImageDraw.Draw(canvas)
-        radius = (6.5 - 3.0 * d) * SUPERSAMPLE
-        alpha = 1.0 - 0.6 * d
+        radius = (6.5 - 4.0 * d) * SUPERSAMPLE
+        alpha = 1.0 - 0.75 * d
         for obj in scene.objects:
             row, col = divmod(obj.cell, 2)
             cx = (col * CELL_SIZE + CELL_SIZE / 2 + scene.jitter[0]) * SUPERSAMPLE
@@ -217,7 +217,7 @@ def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
     image = canvas.reduce(SUPERSAMPLE)  # box-filter downsampling: anti-aliased edges
     pixels = np.asarray(image).astype(np.float32)
     if scene.content == "scene" and scene.difficulty > 0:
-        pixels += rng.normal(0, 40 * scene.difficulty, pixels.shape)
+        pixels += rng.normal(0, 55 * scene.difficulty, pixels.shape)
     if scene.occluded_cell is not None:
         row, col = divmod(scene.occluded_cell, 2)
         pixels[row * CELL_SIZE:(row + 1) * CELL_SIZE, col * CELL_SIZE:(col + 1) * CELL_SIZE] = 128
