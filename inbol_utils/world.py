@@ -97,6 +97,8 @@ class WorldConfig:
     exposure_levels: tuple[int, ...] = (100, 30, 10, 3, 1, 0)  # relative fact frequency tiers
     fact_scale: float = 1.0  # base-train rows per unit of exposure level
     max_difficulty: float = 1.0
+    # Knowledge queries show their entity clearly: what limits them should be memory, not sight.
+    knowledge_max_difficulty: float = 0.3
     unanswerable_share: float = 0.3  # of probe/test/ood rows
     knowledge_share: float = 0.3  # of probe/test/ood rows
     heldout_constructions: tuple[str, ...] = ("occluded",)
@@ -107,7 +109,7 @@ class WorldConfig:
         for name, value in sizes.items():
             if value < 1:
                 raise ValueError(f"{name} must be a positive number of queries, got {value}")
-        for name in ("max_difficulty", "unanswerable_share", "knowledge_share"):
+        for name in ("max_difficulty", "knowledge_max_difficulty", "unanswerable_share", "knowledge_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.unanswerable_share + self.knowledge_share > 1:
@@ -228,7 +230,8 @@ def render(scene: Scene, rng: np.random.Generator) -> Image.Image:
 
 
 def random_scene(rng: np.random.Generator, cfg: WorldConfig, must_have: str | None = None,
-                 exclude: set[str] = frozenset(), ood: bool = False) -> Scene:
+                 exclude: set[str] = frozenset(), ood: bool = False,
+                 max_difficulty: float | None = None) -> Scene:
     """1-4 objects with distinct entities in distinct cells; `must_have` forces an entity in."""
     entities = [e for e in all_entities() if e not in exclude and e != must_have]
     n = int(rng.integers(1, 5))
@@ -237,7 +240,8 @@ def random_scene(rng: np.random.Generator, cfg: WorldConfig, must_have: str | No
         chosen[0] = must_have
     cells = rng.permutation(4)[:n]
     objects = [Object(*e.split(" "), cell=int(c)) for e, c in zip(chosen, cells)]
-    scene = Scene(objects, difficulty=float(rng.uniform(0, cfg.max_difficulty)))
+    top = cfg.max_difficulty if max_difficulty is None else min(max_difficulty, cfg.max_difficulty)
+    scene = Scene(objects, difficulty=float(rng.uniform(0, top)))
     if ood:  # visual shift: a blue-grey background and objects off-centre in their cells
         scene.background = (45, 50, 80)
         scene.jitter = tuple(int(v) for v in rng.integers(-2, 3, size=2))
@@ -384,7 +388,8 @@ def base_train_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts)
         queries.append(answerable_query(rng, random_scene(rng, cfg), qtype, phr, facts))
     for entity, level in facts.level.items():
         for _ in range(round(level * cfg.fact_scale)):
-            scene = random_scene(rng, cfg, must_have=entity)
+            scene = random_scene(rng, cfg, must_have=entity,
+                                 max_difficulty=cfg.knowledge_max_difficulty)
             obj = scene.objects[0]
             q = phr["fact"].format(cell=CELLS[obj.cell])
             queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
@@ -410,7 +415,8 @@ def mixed_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts, n: i
                 queries.append(unanswerable_query(rng, construction, cfg, phr, exclude, ood))
         elif i < n_unans + n_know:
             entity = entities[int(rng.integers(len(entities)))]
-            scene = random_scene(rng, cfg, must_have=entity, exclude=exclude, ood=ood)
+            scene = random_scene(rng, cfg, must_have=entity, exclude=exclude, ood=ood,
+                                 max_difficulty=cfg.knowledge_max_difficulty)
             q = phr["fact"].format(cell=CELLS[scene.objects[0].cell])
             queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
         else:
