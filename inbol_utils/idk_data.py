@@ -21,7 +21,7 @@ import pandas as pd
 from .answers import REFUSAL_RESPONSES, classify_response, is_refusal
 from .artifacts import atomic_dir, require
 from .confidence import most_frequent_wrong
-from .world import REGIONS
+from .world import REGIONS, select_ids
 
 IDK_FEATURES = datasets.Features({
     "id": datasets.Value("string"), "image": datasets.Image(), "question": datasets.Value("string"),
@@ -91,8 +91,7 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
 
 def to_dataset(rows: pd.DataFrame, images: datasets.Dataset, features: datasets.Features) -> datasets.Dataset:
     """Attach the images (looked up by id in the probed split) and type the columns."""
-    position = {i: k for k, i in enumerate(images["id"])}
-    picked = images.select([position[i] for i in rows["id"]])
+    picked = select_ids(images, rows["id"])
     columns = {name: rows[name].tolist() for name in features if name != "image"}
     return datasets.Dataset.from_dict({**columns, "image": list(picked["image"])}, features=features)
 

@@ -67,6 +67,12 @@ def _mapping(value: Any, where: str) -> dict:
     return dict(value)
 
 
+def _check_keys(mapping: dict, allowed: set[str], message: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise PipelineError(f"{message} {key!r}; allowed keys are {sorted(allowed)}.")
+
+
 def load_params(params_path: str | os.PathLike) -> dict:
     """Load and check a parameter file, returning {"artifacts", "common", "stages": [...]}.
 
@@ -84,10 +90,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
         except yaml.YAMLError as err:
             raise PipelineError(f"{params_path} is not valid YAML: {err}") from None
     raw = _mapping(raw, f"{params_path}")
-    for key in raw:
-        if key not in TOP_LEVEL_KEYS:
-            raise PipelineError(f"{params_path}: unknown top-level key {key!r}; allowed keys are "
-                                f"{sorted(TOP_LEVEL_KEYS)}.")
+    _check_keys(raw, TOP_LEVEL_KEYS, f"{params_path}: unknown top-level key")
     artifacts = raw.get("artifacts")
     if not isinstance(artifacts, str) or not artifacts:
         raise PipelineError(f"{params_path}: set `artifacts:` to the folder the notebooks read "
@@ -105,10 +108,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
     for i, entry in enumerate(stages_raw):
         where = f"{params_path}: stage {i}"
         entry = _mapping(entry, where)
-        for key in entry:
-            if key not in STAGE_KEYS:
-                raise PipelineError(f"{where}: unknown key {key!r}; allowed keys are "
-                                    f"{sorted(STAGE_KEYS)}.")
+        _check_keys(entry, STAGE_KEYS, f"{where}: unknown key")
         if not isinstance(entry.get("notebook"), str):
             raise PipelineError(f"{where}: `notebook:` (the path of an .ipynb) is missing.")
         notebook = _resolve(entry["notebook"])

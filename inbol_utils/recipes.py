@@ -17,7 +17,7 @@ from accelerate import PartialState
 
 from . import dpo, idk_data, modeling
 from .generation import response_logprobs, training_batch
-from .training import train_sft, training_arguments
+from .training import loss_log, train_sft, training_arguments
 
 
 @dataclass
@@ -94,7 +94,7 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
     trainer.train()
     model.eval()
     save_trained(model, processor, out, args, lora_rank)
-    return pd.DataFrame([h for h in trainer.state.log_history if "loss" in h])
+    return loss_log(trainer)
 
 
 def preference_agreement(model, processor, pairs: datasets.Dataset) -> float:

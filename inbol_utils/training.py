@@ -73,4 +73,9 @@ def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArgumen
                       data_collator=SFTCollator(processor), callbacks=list(callbacks))
     trainer.train()
     model.eval()
+    return loss_log(trainer)
+
+
+def loss_log(trainer: Trainer) -> pd.DataFrame:
+    """The logged training steps (loss and whatever the trainer logs beside it) as a frame."""
     return pd.DataFrame([h for h in trainer.state.log_history if "loss" in h])

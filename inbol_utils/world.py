@@ -465,6 +465,12 @@ def save_world(splits: dict[str, datasets.Dataset], facts: Facts, path: str | Pa
             indent=2, sort_keys=True))
 
 
+def select_ids(ds: datasets.Dataset, ids) -> datasets.Dataset:
+    """The rows of `ds` with these ids, in this order (ids, not positions, survive filtering)."""
+    position = {i: k for k, i in enumerate(ds["id"])}
+    return ds.select([position[i] for i in ids])
+
+
 def load_split(path: str | Path, split: str) -> datasets.Dataset:
     folder = require(Path(path) / split, "notebook 00 (world and base model)")
     return datasets.load_from_disk(str(folder))
