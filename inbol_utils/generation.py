@@ -89,17 +89,24 @@ def training_batch(processor, images: Sequence[Image.Image], questions: Sequence
 def response_logprobs(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                       responses: Sequence[str], batch_size: int = 128,
                       desc: str | None = None) -> torch.Tensor:
-    """log p(response + end-of-sequence | image, question), one teacher-forced pass per batch."""
+    """log p(response + end-of-sequence | image, question), one teacher-forced pass per batch.
+
+    Rows are batched in order of length so that little of each pass is spent on padding (the
+    pass is compute-bound on CPU); results come back in the callers' order.
+    """
     model.eval()
     questions, responses = list(questions), list(responses)
-    out = []
-    for start in _batches(len(questions), batch_size, desc):
-        stop = start + batch_size
-        batch = training_batch(processor, images[start:stop], questions[start:stop],
-                               responses[start:stop], model.device)
+    texts = [q + " " + r for q, r in zip(questions, responses)]
+    lengths = [len(ids) for ids in processor.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(questions)), key=lengths.__getitem__)
+    out = torch.zeros(len(questions))
+    for start in _batches(len(order), batch_size, desc):
+        rows = order[start:start + batch_size]
+        batch = training_batch(processor, [images[i] for i in rows], [questions[i] for i in rows],
+                               [responses[i] for i in rows], model.device)
         labels = batch.pop("labels")
-        out.append(sequence_logps(model(**batch).logits, labels).cpu())
-    return torch.cat(out) if out else torch.zeros(0)
+        out[rows] = sequence_logps(model(**batch).logits, labels).cpu()
+    return out
 
 
 def answer_probability(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
@@ -107,7 +114,7 @@ def answer_probability(model, processor, images: Sequence[Image.Image], question
                        desc: str | None = None) -> list[float]:
     """Exact-likelihood confidence: the probability that one temperature-1 sample is a gold
     answer, i.e. the sum over distinct gold strings of p(answer + end-of-sequence)."""
-    questions = list(questions)
+    questions, gold = list(questions), list(gold)  # a `datasets` column re-reads on every access
     flat = [(i, a) for i, answers in enumerate(gold) for a in dict.fromkeys(answers)]
     logps = response_logprobs(model, processor, [images[i] for i, _ in flat],
                               [questions[i] for i, _ in flat], [a for _, a in flat],

@@ -111,3 +111,19 @@ def test_malformed_row_names_row_and_field(tiny_world):
 def test_every_refusal_phrasing_is_detected():
     assert len(set(answers.REFUSAL_RESPONSES)) >= 8
     assert all(answers.is_refusal(r) for r in answers.REFUSAL_RESPONSES)
+
+
+def test_benchmark_runs_and_reports_its_targets(trained_tiny, tiny_world, tmp_path, capsys):
+    """`make bench` on a tiny saved model and world: every figure is a positive median."""
+    from inbol_utils import bench, world
+
+    _, model_path = trained_tiny
+    world.save_world(*tiny_world, tmp_path / "world")
+    figures = bench.main(["--model", str(model_path), "--world", str(tmp_path / "world"),
+                          "--queries", "12", "--single", "3", "--repeats", "2"])
+    assert set(figures) == {"single", "batched", "likelihood", "batching speed-up", "likelihood saving"}
+    assert all(v > 0 for v in figures.values())
+    printed = capsys.readouterr().out
+    assert "target >= 2x" in printed and "target >= 10x" in printed
+    with pytest.raises(SystemExit, match="exceeds"):
+        bench.main(["--model", str(model_path), "--world", str(tmp_path / "world"), "--queries", "100000"])

@@ -74,6 +74,18 @@ def test_answer_logprob_equals_manual_log_softmax(processor, tiny_model, tiny_wo
         assert fast[k].item() == pytest.approx(manual, abs=1e-4)
 
 
+def test_response_logprobs_keep_callers_order(processor, tiny_model, tiny_world):
+    """Rows are batched by length internally; the answer must not depend on the callers' order."""
+    rows = tiny_world[0]["test"].select(range(7))
+    images, questions = list(rows["image"]), list(rows["question"])
+    responses = ["red", "top left", "i don't know", "3", "velmora", "blue circle", "no"]
+    forward = generation.response_logprobs(tiny_model, processor, images, questions, responses, batch_size=3)
+    backward = generation.response_logprobs(tiny_model, processor, images[::-1], questions[::-1],
+                                            responses[::-1], batch_size=2)
+    assert torch.allclose(forward, backward.flip(0), atol=1e-5)
+    assert len(set(forward.tolist())) == 7
+
+
 def test_training_batch_labels_only_response(processor, tiny_world):
     rows = tiny_world[0]["test"].select(range(5))
     responses = ["red", "3", "i am not sure", "top left", "velmora"]
