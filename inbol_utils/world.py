@@ -162,7 +162,14 @@ def all_entities() -> list[str]:
 
 def make_facts(cfg: WorldConfig) -> Facts:
     """Assign each entity a city and an exposure tier (equal numbers per tier), and hold out
-    `heldout_per_tier` entities of every tier from the probe split."""
+    `heldout_per_tier` entities of every tier from the probe split.
+
+    Never-shown entities get cities that no shown entity has (the cities are split between the
+    two groups in proportion to their sizes). Otherwise a never-shown fact could be answered
+    right by borrowing a shown entity's city, and with only a few such entities one coincidence
+    moves the tier's accuracy by tens of points: the tier would not be the sharp boundary that
+    "never shown" promises.
+    """
     rng = np.random.default_rng([cfg.seed, 1])
     entities = all_entities()
     order = rng.permutation(len(entities))
@@ -173,8 +180,15 @@ def make_facts(cfg: WorldConfig) -> Facts:
         level[entities[idx]] = cfg.exposure_levels[tier]
         if rank % per_tier < cfg.heldout_per_tier:
             heldout.add(entities[idx])
-    cities = rng.choice(len(CITIES), size=len(entities))
-    return Facts({e: CITIES[c] for e, c in zip(entities, cities)}, level, heldout)
+    unseen = [e for e in entities if round(level[e] * cfg.fact_scale) == 0]
+    seen = [e for e in entities if e not in unseen]
+    n_reserved = round(len(CITIES) * len(unseen) / len(entities))
+    if seen and unseen:
+        n_reserved = min(max(n_reserved, 1), len(CITIES) - 1)
+    pool = [CITIES[i] for i in rng.permutation(len(CITIES))]
+    reserved, common = pool[:n_reserved], pool[n_reserved:]
+    city = {e: str(rng.choice(common)) for e in seen} | {e: str(rng.choice(reserved)) for e in unseen}
+    return Facts({e: city[e] for e in entities}, level, heldout)
 
 
 # ----------------------------------------------------------------------------- rendering

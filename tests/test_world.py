@@ -150,3 +150,19 @@ def test_bad_config_names_the_parameter():
         replace(world.WorldConfig(), max_difficulty=2.0)
     with pytest.raises(ValueError, match="heldout_constructions"):
         world.WorldConfig(heldout_constructions=("teleported",))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_never_shown_facts_cannot_be_guessed(seed):
+    """No shown entity shares a city with a never-shown one, so a borrowed guess is never right."""
+    facts = world.make_facts(world.WorldConfig(seed=seed))
+    unseen = {e for e, level in facts.level.items() if level == 0}
+    assert unseen and len(unseen) < len(facts.city)
+    shown_cities = {facts.city[e] for e in facts.city if e not in unseen}
+    assert not shown_cities & {facts.city[e] for e in unseen}
+    assert shown_cities <= set(world.CITIES)
+
+
+def test_all_facts_unseen_still_get_cities():
+    facts = world.make_facts(world.WorldConfig(fact_scale=0.0))
+    assert set(facts.city) == set(world.all_entities()) and set(facts.city.values()) <= set(world.CITIES)
