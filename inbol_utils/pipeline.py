@@ -7,7 +7,7 @@ One YAML parameter file names the artifacts folder, the parameters every noteboo
 the stages in order:
 
     artifacts: data/default       # passed to every notebook as the parameter `artifacts`
-    common: {seed: 0}             # passed to every notebook
+    common: {seed: 0}             # passed to every notebook that declares it
     stages:
       - notebook: notebooks/00_world_and_base_model.ipynb
         parameters: {base_steps: 3000}
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import papermill
 import yaml
 
 from inbol_utils.artifacts import write_json
@@ -77,8 +78,10 @@ def load_params(params_path: str | os.PathLike) -> dict:
     """Load and check a parameter file, returning {"artifacts", "common", "stages": [...]}.
 
     Each returned stage has `stem`, `notebook` (resolved Path) and `parameters` (merged: the
-    artifacts folder, then `common`, then the stage's own). Checking everything up front means a
-    typo in stage 4 stops the run before stage 0 spends minutes training.
+    artifacts folder, then `common`, then the stage's own; shared values only where the notebook
+    declares them). A parameter that no notebook declares is an error, not papermill's warning:
+    checking everything up front means a typo in stage 4 stops the run before stage 0 spends
+    minutes training.
     """
     params_path = Path(params_path)
     if not params_path.is_file():
@@ -124,8 +127,16 @@ def load_params(params_path: str | os.PathLike) -> dict:
         if "artifacts" in own:
             raise PipelineError(f"{where}: set `artifacts` at the top level only, so every stage "
                                 f"reads what the previous one wrote.")
-        parameters = {"artifacts": artifacts, **common, **own}
-        stages.append({"stem": stem, "notebook": notebook, "parameters": parameters})
+        declared = set(papermill.inspect_notebook(str(notebook)))
+        _check_keys(own, declared, f"{where}: {notebook.name} declares no parameter")
+        # Shared values go only to the notebooks that declare them (00 has no use for tau).
+        shared = {k: v for k, v in {"artifacts": artifacts, **common}.items() if k in declared}
+        stages.append({"stem": stem, "notebook": notebook, "parameters": {**shared, **own},
+                       "declared": declared})
+    unused = sorted(set(common) - set().union(*(s.pop("declared") for s in stages)))
+    if unused:
+        raise PipelineError(f"{params_path}: no notebook declares the common parameter(s) {unused}; "
+                            f"fix the name or remove it.")
     return {"artifacts": artifacts, "common": common, "stages": stages}
 
 
@@ -179,8 +190,6 @@ def execute_stage(notebook: Path, executed: Path, parameters: dict, log_output: 
     Papermill saves after every cell, so it writes to `<stem>.partial.ipynb`; a failed stage
     leaves that file for the user to read, and the book keeps the last good notebook.
     """
-    import papermill  # imported here so `--help` and parameter checks stay fast
-
     partial = executed.with_name(f"{executed.stem}.partial.ipynb")
     try:
         papermill.execute_notebook(

@@ -128,7 +128,7 @@ def test_force_and_only(study):
 
 
 def test_failing_stage_stops_with_a_clear_message_and_no_stamp(study, capsys):
-    fail = make_notebook(study["root"] / "a.ipynb", 'artifacts = ""\nvalue = 1',
+    fail = make_notebook(study["root"] / "a.ipynb", 'artifacts = ""\nvalue = 1\nseed = 0',
                          'raise ValueError("the world is flat")')
     assert fail.is_file()
     with pytest.raises(PipelineError) as info:
@@ -170,11 +170,31 @@ def test_unknown_keys_and_empty_stages_are_named(study, tmp_path):
         run_pipeline(tmp_path / "missing.yaml", study["executed"])
 
 
+def test_parameters_no_notebook_declares_are_named(study):
+    stages = [{"notebook": study["stages"][0]["notebook"], "parameters": {"valeu": 2}},
+              study["stages"][1]]
+    write_params(study["params"], study["art"], stages)
+    with pytest.raises(PipelineError, match="a.ipynb declares no parameter 'valeu'"):
+        run_pipeline(study["params"], study["executed"])
+    write_params(study["params"], study["art"], study["stages"], common={"sed": 1})
+    with pytest.raises(PipelineError, match=r"common parameter\(s\) \['sed'\]"):
+        run_pipeline(study["params"], study["executed"])
+
+
+def test_common_parameters_go_only_where_declared(study):
+    """b.ipynb declares no `seed`: papermill would warn on every run if the runner passed it."""
+    a, b = pipeline.load_params(study["params"])["stages"]
+    assert a["parameters"] == {"artifacts": str(study["art"]), "seed": 0, "value": 1}
+    assert b["parameters"] == {"artifacts": str(study["art"])}
+
+
 @pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml"])
 def test_shipped_parameter_files_are_well_formed(name):
     raw = yaml.safe_load((REPO / "params" / name).read_text())
     assert set(raw) <= pipeline.TOP_LEVEL_KEYS and raw["stages"]
     assert raw["stages"][0]["notebook"] == "notebooks/00_world_and_base_model.ipynb"
+    stages = pipeline.load_params(REPO / "params" / name)["stages"]  # every name is declared
+    assert all(s["parameters"]["artifacts"] == raw["artifacts"] for s in stages)
 
 
 # ----------------------------------------------------------------------------------------------
