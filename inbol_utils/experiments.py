@@ -57,11 +57,12 @@ def mean_spread(runs: pd.DataFrame, columns=HEADLINE, keys=("method", "split")) 
 
 def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
     """Refusal rate on in-domain queries beyond a boundary, for held-out entities and
-    constructions (never in InBoL training) vs those training saw: does refusal generalise?"""
+    constructions (never in InBoL training) vs those training saw: does refusal generalise?
+    One row per method, seed, kind and held-out flag, so that the spread over seeds shows."""
     beyond = scored[(scored["split"] == "test") & (scored["region_truth"] != "inside")].copy()
     beyond["kind"] = np.where(beyond["family"] == "unanswerable", "construction", "unseen fact")
     beyond["refused"] = beyond["response_type"] == "refusal"
-    return (beyond.groupby(["method", "kind", "heldout"], sort=False)["refused"]
+    return (beyond.groupby(["method", "seed", "kind", "heldout"], sort=False)["refused"]
                   .agg(refusal_rate="mean", n="size").reset_index())
 
 

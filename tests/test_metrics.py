@@ -181,3 +181,25 @@ def test_quadrants_sum_to_one(rows):
     assert sum(q.values()) == pytest.approx(1.0)
     assert truthful_rate(df) == pytest.approx(q["Ik-Ik"] + q["Ik-Idk"])
 
+
+
+def test_heldout_refusal_by_hand():
+    """Per method and seed: only in-domain queries beyond a boundary count, split by kind."""
+    from inbol_utils.experiments import heldout_refusal
+
+    rows = [  # method, seed, split, region_truth, family, heldout, response_type
+        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
+        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "wrong"),
+        ("m", 0, "test", "beyond-intrinsic", "knowledge", False, "refusal"),
+        ("m", 0, "test", "inside", "knowledge", False, "refusal"),        # inside: not counted
+        ("m", 0, "ood", "beyond-extrinsic", "unanswerable", True, "wrong"),  # OOD: not counted
+        ("m", 1, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
+    ]
+    frame = pd.DataFrame(rows, columns=["method", "seed", "split", "region_truth", "family", "heldout",
+                                        "response_type"])
+    out = heldout_refusal(frame).set_index(["seed", "kind", "heldout"])
+    assert out.loc[(0, "construction", True), "refusal_rate"] == 0.5
+    assert out.loc[(0, "construction", True), "n"] == 2
+    assert out.loc[(0, "unseen fact", False), "refusal_rate"] == 1.0
+    assert out.loc[(1, "construction", True), "refusal_rate"] == 1.0
+    assert len(out) == 3
