@@ -6,7 +6,7 @@ against the mistakes this model actually makes:
   inside  chosen = the correct answer,  rejected = its favourite wrong answer, or a refusal
           when it never answered wrongly (teaching it not to over-refuse);
   beyond  chosen = a refusal,           rejected = its favourite wrong answer (or its greedy
-          answer when every sample was right by luck).
+          answer when every sample was right by luck, or its empty answer when it said nothing).
 Each pair carries its confidence, which CA-DPO turns into a weight or a margin.
 """
 from __future__ import annotations
@@ -83,10 +83,18 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
             rejected.append(wrong if wrong is not None else _refusal(rng))
         else:
             chosen.append(_refusal(rng))
-            fallback = greedy if greedy.strip() and not is_refusal(greedy) else samples[0]
-            rejected.append(wrong if wrong is not None else fallback)
+            rejected.append(wrong if wrong is not None else _fallback_rejected(greedy, samples))
     kept["chosen"], kept["rejected"] = chosen, rejected
-    return kept[kept["chosen"] != kept["rejected"]]
+    return kept[kept["rejected"].notna() & (kept["chosen"] != kept["rejected"])]
+
+
+def _fallback_rejected(greedy: str, samples: list[str]) -> str | None:
+    """What to reject beyond the boundary when no sample was a non-empty wrong answer: the
+    greedy answer or a sample (right by luck), else an empty answer (the model said nothing,
+    which the evaluation scores as wrong), else nothing: a model that only refused leaves no
+    pair to learn from."""
+    answers = [s for s in (greedy, *samples) if not is_refusal(s)]
+    return next((s for s in answers if s.strip()), answers[0] if answers else None)
 
 
 def to_dataset(rows: pd.DataFrame, images: datasets.Dataset, features: datasets.Features) -> datasets.Dataset:
@@ -103,9 +111,11 @@ def validate(ds: datasets.Dataset, features: datasets.Features, what: str) -> da
         raise ValueError(f"{what}: missing columns {sorted(missing)}; expected {list(features)}")
     for k, row in enumerate(ds.remove_columns("image")):
         where = f"{what}: row {k} (id {row.get('id')!r})"
-        for field in ("question", "response", "chosen", "rejected"):
+        for field in ("question", "response", "chosen"):
             if field in row and (not isinstance(row[field], str) or not row[field].strip()):
                 raise ValueError(f"{where}: field {field!r} must be a non-empty string, got {row[field]!r}")
+        if "rejected" in row and not isinstance(row["rejected"], str):  # may be the model's empty answer
+            raise ValueError(f"{where}: field 'rejected' must be a string, got {row['rejected']!r}")
         for field in ("region", "region_truth"):
             if row[field] not in REGIONS:
                 raise ValueError(f"{where}: field {field!r} must be one of {REGIONS}, got {row[field]!r}")

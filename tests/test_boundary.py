@@ -85,6 +85,21 @@ def test_preference_pairs_from_own_samples():
     assert pairs["confidence"].tolist() == hand_table()["confidence"].tolist()
 
 
+def test_preference_pairs_when_the_model_said_nothing_or_only_refused():
+    """Beyond the boundary, an empty answer is still the model's (wrong) answer to reject; a
+    model that only refused leaves nothing to reject, so the query gets no pair."""
+    extra = pd.DataFrame({
+        "id": ["p-5", "p-6"], "question": ["q5", "q6"], "answers": [[], []],
+        "family": ["unanswerable"] * 2, "region_truth": ["beyond-extrinsic"] * 2,
+        "region": ["beyond-extrinsic"] * 2, "confidence": [0.0, 0.0],
+        "samples": [["", "", ""], ["i don't know"] * 3], "greedy": ["", "i am not sure"],
+    })
+    pairs = idk_data.preference_rows(pd.concat([hand_table(), extra], ignore_index=True), seed=0)
+    pairs = pairs.set_index("id")
+    assert pairs.loc["p-5", "rejected"] == "" and answers.is_refusal(pairs.loc["p-5", "chosen"])
+    assert "p-6" not in pairs.index and len(pairs) == 6
+
+
 def test_data_generation_is_deterministic():
     a = idk_data.preference_rows(hand_table(), seed=3)
     b = idk_data.preference_rows(hand_table(), seed=3)

@@ -87,8 +87,8 @@ def test_response_logprobs_keep_callers_order(processor, tiny_model, tiny_world)
 
 
 def test_training_batch_labels_only_response(processor, tiny_world):
-    rows = tiny_world[0]["test"].select(range(5))
-    responses = ["red", "3", "i am not sure", "top left", "velmora"]
+    rows = tiny_world[0]["test"].select(range(6))
+    responses = ["red", "3", "i am not sure", "top left", "velmora", ""]  # "": an empty answer
     batch = generation.training_batch(processor, list(rows["image"]), rows["question"], responses)
     tok = processor.tokenizer
     for labels, response in zip(batch["labels"], responses):
