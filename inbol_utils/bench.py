@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     images, questions, gold = list(ds["image"]), list(ds["question"]), list(ds["answers"])
     n = args.samples
 
-    def sampled(k: int, batch_size: int) -> None:
+    def sampled(k: int, batch_size: int) -> list[float]:
         """N-sample confidence as the probe computes it: generate, then score each sample."""
         samples = generation.generate_answers(model, processor, images[:k], questions[:k], num_samples=n,
                                               temperature=1.0, batch_size=batch_size)
-        [confidence.correct_fraction(s, g) for s, g in zip(samples, gold)]
+        return [confidence.correct_fraction(s, g) for s, g in zip(samples, gold)]
 
     contenders = {
         "single": lambda: sampled(args.single, 1),
