@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import confidence, evaluation, idk_data, metrics, modeling, recipes
+from .answers import REFUSAL_RESPONSES
 
 TEST_SPLITS = ("test", "ood")
 HEADLINE = ("acc", "refr", "err", "trust", "answerable_acc", "over_refusal", "unanswerable_refr",
@@ -66,6 +67,24 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
                   .agg(refusal_rate="mean", n="size").reset_index())
 
 
+def opens_with_answer(responses: pd.Series) -> pd.Series:
+    """Whether a response's first word is not how any trained refusal phrasing starts: for a
+    response scored as a refusal, an answer that drifted into refusal words."""
+    openers = {phrase.split()[0] for phrase in REFUSAL_RESPONSES}
+    return ~responses.fillna("").str.split().str[0].isin(openers)
+
+
+def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
+    """Over-refusal broken down: on in-domain queries inside the world's boundaries, the share
+    refused and the share refused *after starting with an answer* ("triangle not sure about
+    that"). The second is the mark of a preference stage that lowered the chosen answers'
+    likelihood too: the model no longer ends its answers, and drifts into refusal words."""
+    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
+    refused = inside["response_type"] == "refusal"
+    return (inside.assign(refused=refused, answer_then_refusal=refused & opens_with_answer(inside["response"]))
+                  .groupby(list(by), sort=False)[["refused", "answer_then_refusal"]].mean().reset_index())
+
+
 @dataclass
 class Variant:
     """One ablation run: how the labels are drawn and how the model is trained."""
@@ -76,6 +95,7 @@ class Variant:
     region_mix: dict = field(default_factory=dict)
     ca_mode: str = "weight"
     beta: float = 0.1
+    sft_weight: float = 0.0  # an NLL anchor on the chosen responses (see dpo.CADPOTrainer)
 
 
 def train_variant(variant: Variant, table: pd.DataFrame, probe_split: datasets.Dataset, base: Path,
@@ -93,7 +113,7 @@ def train_variant(variant: Variant, table: pd.DataFrame, probe_split: datasets.D
     path = out / variant.name
     recipes.train_preferences(idk_model, idk_data.to_dataset(pairs, probe_split, idk_data.PREFERENCE_FEATURES),
                               path, hyper["dpo_steps"], hyper["dpo_lr"], hyper["dpo_batch_size"], seed,
-                              variant.beta, variant.tau, variant.ca_mode)
+                              variant.beta, variant.tau, variant.ca_mode, variant.sft_weight)
     return path
 
 

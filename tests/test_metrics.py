@@ -203,3 +203,25 @@ def test_heldout_refusal_by_hand():
     assert out.loc[(0, "unseen fact", False), "refusal_rate"] == 1.0
     assert out.loc[(1, "construction", True), "refusal_rate"] == 1.0
     assert len(out) == 3
+
+
+def test_inside_refusals_by_hand():
+    """Only in-domain queries inside the boundaries count; a refusal that opens with an answer
+    word is counted both as a refusal and as an answer drifting into refusal."""
+    from inbol_utils.experiments import inside_refusals
+
+    rows = [  # split, region_truth, qtype, response, response_type
+        ("test", "inside", "shape", "triangle not sure about that", "refusal"),
+        ("test", "inside", "shape", "i am not sure", "refusal"),
+        ("test", "inside", "shape", "circle", "correct"),
+        ("test", "inside", "shape", "", "wrong"),
+        ("test", "inside", "color", "red", "correct"),
+        ("test", "beyond-extrinsic", "color", "red not sure", "refusal"),  # beyond: not counted
+        ("ood", "inside", "color", "i don't know", "refusal"),              # OOD: not counted
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "region_truth", "qtype", "response", "response_type"])
+    out = inside_refusals(frame.assign(method="m", seed=0)).set_index("qtype")
+    assert out.loc["shape", "refused"] == 0.5 and out.loc["shape", "answer_then_refusal"] == 0.25
+    assert out.loc["color", "refused"] == 0.0 and out.loc["color", "answer_then_refusal"] == 0.0
+    overall = inside_refusals(frame.assign(method="m", seed=0), by=["method"])
+    assert overall["refused"].item() == 0.4
