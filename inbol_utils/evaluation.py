@@ -49,4 +49,3 @@ def accuracy_probe(processor, ds: datasets.Dataset, batch_size: int = 150):
         return (scored["response_type"] == "correct").groupby(scored["qtype"]).mean().to_dict()
 
     return probe
-

@@ -67,22 +67,24 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
                   .agg(refusal_rate="mean", n="size").reset_index())
 
 
-def opens_with_answer(responses: pd.Series) -> pd.Series:
-    """Whether a response's first word is not how any trained refusal phrasing starts: for a
-    response scored as a refusal, an answer that drifted into refusal words."""
+def inside_responses(scored: pd.DataFrame) -> pd.DataFrame:
+    """In-domain responses to queries inside the world's boundaries, flagged `refused` and
+    `answer_then_refusal`: a refusal whose first word is not how any trained refusal phrasing
+    starts, i.e. an answer that drifted into refusal words ("triangle not sure about that").
+    The second is the mark of a preference stage that lowered the chosen answers' likelihood
+    too: the model no longer ends its answers."""
+    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
+    refused = inside["response_type"] == "refusal"
     openers = {phrase.split()[0] for phrase in REFUSAL_RESPONSES}
-    return ~responses.fillna("").str.split().str[0].isin(openers)
+    opens_with_answer = ~inside["response"].fillna("").str.split().str[0].isin(openers)
+    return inside.assign(refused=refused, answer_then_refusal=refused & opens_with_answer)
 
 
 def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
-    """Over-refusal broken down: on in-domain queries inside the world's boundaries, the share
-    refused and the share refused *after starting with an answer* ("triangle not sure about
-    that"). The second is the mark of a preference stage that lowered the chosen answers'
-    likelihood too: the model no longer ends its answers, and drifts into refusal words."""
-    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
-    refused = inside["response_type"] == "refusal"
-    return (inside.assign(refused=refused, answer_then_refusal=refused & opens_with_answer(inside["response"]))
-                  .groupby(list(by), sort=False)[["refused", "answer_then_refusal"]].mean().reset_index())
+    """Over-refusal broken down: the shares of `inside_responses` refused, and refused after
+    starting with an answer."""
+    return (inside_responses(scored).groupby(list(by), sort=False)[["refused", "answer_then_refusal"]]
+            .mean().reset_index())
 
 
 @dataclass

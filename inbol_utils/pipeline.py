@@ -107,7 +107,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
         raise PipelineError(f"{params_path}: `stages:` must be a non-empty list of "
                             f"{{notebook: ..., parameters: {{...}}}} entries.")
 
-    stages, seen = [], {}
+    stages, seen, declared_anywhere = [], {}, set()
     for i, entry in enumerate(stages_raw):
         where = f"{params_path}: stage {i}"
         entry = _mapping(entry, where)
@@ -129,11 +129,11 @@ def load_params(params_path: str | os.PathLike) -> dict:
                                 f"reads what the previous one wrote.")
         declared = set(papermill.inspect_notebook(str(notebook)))
         _check_keys(own, declared, f"{where}: {notebook.name} declares no parameter")
+        declared_anywhere |= declared
         # Shared values go only to the notebooks that declare them (00 has no use for tau).
         shared = {k: v for k, v in {"artifacts": artifacts, **common}.items() if k in declared}
-        stages.append({"stem": stem, "notebook": notebook, "parameters": {**shared, **own},
-                       "declared": declared})
-    unused = sorted(set(common) - set().union(*(s.pop("declared") for s in stages)))
+        stages.append({"stem": stem, "notebook": notebook, "parameters": {**shared, **own}})
+    unused = sorted(set(common) - declared_anywhere)
     if unused:
         raise PipelineError(f"{params_path}: no notebook declares the common parameter(s) {unused}; "
                             f"fix the name or remove it.")

@@ -104,6 +104,10 @@ class WorldConfig:
     heldout_constructions: tuple[str, ...] = ("occluded",)
     heldout_per_tier: int = 1  # entities per exposure tier held out of the probe split
 
+    def fact_rows(self, level: int) -> int:
+        """How many base-train rows show a fact of this exposure level (0: never shown)."""
+        return round(level * self.fact_scale)
+
     def __post_init__(self) -> None:
         sizes = {k: getattr(self, k) for k in ("n_base_perception", "n_probe", "n_test", "n_ood")}
         for name, value in sizes.items():
@@ -180,7 +184,7 @@ def make_facts(cfg: WorldConfig) -> Facts:
         level[entities[idx]] = cfg.exposure_levels[tier]
         if rank % per_tier < cfg.heldout_per_tier:
             heldout.add(entities[idx])
-    unseen = [e for e in entities if round(level[e] * cfg.fact_scale) == 0]
+    unseen = [e for e in entities if cfg.fact_rows(level[e]) == 0]
     seen = [e for e in entities if e not in unseen]
     n_reserved = round(len(CITIES) * len(unseen) / len(entities))
     if seen and unseen:
@@ -401,7 +405,7 @@ def base_train_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts)
         qtype = PERCEPTION_QTYPES[int(rng.integers(len(PERCEPTION_QTYPES)))]
         queries.append(answerable_query(rng, random_scene(rng, cfg), qtype, phr, facts))
     for entity, level in facts.level.items():
-        for _ in range(round(level * cfg.fact_scale)):
+        for _ in range(cfg.fact_rows(level)):
             scene = random_scene(rng, cfg, must_have=entity,
                                  max_difficulty=cfg.knowledge_max_difficulty)
             obj = scene.objects[0]
