@@ -8,7 +8,11 @@ the base model (intrinsic boundary in knowledge).
 
 Splits:
   base_train  answerable perception and knowledge queries only; fact exposure is long-tailed
-  probe       the InBoL training split: every family, minus held-out entities and constructions
+  probe       the InBoL training split: every family, minus held-out entities and constructions;
+              halved (`probe_half`): half A trains IDK-IT, half B is where preference pairs
+              come from, so the preference stage never sees prompts IDK-IT has fitted
+  validation  built like the test split, disjoint from it: every choice of hyperparameters and
+              checkpoints is made here, so the test splits are read once, for the final tables
   test        in-domain test, held-out entities and constructions included
   ood         out-of-domain test: new phrasings, a shifted rendering, real handwritten digits
 """
@@ -94,6 +98,7 @@ class WorldConfig:
     n_probe: int = 3000
     n_test: int = 2000
     n_ood: int = 1000
+    n_validation: int = 1000
     exposure_levels: tuple[int, ...] = (100, 30, 10, 3, 1, 0)  # relative fact frequency tiers
     fact_scale: float = 1.0  # base-train rows per unit of exposure level
     max_difficulty: float = 1.0
@@ -109,7 +114,8 @@ class WorldConfig:
         return round(level * self.fact_scale)
 
     def __post_init__(self) -> None:
-        sizes = {k: getattr(self, k) for k in ("n_base_perception", "n_probe", "n_test", "n_ood")}
+        sizes = {k: getattr(self, k) for k in ("n_base_perception", "n_probe", "n_test", "n_ood",
+                                               "n_validation")}
         for name, value in sizes.items():
             if value < 1:
                 raise ValueError(f"{name} must be a positive number of queries, got {value}")
@@ -445,7 +451,7 @@ def mixed_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts, n: i
 
 
 def build_world(cfg: WorldConfig) -> tuple[dict[str, datasets.Dataset], Facts]:
-    """Generate all four splits. Deterministic: each split has its own seeded stream."""
+    """Generate all five splits. Deterministic: each split has its own seeded stream."""
     facts = make_facts(cfg)
     base_q = base_train_queries(np.random.default_rng([cfg.seed, 2]), cfg, facts)
     exposure = {e: 0 for e in all_entities()}
@@ -462,6 +468,9 @@ def build_world(cfg: WorldConfig) -> tuple[dict[str, datasets.Dataset], Facts]:
                               "in_domain", in_domain, set(), ood=False),
         "ood": mixed_queries(np.random.default_rng([cfg.seed, 5]), cfg, facts, cfg.n_ood,
                              "ood", in_domain + ("digits",), set(), ood=True),
+        # Last, so that adding it left the other splits' random streams as they were.
+        "validation": mixed_queries(np.random.default_rng([cfg.seed, 6]), cfg, facts,
+                                    cfg.n_validation, "in_domain", in_domain, set(), ood=False),
     }
     splits = {}
     for i, (name, queries) in enumerate(plans.items()):
@@ -489,6 +498,18 @@ def select_ids(ds: datasets.Dataset, ids) -> datasets.Dataset:
     return ds.select([position[i] for i in ids])
 
 
+PROBE_HALVES = ("A", "B")
+
+
+def probe_half(probe: datasets.Dataset, half: str) -> datasets.Dataset:
+    """Half A (the first half of the probe split) or half B (the rest). The split's rows are
+    in random order already, so this is a random halving that every notebook agrees on."""
+    if half not in PROBE_HALVES:
+        raise ValueError(f"half must be one of {PROBE_HALVES}, got {half!r}")
+    middle = len(probe) // 2
+    return probe.select(range(middle) if half == "A" else range(middle, len(probe)))
+
+
 def load_split(path: str | Path, split: str) -> datasets.Dataset:
     folder = require(Path(path) / split, "notebook 00 (world and base model)")
     return datasets.load_from_disk(str(folder))
@@ -496,7 +517,8 @@ def load_split(path: str | Path, split: str) -> datasets.Dataset:
 
 def small_config(**overrides) -> WorldConfig:
     """A tiny world for tests and smoke runs."""
-    base = WorldConfig(n_base_perception=400, n_probe=120, n_test=120, n_ood=60, fact_scale=0.2)
+    base = WorldConfig(n_base_perception=400, n_probe=120, n_test=120, n_ood=60, n_validation=60,
+                       fact_scale=0.2)
     return replace(base, **overrides)
 
 

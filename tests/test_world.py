@@ -45,11 +45,11 @@ def test_other_seed_other_world(tiny_world):
 
 def test_rows_carry_ground_truth(tiny_world):
     splits, facts = tiny_world
-    assert set(splits) == {"base_train", "probe", "test", "ood"}
+    assert set(splits) == {"base_train", "probe", "validation", "test", "ood"}
     base = splits["base_train"]
     assert set(base["family"]) == {"perception", "knowledge"}, "base training must be answerable only"
     assert all(len(a) == 1 for a in base["answers"])
-    for name in ("probe", "test", "ood"):
+    for name in ("probe", "validation", "test", "ood"):
         for row in splits[name].remove_columns("image"):
             unanswerable = row["family"] == "unanswerable"
             assert (row["region_truth"] == "beyond-extrinsic") == unanswerable
@@ -67,6 +67,35 @@ def test_exposure_matches_base_training(tiny_world):
     for row in splits["test"].remove_columns("image"):
         if row["family"] == "knowledge":
             assert row["exposure"] == shown.get(row["entity"], 0)
+
+
+def test_no_query_is_shared_between_training_selection_and_test(tiny_world):
+    """Base training, probe half A (IDK-IT), half B (preference pairs), validation (every
+    choice), test and OOD: disjoint by id, and the two halves make up the probe split."""
+    splits, _ = tiny_world
+    halves = {half: world.probe_half(splits["probe"], half) for half in world.PROBE_HALVES}
+    groups = {"base_train": splits["base_train"], "A": halves["A"], "B": halves["B"],
+              **{name: splits[name] for name in ("validation", "test", "ood")}}
+    ids = {name: set(ds["id"]) for name, ds in groups.items()}
+    assert all(len(ids[name]) == len(groups[name]) for name in groups), "ids are unique within a split"
+    names = list(ids)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            assert not ids[first] & ids[second], f"{first} and {second} share queries"
+    assert ids["A"] | ids["B"] == set(splits["probe"]["id"])
+    assert abs(len(ids["A"]) - len(ids["B"])) <= 1
+    with pytest.raises(ValueError, match="half"):
+        world.probe_half(splits["probe"], "C")
+
+
+def test_validation_is_built_like_test(tiny_world):
+    """Held-out entities and constructions appear in validation too, so that checkpoints are
+    chosen on the same kind of queries the test split asks."""
+    splits, facts = tiny_world
+    validation = splits["validation"].remove_columns("image").to_pandas()
+    assert set(validation["family"]) == {"perception", "knowledge", "unanswerable"}
+    assert "occluded" in set(validation["construction"])
+    assert set(validation["question"]) & set(splits["test"]["question"])  # same phrasings
 
 
 def test_heldout_entities_and_constructions_never_in_probe(tiny_world):
