@@ -1,4 +1,5 @@
-"""Evaluation metrics: Acc, RefR, Err, Trust_c, region matrices, AUROC, knowledge quadrants.
+"""Evaluation metrics: Acc, RefR, Err, Trust_c, region matrices, AUROC, knowledge quadrants,
+and the paired comparison of two methods over seeds.
 
 Rates are fractions of all queries in the frame. Each row of a results frame is one query with
 its `response_type` (one of RESPONSE_TYPES, from answers.classify_response) and, where needed,
@@ -11,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from inbol_utils.answers import RESPONSE_TYPES
@@ -26,16 +28,18 @@ def _check_types(types: Sequence[str]) -> None:
 
 
 def response_rates(types: Sequence[str]) -> dict:
-    """Acc, RefR and Err (= 1 - Acc - RefR) as fractions of all responses; nan when empty."""
+    """Acc, RefR and Err (= 1 - Acc - RefR) as fractions of all responses; nan when empty.
+    Err includes the hybrids (an answer, then a refusal); `hybrid` is their share alone."""
     types = list(types)
     _check_types(types)
     n = len(types)
     if n == 0:
-        return {"acc": math.nan, "refr": math.nan, "err": math.nan, "n": 0}
+        return {"acc": math.nan, "refr": math.nan, "err": math.nan, "hybrid": math.nan, "n": 0}
     return {
         "acc": types.count("correct") / n,
         "refr": types.count("refusal") / n,
-        "err": types.count("wrong") / n,
+        "err": (types.count("wrong") + types.count("hybrid")) / n,
+        "hybrid": types.count("hybrid") / n,
         "n": n,
     }
 
@@ -57,12 +61,14 @@ def _refusal_rate(types: pd.Series) -> float:
 def summarize(df: pd.DataFrame, c_values: Sequence[float] = C_VALUES) -> dict:
     """The headline numbers of one evaluation run, as one flat dict (one row of a results table).
 
-    Keys: acc, refr, err, n; trust (= Trust_1); trust_c{c:g} for each c ("trust_c0.5",
-    "trust_c2"); answerable_acc (Acc on queries with a gold answer: helpfulness);
-    over_refusal (RefR on queries the model could answer: rows with `model_knew` True where the
-    frame has that column, e.g. the base model answered correctly; else rows whose region is
-    "inside"); unanswerable_refr (RefR on "beyond-extrinsic"); beyond_intrinsic_refr (RefR on
-    "beyond-intrinsic"). A rate over an empty subset is nan.
+    Keys: acc, refr, err, hybrid, n; trust (= Trust_1); trust_c{c:g} for each c
+    ("trust_c0.5", "trust_c2"); answerable_acc (Acc on queries with a gold answer:
+    helpfulness); over_refusal (RefR on queries inside the world's boundaries: answerable, any
+    fact shown at least once); unanswerable_refr (RefR on "beyond-extrinsic");
+    beyond_intrinsic_refr (RefR on "beyond-intrinsic"). Where the frame has a `base_known`
+    column (the base model knew the answer: Cheng et al.'s "known" questions), also
+    known_acc (Acc on them) and known_refr (over-refusal measured against the model's own
+    knowledge instead of the world's exposure). A rate over an empty subset is nan.
     """
     types = df["response_type"]
     out = response_rates(types)
@@ -70,11 +76,11 @@ def summarize(df: pd.DataFrame, c_values: Sequence[float] = C_VALUES) -> dict:
     for c in c_values:
         out[f"trust_c{c:g}"] = trust_score(out["acc"], out["refr"], c)
     out["answerable_acc"] = response_rates(types[df["answerable"].astype(bool)])["acc"]
-    if "model_knew" in df:
-        could_answer = df["model_knew"].astype(bool)
-    else:
-        could_answer = df["region_truth"] == "inside"
-    out["over_refusal"] = _refusal_rate(types[could_answer])
+    out["over_refusal"] = _refusal_rate(types[df["region_truth"] == "inside"])
+    if "base_known" in df:
+        known = df["base_known"].astype(bool)
+        out["known_acc"] = response_rates(types[known])["acc"]
+        out["known_refr"] = _refusal_rate(types[known])
     out["unanswerable_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-extrinsic"])
     out["beyond_intrinsic_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-intrinsic"])
     return out
@@ -131,7 +137,7 @@ def knowledge_quadrants(df: pd.DataFrame) -> dict:
         "Ik-Ik": types == "correct",
         "Ik-Idk": refused & ~known,
         "Idk-Ik": refused & known,
-        "Idk-Idk": types == "wrong",
+        "Idk-Idk": types.isin(["wrong", "hybrid"]),
     }
     n = len(df)
     return {name: float(cell.sum()) / n if n else math.nan for name, cell in cells.items()}
@@ -142,3 +148,27 @@ def truthful_rate(df: pd.DataFrame) -> float:
     quadrants = knowledge_quadrants(df)
     return quadrants["Ik-Ik"] + quadrants["Ik-Idk"]
 
+
+
+VERDICTS = ("beats", "is level with", "trails")
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+    """Compare method A with method B on the same seeds: the mean paired difference a_i - b_i
+    and its two-sided t interval at `level`. The verdict is read from the interval: "beats"
+    when it lies above 0, "trails" when below, "is level with" when it contains 0.
+
+    Pairing by seed removes what the two methods share (the seed's base model, probe and data),
+    which is most of the spread. One seed gives no finite interval, so no verdict but "is level
+    with". Returns {"diff", "low", "high", "verdict", "n"}.
+    """
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if diffs.ndim != 1 or len(diffs) == 0 or np.isnan(diffs).any():
+        raise ValueError(f"need paired, non-missing values per seed; got differences {diffs}")
+    n, mean = len(diffs), float(diffs.mean())
+    if n < 2:
+        return {"diff": mean, "low": -math.inf, "high": math.inf, "verdict": VERDICTS[1], "n": n}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+    low, high = mean - half, mean + half
+    verdict = VERDICTS[0] if low > 0 else VERDICTS[2] if high < 0 else VERDICTS[1]
+    return {"diff": mean, "low": low, "high": high, "verdict": verdict, "n": n}

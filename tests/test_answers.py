@@ -8,6 +8,7 @@ from inbol_utils.answers import (
     REFUSAL_RESPONSES,
     RESPONSE_TYPES,
     classify_response,
+    is_hybrid,
     is_refusal,
     normalize_answer,
 )
@@ -176,3 +177,31 @@ def test_classify_returns_a_response_type(response, gold_answers):
 )
 def test_classify_response(response, gold, expected):
     assert classify_response(response, gold) == expected
+
+
+@pytest.mark.parametrize("response", [
+    "purple i cannot answer that",
+    "triangle not sure about that",
+    "I think it's red, but I'm not sure.",
+    "red. I don't know",
+    "velmora i have no idea",
+])
+def test_answer_then_refusal_is_a_hybrid(response):
+    """It states an answer, then declines: the user has heard an answer, so it is not a refusal
+    (and not correct, even when the answer was right)."""
+    assert is_refusal(response) and is_hybrid(response)
+    assert classify_response(response, ["red", "purple", "triangle", "velmora"]) == "hybrid"
+
+
+@pytest.mark.parametrize("response", [
+    *REFUSAL_RESPONSES,
+    "Sorry, but I cannot tell from this image.",
+    "Unfortunately, the image does not show that.",
+    "Based on the image, I cannot determine that.",
+    "I'm afraid I don't know.",
+    "The red circle is not visible.",
+    "There is no red circle in the image, so I can't say.",
+    "I'm not sure, maybe red",  # a hedge that never commits: a refusal
+])
+def test_lead_ins_and_absence_are_plain_refusals(response):
+    assert classify_response(response, ["red"]) == "refusal"

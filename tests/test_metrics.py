@@ -11,6 +11,7 @@ from inbol_utils.metrics import (
     REGIONS,
     auroc,
     knowledge_quadrants,
+    paired_comparison,
     region_response_matrix,
     response_rates,
     summarize,
@@ -91,18 +92,50 @@ def test_summarize_by_hand():
     assert out["trust_c2"] == pytest.approx(0.0)
     assert out["trust_c4"] == pytest.approx(-0.4)
     assert out["answerable_acc"] == pytest.approx(4 / 7)
-    assert out["over_refusal"] == pytest.approx(1 / 4)  # no model_knew column: the inside rows
+    assert out["over_refusal"] == pytest.approx(1 / 4)  # the inside rows
+    assert "known_acc" not in out  # no base_known column
     assert out["unanswerable_refr"] == pytest.approx(2 / 3)
     assert out["beyond_intrinsic_refr"] == pytest.approx(1 / 3)
 
 
-def test_summarize_over_refusal_uses_model_knew():
+def test_summarize_against_the_base_models_knowledge():
+    """`base_known` adds accuracy and refusal on the queries the base model knew, beside the
+    world's over-refusal, which stays measured on the inside rows."""
     df = _frame()
-    df["model_knew"] = [True, True, False, False, True, True, False, False, False, False]
-    # model_knew rows: correct, correct, correct, refusal -> 1 refusal in 4
-    assert summarize(df)["over_refusal"] == pytest.approx(1 / 4)
-    df["model_knew"] = [False, False, False, True, False, True, False, False, False, False]
-    assert summarize(df)["over_refusal"] == pytest.approx(1.0)
+    df["base_known"] = [True, True, False, False, True, True, False, False, False, False]
+    # base_known rows: correct, correct, correct, refusal
+    out = summarize(df)
+    assert out["known_refr"] == pytest.approx(1 / 4) and out["known_acc"] == pytest.approx(3 / 4)
+    assert out["over_refusal"] == pytest.approx(1 / 4)
+    df["base_known"] = [False, False, False, True, False, True, False, False, False, False]
+    assert summarize(df)["known_refr"] == pytest.approx(1.0)
+
+
+def test_hybrids_are_errors_not_refusals():
+    out = response_rates(["correct", "refusal", "hybrid", "wrong"])
+    assert (out["acc"], out["refr"], out["hybrid"]) == (0.25, 0.25, 0.25)
+    assert out["err"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([0.30, 0.32, 0.31], [0.20, 0.21, 0.22], "beats"),     # consistent gain: interval above 0
+    ([0.20, 0.21, 0.22], [0.30, 0.32, 0.31], "trails"),
+    ([0.30, 0.10, 0.25], [0.20, 0.25, 0.20], "is level with"),  # mixed signs: interval holds 0
+    ([0.5], [0.1], "is level with"),                      # one seed: no interval
+])
+def test_paired_comparison_verdicts(a, b, verdict):
+    assert paired_comparison(a, b)["verdict"] == verdict
+
+
+def test_paired_comparison_interval_by_hand():
+    """Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.3027 -> 2 +- 4.3027 / sqrt(3)."""
+    out = paired_comparison([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert out["diff"] == pytest.approx(2.0) and out["n"] == 3
+    assert out["low"] == pytest.approx(2 - half) and out["high"] == pytest.approx(2 + half)
+    assert out["verdict"] == "is level with"  # 2 - 2.484 < 0
+    with pytest.raises(ValueError, match="paired"):
+        paired_comparison([0.1, float("nan")], [0.1, 0.2])
 
 
 def test_summarize_empty_subset_is_nan():
@@ -115,10 +148,10 @@ def test_region_response_matrix_by_hand():
     matrix = region_response_matrix(_frame())
     assert list(matrix.index) == list(REGIONS)
     assert list(matrix.columns) == [*RESPONSE_TYPES, "n"]
-    expected = np.array([
-        [3 / 4, 1 / 4, 0.0],
-        [1 / 3, 1 / 3, 1 / 3],
-        [0.0, 2 / 3, 1 / 3],
+    expected = np.array([  # correct, refusal, hybrid, wrong
+        [3 / 4, 1 / 4, 0.0, 0.0],
+        [1 / 3, 1 / 3, 0.0, 1 / 3],
+        [0.0, 2 / 3, 0.0, 1 / 3],
     ])
     np.testing.assert_allclose(matrix[list(RESPONSE_TYPES)].to_numpy(), expected)
     assert list(matrix["n"]) == [4, 3, 3]
@@ -127,7 +160,7 @@ def test_region_response_matrix_by_hand():
 def test_region_response_matrix_missing_region_is_nan_row():
     df = _frame()
     matrix = region_response_matrix(df[df["region_truth"] == "inside"])
-    assert matrix.shape == (3, 4)
+    assert matrix.shape == (3, 5)
     assert matrix.loc["beyond-extrinsic", list(RESPONSE_TYPES)].isna().all()
     assert matrix.loc["beyond-extrinsic", "n"] == 0
     assert matrix.loc["inside", "correct"] == pytest.approx(0.75)
@@ -206,22 +239,21 @@ def test_heldout_refusal_by_hand():
 
 
 def test_inside_refusals_by_hand():
-    """Only in-domain queries inside the boundaries count; a refusal that opens with an answer
-    word is counted both as a refusal and as an answer drifting into refusal."""
+    """Only in-domain queries inside the boundaries count; refusals and hybrids apart."""
     from inbol_utils.experiments import inside_refusals
 
     rows = [  # split, region_truth, qtype, response, response_type
-        ("test", "inside", "shape", "triangle not sure about that", "refusal"),
+        ("test", "inside", "shape", "triangle not sure about that", "hybrid"),
         ("test", "inside", "shape", "i am not sure", "refusal"),
         ("test", "inside", "shape", "circle", "correct"),
         ("test", "inside", "shape", "", "wrong"),
         ("test", "inside", "color", "red", "correct"),
-        ("test", "beyond-extrinsic", "color", "red not sure", "refusal"),  # beyond: not counted
+        ("test", "beyond-extrinsic", "color", "i am not sure", "refusal"),  # beyond: not counted
         ("ood", "inside", "color", "i don't know", "refusal"),              # OOD: not counted
     ]
     frame = pd.DataFrame(rows, columns=["split", "region_truth", "qtype", "response", "response_type"])
     out = inside_refusals(frame.assign(method="m", seed=0)).set_index("qtype")
-    assert out.loc["shape", "refused"] == 0.5 and out.loc["shape", "answer_then_refusal"] == 0.25
-    assert out.loc["color", "refused"] == 0.0 and out.loc["color", "answer_then_refusal"] == 0.0
+    assert out.loc["shape", "refused"] == 0.25 and out.loc["shape", "hybrid"] == 0.25
+    assert out.loc["color", "refused"] == 0.0 and out.loc["color", "hybrid"] == 0.0
     overall = inside_refusals(frame.assign(method="m", seed=0), by=["method"])
-    assert overall["refused"].item() == 0.4
+    assert overall["refused"].item() == 0.2
