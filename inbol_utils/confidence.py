@@ -36,12 +36,6 @@ def majority(samples: Sequence[str]) -> tuple[str, float]:
     return answer, count / len(samples)
 
 
-def most_frequent_wrong(samples: Sequence[str], gold: Sequence[str]) -> str | None:
-    """The model's favourite wrong answer (not a refusal), if it produced one."""
-    wrong = [s for s in samples if classify_response(s, list(gold)) == "wrong" and s.strip()]
-    return Counter(wrong).most_common(1)[0][0] if wrong else None
-
-
 def probe(model, processor, ds, n_samples: int, temperature: float = 1.0,
           batch_size: int = 64, seed: int = 0) -> pd.DataFrame:
     """Greedy answer, `n_samples` sampled answers and the exact gold probability for every row.

@@ -2,13 +2,19 @@
 
 DPO (Rafailov et al. 2023) trains a policy to prefer the chosen response of each pair over the
 rejected one, relative to a frozen reference model, without a reward model. InBoL's CA-DPO makes
-it confidence-aware, but its exact loss is not public. This study's operationalisation: a pair
-whose preference rests on a confidence far from the "known" threshold tau (the model clearly
-knows, or clearly does not) is more certain than one near tau, so it either counts more (a
+it confidence-aware, but its exact loss is not public. This study's operationalisation gives
+each pair a certainty in [0, 1] (`pair_certainty`) from two confidences:
+  label   how sure the boundary label is: the base model's probe confidence far from the
+          "known" threshold tau (it clearly knows, or clearly does not) is surer than one near
+          tau; a constructed unanswerable query is certain;
+  policy  how much the policy (the IDK-IT model that sampled the pair) wants the rejected
+          response: the share of its samples on the query that were of that kind. A mistake it
+          makes 9 times in 10 matters more than one it made once.
+By default ("both") the certainty is their product. A certain pair either counts more (a
 per-pair weight) or must be won by a larger margin (a per-pair margin). `ca_mode="none"` is
 vanilla DPO, the baseline both are ablated against.
 
-Batch format (what `CADPOTrainer` and `preference_accuracy` read), for B pairs:
+Batch format (what `CADPOTrainer` reads), for B pairs:
   input_ids, attention_mask, labels  (2B, T): rows 0..B-1 are prompt + chosen response, rows
       B..2B-1 the same prompts + rejected response; labels are IGNORE_INDEX on prompt and padding
   pixel_values (2B, 3, H, W), and any other model input, for a multimodal model
@@ -18,7 +24,6 @@ Every key except labels, pair_weight and pair_margin is passed to the model.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +33,7 @@ from transformers import Trainer
 from .logprobs import IGNORE_INDEX, sequence_logps
 
 CA_MODES = ("none", "weight", "margin")
+CA_SIGNALS = ("label", "policy", "both")
 NON_MODEL_KEYS = ("labels", "pair_weight", "pair_margin")
 
 
@@ -42,20 +48,37 @@ def confidence_certainty(confidence: Tensor, tau: float) -> Tensor:
     return (confidence - tau).abs() / max(tau, 1 - tau)
 
 
-def pair_terms(confidence: Tensor, tau: float, ca_mode: str, weight_floor: float = 0.1,
+def pair_certainty(confidence: Tensor, propensity: Tensor, tau: float, ca_signal: str) -> Tensor:
+    """A pair's certainty in [0, 1] from its label confidence (the base model's probe) and the
+    policy's propensity for the rejected response (see the module docstring)."""
+    label = confidence_certainty(confidence, tau)
+    propensity = torch.as_tensor(propensity, dtype=torch.float32)
+    if ca_signal == "label":
+        return label
+    if ca_signal == "policy":
+        return propensity
+    if ca_signal == "both":
+        return label * propensity
+    raise ValueError(f"ca_signal must be one of {CA_SIGNALS}, got {ca_signal!r}")
+
+
+def pair_terms(certainty: Tensor, ca_mode: str, weight_floor: float = 0.1,
                margin_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Per-pair (weights, margins) for `preference_loss`, from each pair's confidence.
+    """Per-pair (weights, margins) for `preference_loss`, from each pair's certainty.
 
     none: weights 1, margins 0 (vanilla DPO). weight: weight_floor + (1 - weight_floor) *
-    certainty, so an uncertain pair still teaches a little instead of vanishing. margin: the
-    chosen response must beat the rejected one by margin_scale * certainty.
+    certainty, so an uncertain pair still teaches a little instead of vanishing, then divided by
+    the mean weight of the set: the average pair counts 1, as in DPO, so CA-DPO reweights pairs
+    against each other instead of also changing the step size. margin: the chosen response
+    must beat the rejected one by margin_scale * certainty.
     """
-    certainty = confidence_certainty(confidence, tau)
+    certainty = torch.as_tensor(certainty, dtype=torch.float32)
     ones, zeros = torch.ones_like(certainty), torch.zeros_like(certainty)
     if ca_mode == "none":
         return ones, zeros
     if ca_mode == "weight":
-        return weight_floor + (1 - weight_floor) * certainty, zeros
+        weights = weight_floor + (1 - weight_floor) * certainty
+        return weights / weights.mean(), zeros
     if ca_mode == "margin":
         return ones, margin_scale * certainty
     raise ValueError(f"ca_mode must be one of {CA_MODES}, got {ca_mode!r}")
@@ -105,9 +128,10 @@ class CADPOTrainer(Trainer):
     Trainer drops the image and response columns the collator needs before it sees them).
 
     `ref_model` is frozen, in eval mode, on the policy's device (under DDP prepared for
-    evaluation, not wrapped). `sft_weight` > 0 adds sft_weight * the mean per-token NLL of the
-    chosen responses, an anchor against DPO lowering the chosen likelihood along with the
-    rejected one. Logged, averaged over each logging window as TRL does: rewards/chosen,
+    evaluation, not wrapped). `anchor_weight` > 0 adds anchor_weight * the chosen responses'
+    length-normalised NLL (their per-token NLL, averaged over pairs: RPO, Pang et al. 2024), an
+    anchor against DPO lowering the chosen likelihood along with the rejected one (likelihood
+    displacement: answers drift into refusal words). Logged, averaged over each logging window as TRL does: rewards/chosen,
     rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected (policy,
     per sequence) and nll/chosen, prefixed eval_ in evaluation; Trainer logs the loss itself.
     """
@@ -115,15 +139,17 @@ class CADPOTrainer(Trainer):
     # The loss is a mean over this batch's pairs: Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, ref_model, beta: float = 0.1, sft_weight: float = 0.0, **kwargs):
+    def __init__(self, *args, ref_model, beta: float = 0.1, anchor_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         if self.args.remove_unused_columns:
             raise ValueError("CADPOTrainer needs TrainingArguments(remove_unused_columns=False): "
                              "its collator reads raw columns the model's forward does not take.")
         ref_model.eval().requires_grad_(False)
         self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+        if beta <= 0 or anchor_weight < 0:
+            raise ValueError(f"need beta > 0 and anchor_weight >= 0, got {beta} and {anchor_weight}")
         self.beta = beta
-        self.sft_weight = sft_weight
+        self.anchor_weight = anchor_weight
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -137,10 +163,10 @@ class CADPOTrainer(Trainer):
         loss, chosen_rewards, rejected_rewards = preference_loss(
             chosen, rejected, ref_chosen, ref_rejected, self.beta,
             inputs["pair_weight"], inputs["pair_margin"])
-        chosen_labels = inputs["labels"][: len(chosen), 1:]
-        nll = -chosen.sum() / (chosen_labels != IGNORE_INDEX).sum().clamp(min=1)
-        if self.sft_weight:
-            loss = loss + self.sft_weight * nll
+        chosen_tokens = (inputs["labels"][: len(chosen), 1:] != IGNORE_INDEX).sum(-1).clamp(min=1)
+        nll = (-chosen / chosen_tokens).mean()
+        if self.anchor_weight:
+            loss = loss + self.anchor_weight * nll
         self._record(chosen_rewards, rejected_rewards, chosen.detach(), rejected.detach(),
                      nll.detach())
         outputs = {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}
@@ -175,26 +201,3 @@ class CADPOTrainer(Trainer):
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
-
-
-@torch.no_grad()
-def preference_accuracy(model, ref_model, dataloader: Iterable[dict], beta: float = 1.0) -> dict:
-    """Held-out preference accuracy: the fraction of pairs whose chosen response has the larger
-    implicit reward, and the mean reward margin (in units of `beta`; 1 gives the raw difference
-    of log-ratios). Ties count as wrong, so policy == reference scores 0, as in TRL's metric."""
-    was_training = model.training
-    model.eval()
-    ref_model.eval()
-    device = next(model.parameters()).device
-    correct, margin_sum, n = 0.0, 0.0, 0
-    for batch in dataloader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        chosen, rejected = batch_logps(model, batch).chunk(2)
-        ref_chosen, ref_rejected = batch_logps(ref_model, batch).chunk(2)
-        _, chosen_rewards, rejected_rewards = preference_loss(chosen, rejected, ref_chosen,
-                                                              ref_rejected, beta)
-        correct += (chosen_rewards > rejected_rewards).sum().item()
-        margin_sum += (chosen_rewards - rejected_rewards).sum().item()
-        n += len(chosen)
-    model.train(was_training)
-    return {"accuracy": correct / n, "margin": margin_sum / n, "n_pairs": n}

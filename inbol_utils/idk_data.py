@@ -1,16 +1,21 @@
-"""From boundary labels to training data: the IDK-IT instruction set and the CA-DPO preference set.
+"""From boundary labels to training data: the IDK-IT instruction set and the preference set.
 
 IDK-IT: answer when the query is inside the boundaries, refuse when it lies beyond either.
-Preferences: pairs built from the model's *own* samples where possible, so that DPO pushes
-against the mistakes this model actually makes:
-  inside  chosen = the correct answer,  rejected = its favourite wrong answer, or a refusal
-          when it never answered wrongly (teaching it not to over-refuse);
-  beyond  chosen = a refusal,           rejected = its favourite wrong answer (or its greedy
-          answer when every sample was right by luck, or its empty answer when it said nothing).
-Each pair carries its confidence, which CA-DPO turns into a weight or a margin.
+Preferences, as in Cheng et al. 2024's Idk-DPO, from a model's *own* samples on queries it was
+not trained on (on-policy: the IDK-IT model on probe half B), so that DPO pushes against the
+mistakes this model actually makes:
+  inside  chosen = a correct response (the gold answer if it gave none), rejected = a refusal
+          and each distinct wrong response (over-refusal is a failure too);
+  beyond  chosen = a refusal, rejected = each distinct response that is not a clean refusal
+          (a lucky right answer, a wrong one, an answer-then-refusal hybrid, an empty one).
+Each pair keeps the label's confidence and the sampling model's propensity for the rejected
+response (the share of its samples of that kind); CA-DPO turns the two into a weight or margin.
+The same builder on the *base* model's samples gives the off-policy pairs of the ablation.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Mapping
 
@@ -18,9 +23,8 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from .answers import REFUSAL_RESPONSES, classify_response, is_refusal
+from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .artifacts import atomic_dir, require
-from .confidence import most_frequent_wrong
 from .world import REGIONS, select_ids
 
 IDK_FEATURES = datasets.Features({
@@ -34,7 +38,22 @@ PREFERENCE_FEATURES = datasets.Features({
     "chosen": datasets.Value("string"), "rejected": datasets.Value("string"),
     "region": datasets.Value("string"), "region_truth": datasets.Value("string"),
     "family": datasets.Value("string"), "confidence": datasets.Value("float32"),
+    "propensity": datasets.Value("float32"),
 })
+CONFIDENCE_SIGNALS = {"sampled": "sampled_conf", "likelihood": "likelihood_conf"}
+
+
+def labelling(tau: float, confidence_signal: str, region_mix: Mapping[str, float]) -> dict:
+    """The choices that turned probe confidences into labels, checked. They are saved beside
+    the data they made (`save`) and read back from there by every later stage, so that a new
+    tau in notebook 02 reaches CA-DPO's weights without being passed again."""
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"tau must lie in [0, 1], got {tau!r}")
+    if confidence_signal not in CONFIDENCE_SIGNALS:
+        raise ValueError(f"confidence_signal must be one of {sorted(CONFIDENCE_SIGNALS)}, "
+                         f"got {confidence_signal!r}")
+    return {"tau": float(tau), "confidence_signal": confidence_signal,
+            "region_mix": check_mix(region_mix)}
 
 
 def check_mix(mix: Mapping[str, float]) -> dict[str, float]:
@@ -69,32 +88,58 @@ def idk_instruction_rows(table: pd.DataFrame, mix: Mapping[str, float] = {},
     return kept
 
 
+def _most_frequent(texts: list[str]) -> str | None:
+    return Counter(texts).most_common(1)[0][0] if texts else None
+
+
+def query_pairs(samples: list[str], answers: list[str], region: str,
+                rng: np.random.Generator) -> list[tuple[str, str, float]]:
+    """(chosen, rejected, propensity) pairs for one query from the model's samples on it.
+    Distinct responses are told apart by their canonical form; the propensity of a rejected
+    refusal is the share of samples that refused, of a rejected answer the share that gave it."""
+    kinds = [classify_response(s, answers) for s in samples]
+    refusals = [s for s, k in zip(samples, kinds) if k == "refusal"]
+    refusal = _most_frequent(refusals) or _refusal(rng)
+    forms = Counter(normalize_answer(s) for s, k in zip(samples, kinds) if k != "refusal")
+
+    def distinct(wanted: set[str]) -> list[str]:
+        seen, out = set(), []
+        for sample, kind in zip(samples, kinds):
+            form = normalize_answer(sample)
+            if kind in wanted and form not in seen:
+                seen.add(form)
+                out.append(sample)
+        return out
+
+    def share(response: str) -> float:
+        return forms[normalize_answer(response)] / len(samples)
+
+    if region == "inside":
+        correct = [s for s, k in zip(samples, kinds) if k == "correct"]
+        chosen = _most_frequent(correct) or answers[0]
+        pairs = [(chosen, refusal, len(refusals) / len(samples))]
+        return pairs + [(chosen, r, share(r)) for r in distinct({"wrong", "hybrid"})]
+    return [(refusal, r, share(r)) for r in distinct({"correct", "wrong", "hybrid"})]
+
+
 def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: int = 0) -> pd.DataFrame:
-    """One (chosen, rejected) pair per kept query, from the model's own samples."""
+    """Every pair of every kept query. `table` holds the labelled queries (`answers`, `region`,
+    `confidence`) and the `samples` of the model whose behaviour the pairs should correct."""
+    if table.empty:
+        raise ValueError("no labelled queries to build preference pairs from")
     rng = np.random.default_rng(seed + 1)
-    kept = _subsample(table, mix, rng).copy()
-    chosen, rejected = [], []
-    for answers, region, samples, greedy in zip(kept["answers"], kept["region"], kept["samples"],
-                                                 kept["greedy"]):
-        wrong = most_frequent_wrong(samples, answers)
-        if region == "inside":
-            correct = [s for s in samples if classify_response(s, answers) == "correct"]
-            chosen.append(correct[0] if correct else answers[0])
-            rejected.append(wrong if wrong is not None else _refusal(rng))
-        else:
-            chosen.append(_refusal(rng))
-            rejected.append(wrong if wrong is not None else _fallback_rejected(greedy, samples))
-    kept["chosen"], kept["rejected"] = chosen, rejected
-    return kept[kept["rejected"].notna() & (kept["chosen"] != kept["rejected"])]
-
-
-def _fallback_rejected(greedy: str, samples: list[str]) -> str | None:
-    """What to reject beyond the boundary when no sample was a non-empty wrong answer: the
-    greedy answer or a sample (right by luck), else an empty answer (the model said nothing,
-    which the evaluation scores as wrong), else nothing: a model that only refused leaves no
-    pair to learn from."""
-    answers = [s for s in (greedy, *samples) if not is_refusal(s)]
-    return next((s for s in answers if s.strip()), answers[0] if answers else None)
+    kept = _subsample(table, mix, rng)
+    rows = []
+    for _, query in kept.iterrows():
+        samples = list(query["samples"])
+        if not samples:
+            raise ValueError(f"query {query['id']!r} has no samples to build pairs from")
+        for chosen, rejected, propensity in query_pairs(samples, list(query["answers"]),
+                                                        query["region"], rng):
+            rows.append({**query.drop(["samples"]).to_dict(), "chosen": chosen,
+                         "rejected": rejected, "propensity": propensity})
+    return pd.DataFrame(rows, columns=[*table.columns.drop("samples"), "chosen", "rejected",
+                                       "propensity"])
 
 
 def to_dataset(rows: pd.DataFrame, images: datasets.Dataset, features: datasets.Features) -> datasets.Dataset:
@@ -119,18 +164,31 @@ def validate(ds: datasets.Dataset, features: datasets.Features, what: str) -> da
         for field in ("region", "region_truth"):
             if row[field] not in REGIONS:
                 raise ValueError(f"{where}: field {field!r} must be one of {REGIONS}, got {row[field]!r}")
-        if row["confidence"] is None or not 0.0 <= row["confidence"] <= 1.0 + 1e-6:
-            raise ValueError(f"{where}: field 'confidence' must lie in [0, 1], got {row['confidence']!r}")
+        for field in ("confidence", "propensity"):
+            if field in row and (row[field] is None or not 0.0 <= row[field] <= 1.0 + 1e-6):
+                raise ValueError(f"{where}: field {field!r} must lie in [0, 1], got {row[field]!r}")
         if "chosen" in row and row["chosen"] == row["rejected"]:
             raise ValueError(f"{where}: fields 'chosen' and 'rejected' are equal ({row['chosen']!r})")
     return ds
 
 
-def save(ds: datasets.Dataset, path: str | Path) -> None:
+LABELLING_FILE = "labelling.json"
+
+
+def save(ds: datasets.Dataset, path: str | Path, labels: Mapping) -> None:
+    """Write a training set and the labelling that made it (see `labelling`), atomically."""
     with atomic_dir(path) as tmp:
         ds.save_to_disk(str(tmp))
+        (tmp / LABELLING_FILE).write_text(json.dumps(labels, indent=2, sort_keys=True))
 
 
-def load(path: str | Path, features: datasets.Features, what: str) -> datasets.Dataset:
-    ds = datasets.load_from_disk(str(require(path, "notebook 02 (data generation)")))
+def load(path: str | Path, features: datasets.Features, what: str,
+         produced_by: str = "notebook 02 (data generation)") -> datasets.Dataset:
+    ds = datasets.load_from_disk(str(require(path, produced_by)))
     return validate(ds, features, what)
+
+
+def load_labelling(path: str | Path) -> dict:
+    """The labelling saved beside a training set (tau, confidence_signal, region_mix)."""
+    file = require(Path(path) / LABELLING_FILE, "notebook 02 (data generation)")
+    return json.loads(file.read_text())

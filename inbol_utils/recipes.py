@@ -1,8 +1,9 @@
-"""The study's two InBoL training stages as plain functions: load, train, save.
+"""The study's training stages as plain functions: load, train, save.
 
-Chapter 3 runs them for the main comparison, chapter 4 again for the ablations, and
-`python -m inbol_utils.recipes` runs them as a script, so `accelerate launch` or `torchrun`
-can train data-parallel with the very same code.
+IDK-IT, the preference stage ((CA-)DPO) and the compute-matched control (IDK-IT trained further
+on the preference pairs' chosen responses). Chapter 3 runs them for the main comparison (through
+`protocol`), chapter 4 again for the ablations, and `python -m inbol_utils.recipes` runs them as
+a script, so `accelerate launch` or `torchrun` can train data-parallel with the very same code.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import torch
 from accelerate import PartialState
 
 from . import dpo, idk_data, modeling
-from .generation import response_logprobs, training_batch
+from .generation import training_batch
 from .training import loss_log, train_sft, training_arguments
+
+PREFERENCES_FROM = "notebook 03 (training: on-policy pairs) or 02 (base-sampled pairs)"
 
 
 @dataclass
@@ -36,10 +39,20 @@ class PreferenceCollator:
         return batch
 
 
-def with_pair_terms(pairs: datasets.Dataset, tau: float, ca_mode: str) -> datasets.Dataset:
-    """Add each pair's CA-DPO weight and margin, computed from its confidence."""
-    weights, margins = dpo.pair_terms(torch.tensor(pairs["confidence"]), tau, ca_mode)
+def with_pair_terms(pairs: datasets.Dataset, tau: float, ca_mode: str,
+                    ca_signal: str = "both") -> datasets.Dataset:
+    """Add each pair's CA-DPO weight and margin, from its label confidence and propensity."""
+    certainty = dpo.pair_certainty(torch.tensor(pairs["confidence"]), torch.tensor(pairs["propensity"]),
+                                   tau, ca_signal)
+    weights, margins = dpo.pair_terms(certainty, ca_mode)
     return pairs.add_column("pair_weight", weights.tolist()).add_column("pair_margin", margins.tolist())
+
+
+def load_pairs(path: str | Path, ca_mode: str, ca_signal: str = "both") -> datasets.Dataset:
+    """A saved preference set with its CA-DPO terms, computed with the tau of the labelling
+    saved beside it: the pairs and their weights can never disagree about the threshold."""
+    pairs = idk_data.load(path, idk_data.PREFERENCE_FEATURES, "preference set", PREFERENCES_FROM)
+    return with_pair_terms(pairs, idk_data.load_labelling(path)["tau"], ca_mode, ca_signal)
 
 
 def lora(model, rank: int):
@@ -71,66 +84,86 @@ def save_trained(model, processor, out: str | Path, args, lora_rank: int) -> Non
 
 
 def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Path, steps: int,
-                 lr: float, batch_size: int, seed: int, lora_rank: int = 0) -> pd.DataFrame:
+                 lr: float, batch_size: int, seed: int, lora_rank: int = 0,
+                 callbacks=(), quiet: bool = False) -> pd.DataFrame:
     """IDK instruction tuning: supervised fine-tuning on answers and refusals (response tokens
     only), from the base model; saved in the hub format. Returns the training log."""
     model, processor = trainable(base, lora_rank)
-    args = training_arguments(run_folder(out), steps, batch_size, lr, seed)
-    log = train_sft(model, processor, instructions, args)
+    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
+    log = train_sft(model, processor, instructions, args, list(callbacks))
+    save_trained(model, processor, out, args, lora_rank)
+    return log
+
+
+def train_control(policy: str | Path, pairs: datasets.Dataset, out: str | Path, steps: int,
+                  lr: float, batch_size: int, seed: int, lora_rank: int = 0,
+                  callbacks=(), quiet: bool = False) -> pd.DataFrame:
+    """The compute-matched control: `policy` (the IDK-IT model) trained further, by plain SFT,
+    on the chosen responses of the preference pairs (each query's chosen response once). It
+    sees the same prompts and targets as the preference stage, without the rejected side:
+    what it gains is "more training"; what DPO gains beyond it is the preferences."""
+    frame = pairs.remove_columns("image").to_pandas()
+    once = frame.drop_duplicates(["id", "chosen"]).index.tolist()
+    chosen = pairs.select(once).rename_column("chosen", "response")
+    model, processor = trainable(policy, lora_rank)
+    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
+    log = train_sft(model, processor, chosen, args, list(callbacks))
     save_trained(model, processor, out, args, lora_rank)
     return log
 
 
 def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Path, steps: int,
-                      lr: float, batch_size: int, seed: int, beta: float, tau: float,
-                      ca_mode: str, sft_weight: float = 0.0, lora_rank: int = 0) -> pd.DataFrame:
-    """(CA-)DPO from `policy`, which is also the frozen reference (the IDK-IT model)."""
+                      lr: float, batch_size: int, seed: int, beta: float,
+                      anchor_weight: float = 1.0, lora_rank: int = 0, callbacks=(),
+                      quiet: bool = False) -> pd.DataFrame:
+    """(CA-)DPO from `policy`, which is also the frozen reference (the IDK-IT model). `pairs`
+    carry their weights and margins (`load_pairs` or `with_pair_terms`): all ones and zeros
+    for vanilla DPO."""
     model, processor = trainable(policy, lora_rank)
     reference, _ = modeling.load(policy)
-    args = training_arguments(run_folder(out), steps, batch_size, lr, seed)
+    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
     trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, beta=beta,
-                               sft_weight=sft_weight, train_dataset=with_pair_terms(pairs, tau, ca_mode),
-                               data_collator=PreferenceCollator(processor))
+                               anchor_weight=anchor_weight, train_dataset=pairs,
+                               data_collator=PreferenceCollator(processor), callbacks=list(callbacks))
     trainer.train()
     model.eval()
     save_trained(model, processor, out, args, lora_rank)
     return loss_log(trainer)
 
 
-def preference_agreement(model, processor, pairs: datasets.Dataset) -> float:
-    """Share of pairs whose chosen response the model finds more likely than the rejected one:
-    a preference accuracy that needs no reference model, so any two models compare."""
-    images, questions = list(pairs["image"]), pairs["question"]
-    chosen = response_logprobs(model, processor, images, questions, pairs["chosen"])
-    rejected = response_logprobs(model, processor, images, questions, pairs["rejected"])
-    return float((chosen > rejected).float().mean())
-
-
 def main(argv: list[str] | None = None) -> None:
     """Command line for data-parallel runs, e.g.
-    accelerate launch -m inbol_utils.recipes idk-it --base data/default/base_model ..."""
+    accelerate launch -m inbol_utils.recipes idk-it --model data/default/seed0/base_model ..."""
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.recipes")
-    parser.add_argument("stage", choices=["idk-it", "dpo"])
-    parser.add_argument("--model", required=True, help="base model (idk-it) or IDK-IT model (dpo)")
-    parser.add_argument("--data", required=True, help="idk_it or preferences folder from notebook 02")
+    parser.add_argument("stage", choices=["idk-it", "dpo", "control"])
+    parser.add_argument("--model", required=True,
+                        help="base model (idk-it) or IDK-IT model (dpo, control)")
+    parser.add_argument("--data", required=True,
+                        help="an idk_it folder (notebook 02) or a preferences folder (notebook 03); "
+                             "tau comes from the labelling saved beside the data")
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=32, help="per process")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--tau", type=float, default=0.5)
+    parser.add_argument("--anchor-weight", type=float, default=1.0)
     parser.add_argument("--ca-mode", default="weight", choices=dpo.CA_MODES)
+    parser.add_argument("--ca-signal", default="both", choices=dpo.CA_SIGNALS)
     parser.add_argument("--lora-rank", type=int, default=0)
     args = parser.parse_args(argv)
     if args.stage == "idk-it":
         data = idk_data.load(args.data, idk_data.IDK_FEATURES, "IDK-IT set")
         train_idk_it(args.model, data, args.out, args.steps, args.lr, args.batch_size, args.seed,
                      args.lora_rank)
+    elif args.stage == "control":
+        data = load_pairs(args.data, "none")
+        train_control(args.model, data, args.out, args.steps, args.lr, args.batch_size, args.seed,
+                      args.lora_rank)
     else:
-        data = idk_data.load(args.data, idk_data.PREFERENCE_FEATURES, "preference set")
+        data = load_pairs(args.data, args.ca_mode, args.ca_signal)
         train_preferences(args.model, data, args.out, args.steps, args.lr, args.batch_size,
-                          args.seed, args.beta, args.tau, args.ca_mode, lora_rank=args.lora_rank)
+                          args.seed, args.beta, args.anchor_weight, lora_rank=args.lora_rank)
     state = PartialState()
     if state.is_main_process:
         print(f"{args.stage}: saved {args.out}, trained by {state.num_processes} process(es)")

@@ -40,10 +40,8 @@ def test_place_regions_by_hand():
         confidence.place(frame, conf, 1.5)
 
 
-def test_majority_and_wrong_answers():
+def test_majority():
     assert confidence.majority(["Red", "red", "blue", "the red"]) == ("red", 0.75)
-    assert confidence.most_frequent_wrong(["red", "blue", "blue", "i don't know"], ["red"]) == "blue"
-    assert confidence.most_frequent_wrong(["red", "i am not sure"], ["red"]) is None
 
 
 def hand_table() -> pd.DataFrame:
@@ -75,29 +73,44 @@ def test_idk_rows_answer_inside_and_refuse_beyond():
 
 
 def test_preference_pairs_from_own_samples():
-    pairs = idk_data.preference_rows(hand_table(), seed=0).set_index("id")
+    """Inside: the correct answer over a refusal and over each distinct wrong answer. Beyond:
+    a refusal over each distinct response that is not a clean refusal. The propensity is the
+    share of the samples of the rejected kind."""
+    pairs = idk_data.preference_rows(hand_table(), seed=0)
+    by_id = {i: group for i, group in pairs.groupby("id")}
+    p0 = by_id["p-0"]  # inside; samples red, blue, red
+    assert set(p0["chosen"]) == {"red"} and len(p0) == 2
+    assert answers.is_refusal(p0["rejected"].iloc[0]) and p0["propensity"].iloc[0] == 0.0
+    assert p0["rejected"].iloc[1] == "blue" and p0["propensity"].iloc[1] == pytest.approx(1 / 3)
+    p2 = by_id["p-2"]  # inside, never wrong: only the refusal is rejected (over-refusal)
+    assert len(p2) == 1 and answers.is_refusal(p2["rejected"].item())
+    p1 = by_id["p-1"]  # beyond-intrinsic: tarsk (2 of 3) and velmora (right by luck, 1 of 3)
+    assert all(answers.is_refusal(c) for c in p1["chosen"])
+    assert dict(zip(p1["rejected"], p1["propensity"])) == pytest.approx({"tarsk": 2 / 3, "velmora": 1 / 3})
+    assert list(by_id["p-3"]["rejected"]) == ["green", "red"]
+    p4 = by_id["p-4"]  # labelled beyond although the probe knew circles: its own samples rule
+    assert dict(zip(p4["rejected"], p4["propensity"])) == pytest.approx({"circle": 1 / 3, "square": 2 / 3})
     assert (pairs["chosen"] != pairs["rejected"]).all()
-    assert pairs.loc["p-0", "chosen"] == "red" and pairs.loc["p-0", "rejected"] == "blue"
-    assert answers.is_refusal(pairs.loc["p-2", "rejected"])  # never wrong: reject over-refusal
-    assert answers.is_refusal(pairs.loc["p-1", "chosen"]) and pairs.loc["p-1", "rejected"] == "tarsk"
-    assert pairs.loc["p-3", "rejected"] == "green"
-    assert pairs.loc["p-4", "rejected"] == "square"
-    assert pairs["confidence"].tolist() == hand_table()["confidence"].tolist()
+    assert pairs.groupby("id")["confidence"].first().tolist() == [0.9, 0.1, 1.0, 0.0, 0.3]
 
 
 def test_preference_pairs_when_the_model_said_nothing_or_only_refused():
-    """Beyond the boundary, an empty answer is still the model's (wrong) answer to reject; a
-    model that only refused leaves nothing to reject, so the query gets no pair."""
+    """Beyond the boundary, an empty answer is still the model's (wrong) answer to reject, and
+    a hybrid is rejected like any answer; a model that only refused leaves nothing to reject,
+    so the query gets no pair. The chosen refusal is the model's own most frequent phrasing."""
     extra = pd.DataFrame({
-        "id": ["p-5", "p-6"], "question": ["q5", "q6"], "answers": [[], []],
-        "family": ["unanswerable"] * 2, "region_truth": ["beyond-extrinsic"] * 2,
-        "region": ["beyond-extrinsic"] * 2, "confidence": [0.0, 0.0],
-        "samples": [["", "", ""], ["i don't know"] * 3], "greedy": ["", "i am not sure"],
+        "id": ["p-5", "p-6", "p-7"], "question": ["q5", "q6", "q7"], "answers": [[], [], []],
+        "family": ["unanswerable"] * 3, "region_truth": ["beyond-extrinsic"] * 3,
+        "region": ["beyond-extrinsic"] * 3, "confidence": [0.0] * 3,
+        "samples": [["", "", ""], ["i don't know"] * 3, ["i am not sure", "red i don't know", "i am not sure"]],
+        "greedy": ["", "i am not sure", "i am not sure"],
     })
     pairs = idk_data.preference_rows(pd.concat([hand_table(), extra], ignore_index=True), seed=0)
-    pairs = pairs.set_index("id")
-    assert pairs.loc["p-5", "rejected"] == "" and answers.is_refusal(pairs.loc["p-5", "chosen"])
-    assert "p-6" not in pairs.index and len(pairs) == 6
+    p5 = pairs[pairs["id"] == "p-5"]
+    assert p5["rejected"].tolist() == [""] and p5["propensity"].item() == 1.0
+    assert "p-6" not in set(pairs["id"])
+    p7 = pairs[pairs["id"] == "p-7"]
+    assert p7[["chosen", "rejected"]].values.tolist() == [["i am not sure", "red i don't know"]]
 
 
 def test_data_generation_is_deterministic():

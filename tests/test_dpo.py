@@ -13,8 +13,8 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast,
 from inbol_utils.dpo import (
     CADPOTrainer,
     confidence_certainty,
+    pair_certainty,
     pair_terms,
-    preference_accuracy,
     preference_loss,
 )
 from inbol_utils.generation import training_batch
@@ -157,20 +157,31 @@ def test_certainty_at_threshold_and_extremes():
 
 
 def test_pair_terms_modes():
-    confidence = torch.tensor([0.0, 0.25, 0.5, 1.0])
-    certainty = confidence_certainty(confidence, 0.5)
-    weights, margins = pair_terms(confidence, 0.5, "none")
+    certainty = torch.tensor([1.0, 0.5, 0.0, 1.0])
+    weights, margins = pair_terms(certainty, "none")
     assert weights.tolist() == [1.0] * 4 and margins.tolist() == [0.0] * 4
-    weights, margins = pair_terms(confidence, 0.5, "weight", weight_floor=0.2)
-    np.testing.assert_allclose(weights, 0.2 + 0.8 * certainty.numpy())
-    assert weights[2].item() == pytest.approx(0.2) and margins.tolist() == [0.0] * 4
-    weights, margins = pair_terms(confidence, 0.5, "margin", margin_scale=3.0)
+    weights, margins = pair_terms(certainty, "weight", weight_floor=0.2)
+    raw = 0.2 + 0.8 * certainty.numpy()
+    np.testing.assert_allclose(weights, raw / raw.mean(), rtol=1e-6)  # the average pair weighs 1
+    assert weights[0] / weights[2] == pytest.approx(5.0) and margins.tolist() == [0.0] * 4
+    weights, margins = pair_terms(certainty, "margin", margin_scale=3.0)
     np.testing.assert_allclose(margins, 3.0 * certainty.numpy())
     assert weights.tolist() == [1.0] * 4
 
 
+def test_pair_certainty_signals():
+    """label: how far the probe's confidence is from tau; policy: the propensity; both: the product."""
+    confidence, propensity = torch.tensor([0.0, 0.5, 0.9]), torch.tensor([0.2, 1.0, 0.5])
+    label = pair_certainty(confidence, propensity, 0.5, "label")
+    np.testing.assert_allclose(label, [1.0, 0.0, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(pair_certainty(confidence, propensity, 0.5, "policy"), [0.2, 1.0, 0.5])
+    np.testing.assert_allclose(pair_certainty(confidence, propensity, 0.5, "both"), [0.2, 0.0, 0.4], rtol=1e-6)
+    with pytest.raises(ValueError, match="label.*policy.*both"):
+        pair_certainty(confidence, propensity, 0.5, "magic")
+
+
 def test_mode_none_is_vanilla_dpo():
-    weights, margins = pair_terms(torch.tensor([0.1, 0.4, 0.6, 0.9]), 0.5, "none")
+    weights, margins = pair_terms(torch.tensor([0.1, 0.4, 0.6, 0.9]), "none")
     ca, _, _ = preference_loss(PC, PR, RC, RR, 0.5, weights, margins)
     vanilla, _, _ = preference_loss(PC, PR, RC, RR, 0.5)
     assert ca.item() == vanilla.item()
@@ -178,7 +189,7 @@ def test_mode_none_is_vanilla_dpo():
 
 def test_invalid_mode_names_valid_ones():
     with pytest.raises(ValueError, match="none.*weight.*margin"):
-        pair_terms(torch.tensor([0.5]), 0.5, "scale")
+        pair_terms(torch.tensor([0.5]), "scale")
 
 
 # ---------------------------------------------------------------- the trainer, on a tiny LLaVA
@@ -197,7 +208,7 @@ def processor():
 @pytest.fixture(scope="module")
 def pairs():
     """One pair per colour: the right colour is preferred to a refusal, weighted by certainty."""
-    weights, margins = pair_terms(torch.tensor([0.9, 0.1, 0.5, 1.0]), 0.5, "weight")
+    weights, margins = pair_terms(confidence_certainty(torch.tensor([0.9, 0.1, 0.5, 1.0]), 0.5), "weight")
     return [{"image": Image.new("RGB", (32, 32), rgb), "question": "what color is it ?",
              "chosen": name, "rejected": "i don't know", "pair_weight": w.item(),
              "pair_margin": m.item()}
@@ -205,15 +216,10 @@ def pairs():
 
 
 def collator(processor):
-    """The batch format: B chosen rows, then the same B prompts with their rejected responses."""
-    def collate(rows: list[dict]) -> dict:
-        batch = training_batch(processor, [r["image"] for r in rows] * 2,
-                               [r["question"] for r in rows] * 2,
-                               [r["chosen"] for r in rows] + [r["rejected"] for r in rows])
-        batch["pair_weight"] = torch.tensor([r["pair_weight"] for r in rows])
-        batch["pair_margin"] = torch.tensor([r["pair_margin"] for r in rows])
-        return batch
-    return collate
+    """The recipes' own collator: B chosen rows, then the same B prompts with their rejected responses."""
+    from inbol_utils.recipes import PreferenceCollator
+
+    return PreferenceCollator(processor)
 
 
 def dpo_args(tmp_path, steps: int, batch_size: int = 4, **overrides) -> TrainingArguments:
@@ -245,10 +251,6 @@ def test_trainer_learns_logs_and_leaves_reference_alone(tmp_path, processor, pai
 
     metrics = trainer.evaluate(pairs)
     assert metrics["eval_loss"] < history[0]["loss"] and metrics["eval_rewards/accuracies"] == 1.0
-    loader = torch.utils.data.DataLoader(pairs, batch_size=3, collate_fn=collate)  # 3 + 1 pairs
-    held_out = preference_accuracy(policy, ref, loader, beta=0.5)
-    assert held_out["accuracy"] == 1.0 and held_out["n_pairs"] == 4
-    assert held_out["margin"] == pytest.approx(metrics["eval_rewards/margins"], rel=1e-4)
 
 
 def test_gradient_accumulation_matches_full_batch(tmp_path, processor, pairs):
@@ -266,12 +268,15 @@ def test_gradient_accumulation_matches_full_batch(tmp_path, processor, pairs):
     torch.testing.assert_close(params[0], params[1], atol=1e-6, rtol=1e-5)
 
 
-def test_sft_weight_adds_chosen_token_nll(tmp_path, processor, pairs):
+def test_anchor_adds_length_normalised_chosen_nll(tmp_path, processor, pairs):
+    """The anchor is RPO's: each chosen response's NLL divided by its own token count, averaged
+    over pairs, so a long response does not outweigh a short one."""
     policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
-    batch = collator(processor)(pairs)
+    rows = [dict(p, chosen=p["chosen"] + (" red red" if k == 0 else "")) for k, p in enumerate(pairs)]
+    batch = collator(processor)(rows)
     losses = []
-    for sft_weight in (0.0, 0.5):
-        trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, sft_weight=sft_weight,
+    for anchor_weight in (0.0, 0.5):
+        trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, anchor_weight=anchor_weight,
                                args=dpo_args(tmp_path, 1))
         with torch.no_grad():
             losses.append(trainer.compute_loss(policy, batch).item())
@@ -279,8 +284,12 @@ def test_sft_weight_adds_chosen_token_nll(tmp_path, processor, pairs):
     with torch.no_grad():
         logps = sequence_logps(policy(**{k: v for k, v in chosen.items() if k != "labels"}).logits,
                                chosen["labels"])
-    nll = -logps.sum().item() / (chosen["labels"][:, 1:] != IGNORE_INDEX).sum().item()
+    tokens = (chosen["labels"][:, 1:] != IGNORE_INDEX).sum(-1)
+    assert tokens[0] == tokens[1] + 2  # the first chosen response is two words longer
+    nll = (-logps / tokens).mean().item()
     assert losses[1] - losses[0] == pytest.approx(0.5 * nll, rel=1e-5)
+    with pytest.raises(ValueError, match="beta > 0"):
+        CADPOTrainer(model=policy, ref_model=ref, beta=-0.5, args=dpo_args(tmp_path, 1))
 
 
 def test_trainer_requires_unused_columns_kept(tmp_path, processor):

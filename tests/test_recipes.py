@@ -1,5 +1,6 @@
 """The training recipes as the notebooks call them: IDK-IT (full and LoRA) and CA-DPO."""
 import datasets
+import pytest
 import torch
 
 from inbol_utils import answers, generation, idk_data, modeling, recipes
@@ -37,10 +38,11 @@ def test_preference_training_moves_the_policy_from_its_reference(tmp_path, proce
         "id": rows["id"], "image": list(rows["image"]), "question": rows["question"],
         "chosen": [answers.REFUSAL_RESPONSES[1]] * 8, "rejected": ["red"] * 8,
         "region": ["beyond-extrinsic"] * 8, "region_truth": ["beyond-extrinsic"] * 8,
-        "family": ["unanswerable"] * 8, "confidence": [0.0] * 8,
+        "family": ["unanswerable"] * 8, "confidence": [0.0] * 8, "propensity": [0.5] * 8,
     }, features=idk_data.PREFERENCE_FEATURES)
+    pairs = recipes.with_pair_terms(pairs, tau=0.5, ca_mode="weight")
     log = recipes.train_preferences(tmp_path / "idk", pairs, tmp_path / "dpo", steps=4, lr=5e-3,
-                                    batch_size=4, seed=0, beta=0.1, tau=0.5, ca_mode="weight")
+                                    batch_size=4, seed=0, beta=0.1, anchor_weight=1.0)
     assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(log.columns)
     policy, _ = modeling.load(tmp_path / "dpo", device="cpu")
     def margin(model):
@@ -49,3 +51,23 @@ def test_preference_training_moves_the_policy_from_its_reference(tmp_path, proce
         return (chosen - generation.response_logprobs(model, processor, images, questions, pairs["rejected"])).mean()
     assert margin(policy) > margin(tiny_model)
     assert not any("vision_tower" in n for n in changed(tiny_model, policy))
+
+
+def test_ca_weights_follow_the_saved_labelling(tmp_path, tiny_world):
+    """Rerun notebook 02 with another tau and the CA-DPO weights follow it, with nobody passing
+    tau again: the preference set carries the labelling that made it."""
+    rows = tiny_world[0]["probe"].select(range(4))
+    pairs = datasets.Dataset.from_dict({
+        "id": rows["id"], "image": list(rows["image"]), "question": rows["question"],
+        "chosen": ["red"] * 4, "rejected": [answers.REFUSAL_RESPONSES[0]] * 4,
+        "region": ["inside"] * 4, "region_truth": ["inside"] * 4, "family": ["perception"] * 4,
+        "confidence": [0.3, 0.5, 0.7, 0.9], "propensity": [1.0] * 4,
+    }, features=idk_data.PREFERENCE_FEATURES)
+    weights = {}
+    for tau in (0.3, 0.9):
+        idk_data.save(pairs, tmp_path / "preferences", idk_data.labelling(tau, "sampled", {}))
+        weights[tau] = recipes.load_pairs(tmp_path / "preferences", "weight", "label")["pair_weight"]
+    assert weights[0.3][0] == min(weights[0.3]) and weights[0.9][3] == min(weights[0.9])
+    assert recipes.load_pairs(tmp_path / "preferences", "none")["pair_weight"] == [1.0] * 4
+    with pytest.raises(ValueError, match="confidence_signal"):
+        idk_data.labelling(0.5, "magic", {})
