@@ -1,6 +1,6 @@
 """Benchmark: batched vs one-at-a-time sampling, and likelihood vs sampled confidence.
 
-    python -m inbol_utils.bench [--model data/default/base_model] [--queries 300] [--repeats 9]
+    python -m inbol_utils.bench [--model data/default/seed0/base_model] [--queries 300] [--repeats 9]
 
 Targets from the design brief: batched sampling at least 2x the throughput of one query at a
 time; exact-likelihood confidence at least 10x cheaper than N=10 sampled confidence on the same
@@ -25,7 +25,7 @@ def seconds(fn) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="data/default/base_model")
+    parser.add_argument("--model", default="data/default/seed0/base_model")
     parser.add_argument("--world", default="data/default/world")
     parser.add_argument("--queries", type=int, default=300, help="answerable probe queries to time")
     parser.add_argument("--single", type=int, default=30, help="queries for the one-at-a-time run")

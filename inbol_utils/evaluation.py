@@ -6,6 +6,7 @@ import pandas as pd
 
 from .answers import classify_response
 from .generation import greedy_answers
+from .metrics import summarize
 
 
 def split_frame(ds: datasets.Dataset) -> pd.DataFrame:
@@ -38,14 +39,39 @@ def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
               .groupby(list(columns))["correct"].agg(accuracy="mean", n="size").reset_index())
 
 
-def accuracy_probe(processor, ds: datasets.Dataset, batch_size: int = 150):
-    """A function model -> greedy accuracy per question type on `ds` (for training callbacks)."""
+def scorer(processor, ds: datasets.Dataset, batch_size: int = 150):
+    """A function model -> its scored greedy answers on `ds` (the split read once, here)."""
     images, frame = list(ds["image"]), split_frame(ds)
+    questions = frame["question"].tolist()
+
+    def scored(model) -> pd.DataFrame:
+        return score(frame, greedy_answers(model, processor, images, questions, batch_size=batch_size))
+
+    return scored
+
+
+def accuracy_probe(processor, ds: datasets.Dataset):
+    """A function model -> greedy accuracy per question type on `ds` (for training callbacks)."""
+    scored = scorer(processor, ds)
 
     def probe(model) -> dict[str, float]:
-        responses = greedy_answers(model, processor, images, frame["question"].tolist(),
-                                   batch_size=batch_size)
-        scored = score(frame, responses)
-        return (scored["response_type"] == "correct").groupby(scored["qtype"]).mean().to_dict()
+        frame = scored(model)
+        return (frame["response_type"] == "correct").groupby(frame["qtype"]).mean().to_dict()
+
+    return probe
+
+
+VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
+                      "beyond_intrinsic_refr")
+
+
+def validation_probe(processor, ds: datasets.Dataset):
+    """A function model -> headline metrics of its greedy answers on `ds` (the validation
+    split), for selecting hyperparameters and checkpoints."""
+    scored = scorer(processor, ds)
+
+    def probe(model) -> dict[str, float]:
+        result = summarize(scored(model), c_values=())
+        return {k: result[k] for k in VALIDATION_METRICS}
 
     return probe

@@ -1,24 +1,24 @@
-"""Chapter 4's loops: score every method on both test splits, tabulate, and train ablation variants."""
+"""Chapter 4's loops: score every method of every seed on both test splits, compare methods by
+seed-paired intervals, and train the ablation variants."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 import numpy as np
 import pandas as pd
 
-from . import confidence, evaluation, idk_data, metrics, modeling, recipes
-from .answers import REFUSAL_RESPONSES
+from . import confidence, evaluation, idk_data, metrics, modeling, parallel, protocol, world
+from .generation import answer_probability
 
 TEST_SPLITS = ("test", "ood")
-HEADLINE = ("acc", "refr", "err", "trust", "answerable_acc", "over_refusal", "unanswerable_refr",
-            "beyond_intrinsic_refr", "truthful")
+HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_refusal", "known_acc",
+            "known_refr", "unanswerable_refr", "beyond_intrinsic_refr", "truthful")
 
 
-def score_splits(model, processor, splits: dict[str, datasets.Dataset], **labels) -> pd.DataFrame:
+def score_splits(model, processor, splits, **labels) -> pd.DataFrame:
     """Greedy responses on the in-domain and out-of-domain test splits, scored and labelled."""
-    frames = [evaluation.predict(model, processor, splits[name], desc=f"{labels} {name}").assign(split=name)
+    frames = [evaluation.predict(model, processor, splits[name], desc=None).assign(split=name)
               for name in TEST_SPLITS]
     return pd.concat(frames, ignore_index=True).assign(**labels)
 
@@ -35,12 +35,43 @@ def score_abstention(model, processor, splits, n_samples: int, threshold: float,
     return pd.concat(frames, ignore_index=True).assign(**labels)
 
 
+def base_knowledge(model, processor, splits, tau: float) -> np.ndarray:
+    """Did this seed's base model know each test query's answer? Its exact probability of the
+    gold answer is at least tau (the labelling's own rule, applied to the test queries): Cheng
+    et al.'s "known" questions, measured on the model instead of read off the world's exposure."""
+    known = []
+    for name in TEST_SPLITS:
+        ds = splits[name]
+        probs = answer_probability(model, processor, list(ds["image"]), ds["question"], ds["answers"])
+        known.append(np.asarray(probs) >= tau)
+    return np.concatenate(known)
+
+
+def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: int,
+               abstain_threshold: float) -> pd.DataFrame:
+    """Every method of one seed on both test splits, one scored row per (method, query), with
+    `base_known` from that seed's base model. A job for `parallel.run`: one per seed."""
+    home = protocol.seed_dir(artifacts, seed)
+    splits = {name: world.load_split(protocol.world_dir(artifacts), name) for name in TEST_SPLITS}
+    tau = idk_data.load_labelling(home / "idk_it")["tau"]
+    base, processor = modeling.load(home / "base_model")
+    frames = [score_splits(base, processor, splits, method="base"),
+              score_abstention(base, processor, splits, abstain_samples, abstain_threshold, seed,
+                               method="base + abstention")]
+    for method in methods:
+        model, _ = modeling.load(protocol.model_dir(home, method))
+        frames.append(score_splits(model, processor, splits, method=method))
+    known = base_knowledge(base, processor, splits, tau)
+    return pd.concat([f.assign(base_known=known) for f in frames], ignore_index=True).assign(seed=seed)
+
+
 def summary(frame: pd.DataFrame, c_values=metrics.C_VALUES) -> dict:
-    """The headline metrics of one scored frame. `known` for the truthful rate is the world's
-    ground truth: the query is answerable and its fact (if any) was shown."""
+    """The headline metrics of one scored frame, with two truthful rates: `known` from the
+    world's ground truth (answerable and its fact, if any, shown) and from the base model's own
+    knowledge (`base_known`)."""
     result = metrics.summarize(frame, c_values)
-    known = frame.assign(known=frame["region_truth"] == "inside")
-    result["truthful"] = metrics.truthful_rate(known)
+    result["truthful"] = metrics.truthful_rate(frame.assign(known=frame["region_truth"] == "inside"))
+    result["truthful_known"] = metrics.truthful_rate(frame.assign(known=frame["base_known"]))
     return result
 
 
@@ -52,8 +83,19 @@ def per_run(scored: pd.DataFrame, keys=("method", "seed", "split")) -> pd.DataFr
 
 def mean_spread(runs: pd.DataFrame, columns=HEADLINE, keys=("method", "split")) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds of each metric."""
-    out = runs.groupby(list(keys), sort=False)[list(columns)].agg(["mean", "std"])
-    return out.fillna(0.0)
+    return runs.groupby(list(keys), sort=False)[list(columns)].agg(["mean", "std"]).fillna(0.0)
+
+
+def compare(runs: pd.DataFrame, method: str, rivals, metric: str = "trust") -> pd.DataFrame:
+    """`method` against each rival on each split: the seed-paired difference in `metric`, its
+    95% interval and the verdict read from it (`metrics.paired_comparison`)."""
+    rows = []
+    for split in TEST_SPLITS:
+        table = runs[runs["split"] == split].pivot(index="seed", columns="method", values=metric)
+        for rival in rivals:
+            result = metrics.paired_comparison(table[method], table[rival])
+            rows.append({"split": split, "rival": rival, **result})
+    return pd.DataFrame(rows)
 
 
 def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
@@ -67,58 +109,72 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
                   .agg(refusal_rate="mean", n="size").reset_index())
 
 
-def inside_responses(scored: pd.DataFrame) -> pd.DataFrame:
-    """In-domain responses to queries inside the world's boundaries, flagged `refused` and
-    `answer_then_refusal`: a refusal whose first word is not how any trained refusal phrasing
-    starts, i.e. an answer that drifted into refusal words ("triangle not sure about that").
-    The second is the mark of a preference stage that lowered the chosen answers' likelihood
-    too: the model no longer ends its answers."""
-    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
-    refused = inside["response_type"] == "refusal"
-    openers = {phrase.split()[0] for phrase in REFUSAL_RESPONSES}
-    opens_with_answer = ~inside["response"].fillna("").str.split().str[0].isin(openers)
-    return inside.assign(refused=refused, answer_then_refusal=refused & opens_with_answer)
-
-
 def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
-    """Over-refusal broken down: the shares of `inside_responses` refused, and refused after
-    starting with an answer."""
-    return (inside_responses(scored).groupby(list(by), sort=False)[["refused", "answer_then_refusal"]]
-            .mean().reset_index())
+    """Over-refusal broken down: the shares of in-domain queries inside the world's boundaries
+    that were refused, and that got an answer-then-refusal hybrid ("triangle not sure about
+    that": the mark of a preference stage that lowered the chosen answers' likelihood too)."""
+    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
+    flags = inside.assign(refused=inside["response_type"] == "refusal",
+                          hybrid=inside["response_type"] == "hybrid")
+    return flags.groupby(list(by), sort=False)[["refused", "hybrid"]].mean().reset_index()
+
+
+# ---------------------------------------------------------------------------- ablations
 
 
 @dataclass
 class Variant:
-    """One ablation run: how the labels are drawn and how the model is trained."""
+    """One ablation run of InBoL on the first seed: one choice changed, the rest as chosen.
 
-    name: str
-    tau: float = 0.5
-    signal: str = "sampled_conf"  # a confidence column of the boundary table
-    region_mix: dict = field(default_factory=dict)
-    ca_mode: str = "weight"
-    beta: float = 0.1
-    sft_weight: float = 0.0  # an NLL anchor on the chosen responses (see dpo.CADPOTrainer)
+    `labelling` (tau, confidence_signal, region_mix), when given, relabels the probe: a new
+    IDK-IT set, a new IDK-IT model (the chosen IDK-IT settings) and its own on-policy pairs.
+    `settings` override InBoL's chosen settings (anchor_weight, ca_mode, ca_signal...).
+    `pairs="base samples"` trains on the off-policy pairs of notebook 02 instead."""
 
+    ablation: str
+    setting: str
+    labelling: dict | None = None
+    settings: dict = field(default_factory=dict)
+    pairs: str = "on-policy"
 
-def train_variant(variant: Variant, table: pd.DataFrame, probe_split: datasets.Dataset, base: Path,
-                  out: Path, hyper: dict, seed: int, idk_model: Path | None = None) -> Path:
-    """Relabel the probed queries, rebuild both training sets and train IDK-IT (unless an
-    IDK-IT model trained on the same labels is given) and then CA-DPO. Returns the model path."""
-    table = table.assign(confidence=table[variant.signal])
-    table["region"] = confidence.place(table, table["confidence"], variant.tau)
-    if idk_model is None:
-        rows = idk_data.idk_instruction_rows(table, variant.region_mix, seed)
-        idk_model = out / f"{variant.name}-idk_it"
-        recipes.train_idk_it(base, idk_data.to_dataset(rows, probe_split, idk_data.IDK_FEATURES), idk_model,
-                             hyper["idk_steps"], hyper["idk_lr"], hyper["idk_batch_size"], seed)
-    pairs = idk_data.preference_rows(table, variant.region_mix, seed)
-    path = out / variant.name
-    recipes.train_preferences(idk_model, idk_data.to_dataset(pairs, probe_split, idk_data.PREFERENCE_FEATURES),
-                              path, hyper["dpo_steps"], hyper["dpo_lr"], hyper["dpo_batch_size"], seed,
-                              variant.beta, variant.tau, variant.ca_mode, variant.sft_weight)
-    return path
+    @property
+    def name(self) -> str:
+        return f"{self.ablation}-{self.setting}".replace(" ", "_")
 
 
-def load_and_score(path: Path, splits, **labels) -> pd.DataFrame:
-    model, processor = modeling.load(path)
-    return score_splits(model, processor, splits, **labels)
+def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_samples: int,
+                temperature: float) -> pd.DataFrame:
+    """Train one variant (see `Variant`) and score it on both test splits. A job for
+    `parallel.run`."""
+    home, world_path = protocol.seed_dir(artifacts, seed), protocol.world_dir(artifacts)
+    out = Path(artifacts) / "ablations" / variant.name
+    idk_model, data = protocol.model_dir(home, "IDK-IT"), home / "preferences"
+    if variant.pairs == "base samples":
+        data = home / "preferences_base"
+    if variant.labelling is not None:
+        boundary = pd.read_parquet(home / "boundary.parquet")
+        probe = world.load_split(world_path, "probe")
+        protocol.make_training_data(boundary, variant.labelling, probe, out, seed)
+        idk_model = protocol.model_dir(out, "IDK-IT")
+        protocol.train_method("IDK-IT", chosen["IDK-IT"], str(out), str(home / "base_model"),
+                              str(idk_model), str(world_path), stop_at=chosen["IDK-IT"]["stop_at"])
+        protocol.build_pairs(str(out), str(idk_model), str(world_path), pair_samples, temperature, seed)
+        data = out / "preferences"
+    inbol = chosen[protocol.INBOL]
+    model = out / "model"
+    protocol.train_method(protocol.INBOL, {**inbol, **variant.settings}, str(home),
+                          str(idk_model), str(model), str(world_path), stop_at=inbol["stop_at"],
+                          data=str(data))
+    splits = {name: world.load_split(world_path, name) for name in TEST_SPLITS}
+    policy, processor = modeling.load(model)
+    base, _ = modeling.load(home / "base_model")
+    scored = score_splits(policy, processor, splits, ablation=variant.ablation, setting=variant.setting)
+    tau = idk_data.load_labelling(home / "idk_it")["tau"]
+    return scored.assign(base_known=base_knowledge(base, processor, splits, tau), seed=seed)
+
+
+def run_variants(variants: list[Variant], artifacts: str, seed: int, chosen: dict,
+                 pair_samples: int, temperature: float, workers: int) -> pd.DataFrame:
+    jobs = [dict(variant=v, artifacts=artifacts, seed=seed, chosen=chosen, pair_samples=pair_samples,
+                 temperature=temperature) for v in variants]
+    return pd.concat(parallel.run(run_variant, jobs, workers), ignore_index=True)

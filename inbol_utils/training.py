@@ -32,18 +32,47 @@ class SFTCollator:
 
 @dataclass
 class ProbeCallback(TrainerCallback):
-    """Every `every` steps, run `probe(model)` (e.g. greedy accuracy per question type) and keep
-    the result: accuracy per type says what the model has learnt; the averaged loss does not."""
+    """Every `every` steps, run `probe(model)` (e.g. greedy accuracy per question type, or
+    Trust on the validation split) and keep the result: accuracy per type says what the model
+    has learnt; the averaged loss does not.
 
-    probe: Callable[[object], dict[str, float]]
+    Checkpoint selection: with `select_on`, the weights with the highest value of that key are
+    kept and restored at the end of training (ties keep the earlier step). With `stop_at`,
+    training stops at that step while the learning-rate schedule stays the one of `max_steps`:
+    "train for s steps" then means the same model as "checkpoint s of the selection run".
+    """
+
+    probe: Callable[[object], dict[str, float]] | None
     every: int
+    select_on: str | None = None
+    stop_at: int | None = None
     history: list[dict] = field(default_factory=list)
+    best_step: int | None = None
+    _best_state: dict | None = None
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+        step = state.global_step
+        last = step == state.max_steps or step == self.stop_at
+        if self.probe is not None and (step % self.every == 0 or last):
             was_training = model.training
-            self.history.append({"step": state.global_step, **self.probe(model)})
+            self.history.append({"step": step, **self.probe(model)})
             model.train(was_training)
+            if self.select_on is not None:
+                self._keep_if_best(model, step)
+        if self.stop_at is not None and step >= self.stop_at:
+            control.should_training_stop = True
+
+    def _keep_if_best(self, model, step: int) -> None:
+        value = self.history[-1][self.select_on]
+        best = None if self.best_step is None else next(
+            h[self.select_on] for h in self.history if h["step"] == self.best_step)
+        if best is None or value > best:
+            self.best_step = step
+            self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self._best_state is not None:
+            model.load_state_dict(self._best_state)
 
 
 def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, seed: int,
@@ -67,10 +96,10 @@ def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, 
 
 
 def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArguments,
-              callbacks: list[TrainerCallback] = ()) -> pd.DataFrame:
+              callbacks: list[TrainerCallback] = (), response_column: str = "response") -> pd.DataFrame:
     """Train in place; return the logged history (step, loss, learning rate) as a frame."""
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=SFTCollator(processor), callbacks=list(callbacks))
+                      data_collator=SFTCollator(processor, response_column), callbacks=list(callbacks))
     trainer.train()
     model.eval()
     return loss_log(trainer)

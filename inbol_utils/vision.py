@@ -40,7 +40,8 @@ def scene_labels(rng: np.random.Generator, cfg: WorldConfig, n: int):
 
 
 def pretrain_vision_tower(model, processor, cfg: WorldConfig, steps: int, batch_size: int = 64,
-                          lr: float = 2e-3, n_scenes: int = 6000, seed: int = 0) -> list[float]:
+                          lr: float = 2e-3, n_scenes: int = 6000, seed: int = 0,
+                          progress: bool = True) -> list[float]:
     """Train `model`'s vision tower to classify each cell's colour and shape; then freeze it.
     Returns the per-step accuracy (mean of colour and shape over cells) for the notebook."""
     tower = model.model.vision_tower
@@ -56,7 +57,7 @@ def pretrain_vision_tower(model, processor, cfg: WorldConfig, steps: int, batch_
     torch.manual_seed(seed)
     tower.train()
     accuracy = []
-    for _ in tqdm(range(steps), desc="vision pretraining"):
+    for _ in tqdm(range(steps), desc="vision pretraining", disable=not progress):
         idx = torch.randint(0, n_scenes, (batch_size,))
         hidden = tower(pixels[idx].to(tower.device)).last_hidden_state[:, 1:]
         feats = cell_features(hidden, vcfg.image_size, vcfg.patch_size)

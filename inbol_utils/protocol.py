@@ -1,0 +1,276 @@
+"""The fair-test protocol: whole-replicate seeds, on-policy pairs, equal tuning on validation.
+
+A seed is a whole replicate on a fixed world (the benchmark, fixed by `world_seed`): its own
+base model, probe, labels, training data and trained models, all under <artifacts>/seed<s>/:
+
+  base_model/          notebook 00
+  boundary.parquet     notebook 01: the base model's probe of the whole probe split
+  labels.parquet       notebook 02: every probe query, its label (region, confidence) and half
+  idk_it/              notebook 02: the IDK-IT set, from half A
+  preferences_base/    notebook 02: pairs from the base model's samples on half B (off-policy:
+                       the ablation that stands for how preference data is often built)
+  preferences/         notebook 03: pairs from this seed's IDK-IT model's samples on half B
+  models/<key>/        notebook 03: one folder per trained method (`TRAINED`)
+
+Every trained method gets the same tuning: a small grid on the first seed, each candidate
+scored on the validation split every few steps, the best (settings, checkpoint) kept, then the
+same settings trained to the same step for every other seed. The test splits are not read here.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import confidence, evaluation, idk_data, modeling, parallel, recipes, world
+from .answers import classify_response
+from .artifacts import atomic_dir, atomic_file, require
+from .generation import generate_answers
+from .training import ProbeCallback
+
+
+@dataclass(frozen=True)
+class Method:
+    """A trained method: its name in the tables, its folder and glue key, and its recipe."""
+
+    name: str
+    key: str
+    stage: str  # "idk_it", "preferences" or "control" (see `train_method`)
+
+
+TRAINED = (
+    Method("IDK-IT", "idkit", "idk_it"),
+    Method("IDK-IT + DPO", "dpo", "preferences"),
+    Method("InBoL (IDK-IT + CA-DPO)", "inbol", "preferences"),
+    Method("IDK-IT + chosen SFT (control)", "control", "control"),
+)
+METHODS = {m.name: m for m in TRAINED}
+IDKIT, DPO, INBOL, CONTROL = METHODS
+BASELINES = ("base", "base + abstention")
+METHOD_ORDER = (*BASELINES, *METHODS)
+GLUE_KEYS = {"base": "base", "base + abstention": "abstain"} | {m.name: m.key for m in TRAINED}
+
+
+def seed_dir(artifacts: str | Path, seed: int) -> Path:
+    return Path(artifacts) / f"seed{seed}"
+
+
+def model_dir(home: Path, method: str) -> Path:
+    return Path(home) / "models" / METHODS[method].key
+
+
+def world_dir(artifacts: str | Path) -> Path:
+    return Path(artifacts) / "world"
+
+
+def start_model(home: Path, method: str) -> Path:
+    """Where a method starts: IDK-IT from the seed's base model, the rest from its IDK-IT model."""
+    return Path(home) / "base_model" if METHODS[method].stage == "idk_it" else model_dir(home, "IDK-IT")
+
+
+# ---------------------------------------------------------------------------- base model and probe
+
+
+def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
+                     vision_steps: int, steps: int, batch_size: int, lr: float,
+                     probe_every: int) -> dict:
+    """The seed's original MLLM: a fresh tiny LLaVA, its vision tower pretrained then frozen,
+    then trained on the world's answerable queries only (it never sees a refusal); saved to
+    seed<s>/base_model. Accuracy per question type on the validation split is tracked during
+    training. A job for `parallel.run`: one per seed."""
+    from . import answers, training, vision
+
+    splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
+    processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
+    model = modeling.build_model(processor, size, seed=seed)
+    vision_accuracy = vision.pretrain_vision_tower(model, processor, config, vision_steps, seed=seed,
+                                                   progress=False)
+    monitor = splits["validation"].filter(lambda r: r["family"] != "unanswerable").shuffle(seed=seed)
+    monitor = monitor.select(range(min(300, len(monitor))))
+    callback = training.ProbeCallback(evaluation.accuracy_probe(processor, monitor), every=probe_every)
+    rows = splits["base_train"].map(lambda r: {"response": r["answers"][0]})
+    home = seed_dir(artifacts, seed)
+    args = training.training_arguments(str(home / "runs" / "base"), steps, batch_size, lr, seed,
+                                       disable_tqdm=True)
+    log = training.train_sft(model, processor, rows, args, [callback])
+    modeling.save(model, processor, home / "base_model")
+    return {"seed": seed, "log": log, "curve": pd.DataFrame(callback.history),
+            "vision_accuracy": vision_accuracy}
+
+
+def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], temperature: float,
+               batch_size: int) -> pd.DataFrame:
+    """Probe the seed's base model on the whole probe split (`confidence.probe`, with
+    max(n_values) samples) and add the sampled confidence for every N of `n_values`
+    (`sampled_conf_<N>`) and for `n_samples` (`sampled_conf`, the one that labels the data);
+    saved to seed<s>/boundary.parquet. A job for `parallel.run`: one per seed."""
+    home = seed_dir(artifacts, seed)
+    model, processor = modeling.load(require(home / "base_model", "notebook 00 (world and base model)"))
+    probe = world.load_split(world_dir(artifacts), "probe")
+    table = confidence.probe(model, processor, probe, n_samples=max(n_values), temperature=temperature,
+                             batch_size=batch_size, seed=seed)
+    for n in n_values:
+        table[f"sampled_conf_{n}"] = confidence.sampled_confidence(table, n)
+    table["sampled_conf"] = table[f"sampled_conf_{n_samples}"]
+    saved = table.assign(answers=table["answers"].map(list), samples=table["samples"].map(list))
+    with atomic_file(home / "boundary.parquet", "wb") as handle:
+        saved.to_parquet(handle)
+    return table
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: Path,
+                       seed: int) -> dict[str, pd.DataFrame]:
+    """Label every probed query (`labelling`: tau, confidence_signal, region_mix), then write
+    the seed's labels, its IDK-IT set (half A) and its base-sampled pairs (half B), each with
+    the labelling beside it. Returns the three frames, for the chapter's tables."""
+    table = boundary.assign(confidence=boundary[idk_data.CONFIDENCE_SIGNALS[labelling["confidence_signal"]]])
+    table["region"] = confidence.place(table, table["confidence"], labelling["tau"])
+    in_a = table["id"].isin(set(world.probe_half(probe, "A")["id"]))
+    table["half"] = np.where(in_a, "A", "B")
+    idk_rows = idk_data.idk_instruction_rows(table[in_a], labelling["region_mix"], seed)
+    base_pairs = idk_data.preference_rows(table[~in_a], labelling["region_mix"], seed)
+    idk_set = idk_data.to_dataset(idk_rows, probe, idk_data.IDK_FEATURES)
+    pair_set = idk_data.to_dataset(base_pairs, probe, idk_data.PREFERENCE_FEATURES)
+    idk_data.save(idk_data.validate(idk_set, idk_data.IDK_FEATURES, "IDK-IT set"), home / "idk_it", labelling)
+    idk_data.save(idk_data.validate(pair_set, idk_data.PREFERENCE_FEATURES, "preference set"),
+                  home / "preferences_base", labelling)
+    labels = table.drop(columns=["samples"])
+    with atomic_file(home / "labels.parquet", "wb") as handle:
+        labels.to_parquet(handle)
+    return {"labels": labels, "idk": idk_rows, "base_pairs": base_pairs}
+
+
+def build_pairs(home: str, model: str, world_path: str, n_samples: int, temperature: float,
+                seed: int, out: str | None = None) -> pd.DataFrame:
+    """Sample `model` `n_samples` times on every half-B query of this seed and turn its own
+    responses into preference pairs (`idk_data.preference_rows`) under the labels of
+    notebook 02. With the seed's IDK-IT model these are the on-policy pairs: the policy's own
+    mistakes, on prompts it was not trained on. Written to `out` (default home/preferences)."""
+    home = Path(home)
+    labels = pd.read_parquet(require(home / "labels.parquet", "notebook 02 (data generation)"))
+    labelling = idk_data.load_labelling(home / "idk_it")
+    half_b = labels[labels["half"] == "B"].reset_index(drop=True)
+    probe = world.load_split(world_path, "probe")
+    queries = world.select_ids(probe, half_b["id"])
+    policy, processor = modeling.load(require(model, "notebook 03 (IDK-IT training)"))
+    half_b["samples"] = generate_answers(policy, processor, list(queries["image"]), queries["question"],
+                                         num_samples=n_samples, temperature=temperature, seed=seed)
+    rows = idk_data.preference_rows(half_b, labelling["region_mix"], seed)
+    pairs = idk_data.to_dataset(rows, probe, idk_data.PREFERENCE_FEATURES)
+    idk_data.save(idk_data.validate(pairs, idk_data.PREFERENCE_FEATURES, "preference set"),
+                  Path(out) if out else home / "preferences", labelling)
+    kinds = [classify_response(r, a) for r, a in zip(rows["rejected"], rows["answers"])]
+    return rows.assign(rejected_kind=kinds)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def train_method(method: str, settings: Mapping, home: str, start: str, out: str,
+                 world_path: str, validation_every: int = 0, stop_at: int | None = None,
+                 data: str | None = None) -> dict:
+    """Train one method for one seed from `start` and save it to `out`.
+
+    `settings`: lr, steps (the schedule's length), batch_size; for the preference stage also
+    beta, anchor_weight, ca_mode and ca_signal. With `validation_every`, the model is scored on
+    the validation split every that many steps and the best checkpoint (by Trust_1) is the one
+    saved; with `stop_at`, training stops at that step of the same schedule. `data` replaces
+    the seed's own training set (home/idk_it or home/preferences). Returns the training log,
+    the validation curve and the step of the saved checkpoint.
+    """
+    stage = METHODS[method].stage
+    probe = None
+    if validation_every:
+        _, processor = modeling.load(start)
+        probe = evaluation.validation_probe(processor, world.load_split(world_path, "validation"))
+    callback = ProbeCallback(probe, validation_every or settings["steps"], select_on="trust" if probe else None,
+                             stop_at=stop_at)
+    common = dict(steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
+                  callbacks=[callback], quiet=True)
+    seed = settings["seed"]
+    if stage == "idk_it":
+        instructions = idk_data.load(data or Path(home) / "idk_it", idk_data.IDK_FEATURES, "IDK-IT set")
+        log = recipes.train_idk_it(start, instructions, out, seed=seed, **common)
+    elif stage == "control":
+        pairs = recipes.load_pairs(data or Path(home) / "preferences", "none")
+        log = recipes.train_control(start, pairs, out, seed=seed, **common)
+    else:
+        pairs = recipes.load_pairs(data or Path(home) / "preferences", settings["ca_mode"],
+                                   settings["ca_signal"])
+        log = recipes.train_preferences(start, pairs, out, seed=seed, beta=settings["beta"],
+                                        anchor_weight=settings["anchor_weight"], **common)
+    step = callback.best_step or min(stop_at or settings["steps"], settings["steps"])
+    return {"log": log, "curve": pd.DataFrame(callback.history), "step": step}
+
+
+def grid(fixed: Mapping, space: Mapping[str, list]) -> list[dict]:
+    """Every combination of the values in `space`, each on top of the `fixed` settings."""
+    keys = list(space)
+    return [{**fixed, **dict(zip(keys, values))} for values in itertools.product(*space.values())]
+
+
+def candidate_name(settings: Mapping, varied: list[str]) -> str:
+    return "_".join(f"{k}{settings[k]:g}" if isinstance(settings[k], float) else f"{k}{settings[k]}"
+                    for k in varied) or "default"
+
+
+def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
+         every: Mapping[str, int], scratch: Path, workers: int) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Train every candidate of every method (in parallel), scoring each on the validation
+    split along the way; keep, per method, the candidate and checkpoint with the best Trust_1
+    and move that model to home/models/<key>. Returns every validation score (one row per
+    method, candidate and evaluated step, `selected` marking the choice) and, per method, the
+    chosen settings with `stop_at`, the chosen step."""
+    jobs, labels = [], []
+    for method, settings_list in candidates.items():
+        varied = [k for k in settings_list[0] if len({str(s[k]) for s in settings_list}) > 1]
+        for settings in settings_list:
+            name = candidate_name(settings, varied)
+            jobs.append(dict(method=method, settings=settings, home=str(home),
+                             start=str(start_model(home, method)),
+                             out=str(scratch / METHODS[method].key / name), world_path=str(world_path),
+                             validation_every=every[method]))
+            labels.append((method, name, settings))
+    results = parallel.run(train_method, jobs, workers)
+    curves, chosen = [], {}
+    for (method, name, settings), job, result in zip(labels, jobs, results):
+        curves.append(result["curve"].assign(method=method, candidate=name, **{
+            k: v for k, v in settings.items() if k in ("lr", "beta")}))
+    curves = pd.concat(curves, ignore_index=True)
+    curves["selected"] = False
+    for method in candidates:
+        rows = curves[curves["method"] == method]
+        best = rows.loc[rows["trust"].idxmax()]  # first maximum: the earlier step, the first candidate
+        curves.loc[best.name, "selected"] = True
+        index = next(i for i, (m, n, _) in enumerate(labels) if m == method and n == best["candidate"])
+        chosen[method] = {**labels[index][2], "stop_at": int(best["step"])}
+        _move(Path(jobs[index]["out"]), model_dir(home, method))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return curves, chosen
+
+
+def _move(source: Path, final: Path) -> None:
+    with atomic_dir(final) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+
+
+def replicate(chosen: Mapping[str, dict], methods: list[str], artifacts: Path, seeds: list[int],
+              workers: int) -> None:
+    """Train each method with its chosen settings, to its chosen step, for each of `seeds`
+    (all (seed, method) jobs in one parallel batch), from the seed's own starting model."""
+    jobs = []
+    for method in methods:
+        for s in seeds:
+            home = seed_dir(artifacts, s)
+            jobs.append(dict(method=method, settings={**chosen[method], "seed": s}, home=str(home),
+                             start=str(start_model(home, method)), out=str(model_dir(home, method)),
+                             world_path=str(world_dir(artifacts)), stop_at=chosen[method]["stop_at"]))
+    parallel.run(train_method, jobs, workers)

@@ -1,0 +1,58 @@
+"""The fair-test protocol's moving parts: checkpoint selection along a schedule, the grid, and
+jobs in parallel processes."""
+import pytest
+import torch
+
+from inbol_utils import parallel, protocol, training
+
+
+def test_checkpoint_selection_keeps_the_best_weights_and_stops_where_told(tmp_path, processor, tiny_world):
+    """Scored every 2 steps with scripted values 0.1, 0.5, 0.3: the step-4 weights are the ones
+    left in the model; with stop_at=3 training ends at step 3 of the same 6-step schedule."""
+    from inbol_utils import modeling
+
+    size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=1)
+    rows = tiny_world[0]["base_train"].select(range(64)).map(lambda r: {"response": r["answers"][0]})
+    scores, snapshots = iter([0.1, 0.5, 0.3]), {}
+
+    def probe(model):
+        step = 2 * (len(snapshots) + 1)
+        snapshots[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        return {"trust": next(scores)}
+
+    model = modeling.build_model(processor, size, seed=0)
+    callback = training.ProbeCallback(probe, every=2, select_on="trust")
+    args = training.training_arguments(str(tmp_path / "a"), 6, 8, 1e-2, 0, disable_tqdm=True)
+    training.train_sft(model, processor, rows, args, [callback])
+    assert callback.best_step == 4 and [h["step"] for h in callback.history] == [2, 4, 6]
+    assert all(torch.equal(v, snapshots[4][k]) for k, v in model.state_dict().items())
+    assert not all(torch.equal(v, snapshots[6][k]) for k, v in model.state_dict().items())
+
+    model = modeling.build_model(processor, size, seed=0)
+    stopper = training.ProbeCallback(None, every=6, stop_at=3)
+    args = training.training_arguments(str(tmp_path / "b"), 6, 8, 1e-2, 0, disable_tqdm=True)
+    log = training.train_sft(model, processor, rows, args, [stopper])
+    assert log["step"].max() <= 3 and stopper.best_step is None
+
+
+def test_grid_and_candidate_names():
+    candidates = protocol.grid({"steps": 10, "lr": 1.0}, {"lr": [1e-5, 5e-5], "beta": [0.1, 0.5]})
+    assert len(candidates) == 4 and all(c["steps"] == 10 for c in candidates)
+    assert {(c["lr"], c["beta"]) for c in candidates} == {(1e-5, 0.1), (1e-5, 0.5), (5e-5, 0.1), (5e-5, 0.5)}
+    assert protocol.candidate_name(candidates[0], ["lr", "beta"]) == "lr1e-05_beta0.1"
+    assert protocol.start_model("h", protocol.IDKIT).name == "base_model"
+    assert protocol.start_model("h", protocol.INBOL) == protocol.model_dir("h", protocol.IDKIT)
+
+
+def _job(x: int, y: int) -> tuple[int, int]:
+    return x + y, torch.get_num_threads()
+
+
+def test_parallel_jobs_keep_their_order_run_single_threaded_and_raise(monkeypatch):
+    jobs = [{"x": i, "y": 10} for i in range(3)]
+    assert parallel.run(_job, jobs, workers=2) == [(10, 1), (11, 1), (12, 1)]
+    assert parallel.run(_job, jobs, workers=1) == [(10, 1), (11, 1), (12, 1)]
+    with pytest.raises(TypeError):
+        parallel.run(_job, [{"x": 1}, {"x": 2}], workers=2)
+    with pytest.raises(ValueError, match="workers"):
+        parallel.run(_job, jobs, workers=-1)
