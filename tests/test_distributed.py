@@ -20,7 +20,7 @@ def test_two_process_idk_it_saves_a_loadable_model(tmp_path, processor, tiny_mod
         "response": responses, "region": rows["region_truth"], "region_truth": rows["region_truth"],
         "family": rows["family"], "confidence": [1.0] * len(rows),
     }, features=idk_data.IDK_FEATURES)
-    idk_data.save(ds, tmp_path / "idk_it")
+    idk_data.save(ds, tmp_path / "idk_it", idk_data.labelling(0.5, "sampled", {}))
     modeling.save(tiny_model, processor, tmp_path / "base")
 
     torchrun = Path(sys.executable).with_name("torchrun")
