@@ -143,21 +143,23 @@ class Variant:
 
 
 def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_samples: int,
-                temperature: float) -> pd.DataFrame:
-    """Train one variant (see `Variant`) and score it on both test splits. A job for
-    `parallel.run`."""
+                temperature: float, base_known: np.ndarray) -> pd.DataFrame:
+    """Train one variant (see `Variant`) and score it on both test splits; `base_known` is the
+    seed's column of the same name from `score_seed` (the rows come in the same order). A job
+    for `parallel.run`."""
     home, world_path = protocol.seed_dir(artifacts, seed), protocol.world_dir(artifacts)
     out = Path(artifacts) / "ablations" / variant.name
-    idk_model, data = protocol.model_dir(home, "IDK-IT"), home / "preferences"
+    idk_model, data = protocol.model_dir(home, protocol.IDKIT), home / "preferences"
     if variant.pairs == "base samples":
         data = home / "preferences_base"
     if variant.labelling is not None:
         boundary = pd.read_parquet(home / "boundary.parquet")
         probe = world.load_split(world_path, "probe")
         protocol.make_training_data(boundary, variant.labelling, probe, out, seed)
-        idk_model = protocol.model_dir(out, "IDK-IT")
-        protocol.train_method("IDK-IT", chosen["IDK-IT"], str(out), str(home / "base_model"),
-                              str(idk_model), str(world_path), stop_at=chosen["IDK-IT"]["stop_at"])
+        idk_model = protocol.model_dir(out, protocol.IDKIT)
+        idkit = chosen[protocol.IDKIT]
+        protocol.train_method(protocol.IDKIT, idkit, str(out), str(home / "base_model"),
+                              str(idk_model), str(world_path), stop_at=idkit["stop_at"])
         protocol.build_pairs(str(out), str(idk_model), str(world_path), pair_samples, temperature, seed)
         data = out / "preferences"
     inbol = chosen[protocol.INBOL]
@@ -167,14 +169,13 @@ def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_
                           data=str(data))
     splits = {name: world.load_split(world_path, name) for name in TEST_SPLITS}
     policy, processor = modeling.load(model)
-    base, _ = modeling.load(home / "base_model")
     scored = score_splits(policy, processor, splits, ablation=variant.ablation, setting=variant.setting)
-    tau = idk_data.load_labelling(home / "idk_it")["tau"]
-    return scored.assign(base_known=base_knowledge(base, processor, splits, tau), seed=seed)
+    return scored.assign(base_known=base_known, seed=seed)
 
 
 def run_variants(variants: list[Variant], artifacts: str, seed: int, chosen: dict,
-                 pair_samples: int, temperature: float, workers: int) -> pd.DataFrame:
+                 pair_samples: int, temperature: float, base_known: np.ndarray,
+                 workers: int) -> pd.DataFrame:
     jobs = [dict(variant=v, artifacts=artifacts, seed=seed, chosen=chosen, pair_samples=pair_samples,
-                 temperature=temperature) for v in variants]
+                 temperature=temperature, base_known=base_known) for v in variants]
     return pd.concat(parallel.run(run_variant, jobs, workers), ignore_index=True)

@@ -27,11 +27,9 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from . import confidence, evaluation, idk_data, modeling, parallel, recipes, world
-from .answers import classify_response
+from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
-from .training import ProbeCallback
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def world_dir(artifacts: str | Path) -> Path:
 
 def start_model(home: Path, method: str) -> Path:
     """Where a method starts: IDK-IT from the seed's base model, the rest from its IDK-IT model."""
-    return Path(home) / "base_model" if METHODS[method].stage == "idk_it" else model_dir(home, "IDK-IT")
+    return Path(home) / "base_model" if METHODS[method].stage == "idk_it" else model_dir(home, IDKIT)
 
 
 # ---------------------------------------------------------------------------- base model and probe
@@ -83,8 +81,6 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
     then trained on the world's answerable queries only (it never sees a refusal); saved to
     seed<s>/base_model. Accuracy per question type on the validation split is tracked during
     training. A job for `parallel.run`: one per seed."""
-    from . import answers, training, vision
-
     splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
     processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
     model = modeling.build_model(processor, size, seed=seed)
@@ -149,11 +145,12 @@ def make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: 
 
 
 def build_pairs(home: str, model: str, world_path: str, n_samples: int, temperature: float,
-                seed: int, out: str | None = None) -> pd.DataFrame:
+                seed: int) -> pd.DataFrame:
     """Sample `model` `n_samples` times on every half-B query of this seed and turn its own
     responses into preference pairs (`idk_data.preference_rows`) under the labels of
     notebook 02. With the seed's IDK-IT model these are the on-policy pairs: the policy's own
-    mistakes, on prompts it was not trained on. Written to `out` (default home/preferences)."""
+    mistakes, on prompts it was not trained on. Written to home/preferences; returns the pairs
+    (without images) with the kind of each rejected response."""
     home = Path(home)
     labels = pd.read_parquet(require(home / "labels.parquet", "notebook 02 (data generation)"))
     labelling = idk_data.load_labelling(home / "idk_it")
@@ -166,8 +163,8 @@ def build_pairs(home: str, model: str, world_path: str, n_samples: int, temperat
     rows = idk_data.preference_rows(half_b, labelling["region_mix"], seed)
     pairs = idk_data.to_dataset(rows, probe, idk_data.PREFERENCE_FEATURES)
     idk_data.save(idk_data.validate(pairs, idk_data.PREFERENCE_FEATURES, "preference set"),
-                  Path(out) if out else home / "preferences", labelling)
-    kinds = [classify_response(r, a) for r, a in zip(rows["rejected"], rows["answers"])]
+                  home / "preferences", labelling)
+    kinds = [answers.classify_response(r, a) for r, a in zip(rows["rejected"], rows["answers"])]
     return rows.assign(rejected_kind=kinds)
 
 
@@ -183,15 +180,15 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
     beta, anchor_weight, ca_mode and ca_signal. With `validation_every`, the model is scored on
     the validation split every that many steps and the best checkpoint (by Trust_1) is the one
     saved; with `stop_at`, training stops at that step of the same schedule. `data` replaces
-    the seed's own training set (home/idk_it or home/preferences). Returns the training log,
-    the validation curve and the step of the saved checkpoint.
+    the seed's own training set (home/idk_it or home/preferences). Returns the training log
+    and the validation curve.
     """
     stage = METHODS[method].stage
     probe = None
     if validation_every:
         _, processor = modeling.load(start)
         probe = evaluation.validation_probe(processor, world.load_split(world_path, "validation"))
-    callback = ProbeCallback(probe, validation_every or settings["steps"], select_on="trust" if probe else None,
+    callback = training.ProbeCallback(probe, validation_every or settings["steps"], select_on="trust" if probe else None,
                              stop_at=stop_at)
     common = dict(steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
                   callbacks=[callback], quiet=True)
@@ -207,8 +204,7 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
                                    settings["ca_signal"])
         log = recipes.train_preferences(start, pairs, out, seed=seed, beta=settings["beta"],
                                         anchor_weight=settings["anchor_weight"], **common)
-    step = callback.best_step or min(stop_at or settings["steps"], settings["steps"])
-    return {"log": log, "curve": pd.DataFrame(callback.history), "step": step}
+    return {"log": log, "curve": pd.DataFrame(callback.history)}
 
 
 def grid(fixed: Mapping, space: Mapping[str, list]) -> list[dict]:
@@ -229,30 +225,28 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
     and move that model to home/models/<key>. Returns every validation score (one row per
     method, candidate and evaluated step, `selected` marking the choice) and, per method, the
     chosen settings with `stop_at`, the chosen step."""
-    jobs, labels = [], []
+    jobs = {}  # (method, candidate name) -> train_method's arguments
     for method, settings_list in candidates.items():
         varied = [k for k in settings_list[0] if len({str(s[k]) for s in settings_list}) > 1]
         for settings in settings_list:
             name = candidate_name(settings, varied)
-            jobs.append(dict(method=method, settings=settings, home=str(home),
-                             start=str(start_model(home, method)),
-                             out=str(scratch / METHODS[method].key / name), world_path=str(world_path),
-                             validation_every=every[method]))
-            labels.append((method, name, settings))
-    results = parallel.run(train_method, jobs, workers)
-    curves, chosen = [], {}
-    for (method, name, settings), job, result in zip(labels, jobs, results):
-        curves.append(result["curve"].assign(method=method, candidate=name, **{
-            k: v for k, v in settings.items() if k in ("lr", "beta")}))
-    curves = pd.concat(curves, ignore_index=True)
+            jobs[method, name] = dict(method=method, settings=settings, home=str(home),
+                                      start=str(start_model(home, method)),
+                                      out=str(scratch / METHODS[method].key / name),
+                                      world_path=str(world_path), validation_every=every[method])
+    results = parallel.run(train_method, list(jobs.values()), workers)
+    curves = pd.concat([result["curve"].assign(method=method, candidate=name, **{
+        k: v for k, v in job["settings"].items() if k in ("lr", "beta")})
+        for ((method, name), job), result in zip(jobs.items(), results)], ignore_index=True)
     curves["selected"] = False
+    chosen = {}
     for method in candidates:
         rows = curves[curves["method"] == method]
         best = rows.loc[rows["trust"].idxmax()]  # first maximum: the earlier step, the first candidate
         curves.loc[best.name, "selected"] = True
-        index = next(i for i, (m, n, _) in enumerate(labels) if m == method and n == best["candidate"])
-        chosen[method] = {**labels[index][2], "stop_at": int(best["step"])}
-        _move(Path(jobs[index]["out"]), model_dir(home, method))
+        job = jobs[method, best["candidate"]]
+        chosen[method] = {**job["settings"], "stop_at": int(best["step"])}
+        _move(Path(job["out"]), model_dir(home, method))
     shutil.rmtree(scratch, ignore_errors=True)
     return curves, chosen
 

@@ -48,6 +48,7 @@ class ProbeCallback(TrainerCallback):
     stop_at: int | None = None
     history: list[dict] = field(default_factory=list)
     best_step: int | None = None
+    _best_value: float | None = None
     _best_state: dict | None = None
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -64,10 +65,8 @@ class ProbeCallback(TrainerCallback):
 
     def _keep_if_best(self, model, step: int) -> None:
         value = self.history[-1][self.select_on]
-        best = None if self.best_step is None else next(
-            h[self.select_on] for h in self.history if h["step"] == self.best_step)
-        if best is None or value > best:
-            self.best_step = step
+        if self._best_value is None or value > self._best_value:
+            self.best_step, self._best_value = step, value
             self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
