@@ -54,7 +54,27 @@ def test_sampling_is_seeded(processor, tiny_model, tiny_world):
                                                    num_samples=3, temperature=1.0, seed=seed)
     first = run(0)
     assert first == run(0)
+    assert first != run(1)  # a sampler that ignored its seed would pass the line above
     assert len(first) == 6 and all(len(s) == 3 for s in first)
+
+
+def test_shared_prompt_sampling_equals_num_return_sequences(processor, tiny_model, tiny_world):
+    """Prefilling each prompt once and repeating its cache draws exactly the tokens that
+    transformers' own num_return_sequences draws (same seed), on a left-padded batch."""
+    rows = tiny_world[0]["ood"].select(range(12))  # mixed question lengths: real left padding
+    prompts = [modeling.prompt_text(processor, q) for q in rows["question"]]
+    batch = generation.encode(processor, list(rows["image"]), prompts, "left", "cpu")
+    assert (batch["attention_mask"] == 0).any()
+    tok = processor.tokenizer
+    options = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=6,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        reference = tiny_model.generate(**batch, num_return_sequences=5, **options)
+        torch.manual_seed(3)
+        shared = tiny_model.generate(**generation.prefill_shared_prompt(tiny_model, batch, 5), **options)
+    assert torch.equal(shared, reference)
+    assert len({tuple(row) for row in reference[:5, batch["input_ids"].shape[1]:].tolist()}) > 1  # real samples
 
 
 def test_answer_logprob_equals_manual_log_softmax(processor, tiny_model, tiny_world):
