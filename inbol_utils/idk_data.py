@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
+from . import profiling
 from .artifacts import atomic_dir, require
 from .world import REGIONS, select_ids
 
@@ -142,6 +143,7 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
                                        "propensity"])
 
 
+@profiling.part("data building")
 def to_dataset(rows: pd.DataFrame, images: datasets.Dataset, features: datasets.Features) -> datasets.Dataset:
     """Attach the images (looked up by id in the probed split) and type the columns."""
     picked = select_ids(images, rows["id"])

@@ -15,19 +15,34 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
+from . import profiling
+
 
 def _quiet_single_thread() -> None:
     import datasets
     import torch
 
     torch.set_num_threads(1)
+    profiling.stop_writing()
     datasets.disable_progress_bars()
     sys.stdout = sys.stderr = open(os.devnull, "w")  # errors still come back, raised in the caller
 
 
-def _call(fn_and_job: tuple[Callable, dict]) -> Any:
+def _context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a server that has imported the study once per kernel. A spawned
+    worker pays the imports itself (torch, transformers, datasets: about 7 s on the 2-core
+    machine) at every pool a notebook starts; fork from the kernel itself would copy its
+    threads and locks, while the fork server is a fresh single-threaded process."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.experiments"])
+    return context
+
+
+def _call(fn_and_job: tuple[Callable, dict]) -> tuple[Any, dict[str, float]]:
+    """Run one job in a worker; its result comes back with the seconds it spent per part."""
     fn, job = fn_and_job
-    return fn(**job)
+    profiling.take()
+    return fn(**job), profiling.take()
 
 
 def worker_count(workers: int, n_jobs: int) -> int:
@@ -56,6 +71,9 @@ def run(fn: Callable[..., Any], jobs: Sequence[dict], workers: int = 0) -> list[
             return [fn(**job) for job in jobs]
         finally:
             torch.set_num_threads(threads)
-    context = multiprocessing.get_context("spawn")  # fork would copy a kernel's threads and locks
-    with ProcessPoolExecutor(n, mp_context=context, initializer=_quiet_single_thread) as pool:
-        return list(pool.map(_call, [(fn, job) for job in jobs]))
+    with ProcessPoolExecutor(n, mp_context=_context(), initializer=_quiet_single_thread) as pool:
+        results = []
+        for result, seconds in pool.map(_call, [(fn, job) for job in jobs]):
+            profiling.add(seconds)
+            results.append(result)
+        return results

@@ -20,7 +20,14 @@ where the book reads it.
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
 bytes, its merged parameters, the previous stage's fingerprint (so a change upstream reruns
 everything downstream) and the bytes of inbol_utils/*.py (the code the notebooks import). It is
-stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds.
+stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds. Inside a stage that
+reruns, each expensive job (a model trained, a probe, pairs sampled, a model scored) is still
+skipped when its own ingredients are unchanged (`inbol_utils.reuse`): a new tau reruns
+notebooks 01-04, but not the probe of the base models.
+
+Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
+time, the kernel's start and stop, and the core-seconds of each part of the work
+(`inbol_utils.profiling`); `make bench` prints it.
 """
 from __future__ import annotations
 
@@ -37,10 +44,11 @@ from typing import Any
 import papermill
 import yaml
 
+from inbol_utils import profiling
 from inbol_utils.artifacts import write_json
+from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIR = Path(__file__).resolve().parent
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
 STAGE_KEYS = {"notebook", "parameters"}
 
@@ -144,14 +152,6 @@ def load_params(params_path: str | os.PathLike) -> dict:
 # fingerprints and stamps
 
 
-def code_digest() -> str:
-    """Hash inbol_utils/*.py: the notebooks import it, so a change there can change results."""
-    h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
 def fingerprint(notebook: Path, parameters: dict, previous: str, code: str) -> str:
     """Hash everything a stage's outputs depend on that the runner can see.
 
@@ -210,6 +210,30 @@ def execute_stage(notebook: Path, executed: Path, parameters: dict, log_output: 
     os.replace(partial, executed)
 
 
+def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
+    """Where one stage's wall time went: each cell (papermill's timing), the kernel's start and
+    shutdown (the wall time no cell accounts for), and the core-seconds of each part of the
+    work (`profiling`), summed over the stage's processes."""
+    cells = []
+    for cell in json.loads(executed.read_text())["cells"]:
+        duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
+        if cell["cell_type"] == "code" and duration is not None:
+            lines = [line for line in "".join(cell["source"]).splitlines() if line.strip()]
+            cells.append({"cell": lines[0][:70] if lines else "", "seconds": round(duration, 2)})
+    in_cells = sum(c["seconds"] for c in cells)
+    return {"seconds": round(seconds, 1), "kernel_and_papermill": round(seconds - in_cells, 1),
+            "cells": cells, "parts_core_seconds": {k: round(v, 1) for k, v in profiling.read(parts).items()},
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def save_profile(artifacts: str, stem: str, profile: dict) -> None:
+    """Keep the latest profile of every stage in <artifacts>/profile.json (`make bench` reads it)."""
+    path = _resolve(artifacts) / "profile.json"
+    stages = json.loads(path.read_text())["stages"] if path.is_file() else {}
+    stages[stem] = profile
+    write_json(path, {"machine": profiling.machine(), "stages": dict(sorted(stages.items()))})
+
+
 def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike,
                  force: bool = False, only: list[str] | None = None,
                  log_output: bool = False) -> list[dict]:
@@ -250,9 +274,17 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         else:
             print(f"{header}: running {stage['notebook'].name} ...", flush=True)
             stamp.unlink(missing_ok=True)  # a half-run stage must never look current
+            parts = _resolve(config["artifacts"]) / ".profile" / f"{stem}.json"
+            parts.parent.mkdir(parents=True, exist_ok=True)
+            parts.unlink(missing_ok=True)
+            os.environ[profiling.ENV] = str(parts)  # the kernel inherits it (see profiling)
             start = time.perf_counter()
-            execute_stage(stage["notebook"], executed, stage["parameters"], log_output)
+            try:
+                execute_stage(stage["notebook"], executed, stage["parameters"], log_output)
+            finally:
+                del os.environ[profiling.ENV]
             record.update(status="ran", seconds=time.perf_counter() - start)
+            save_profile(config["artifacts"], stem, stage_profile(executed, parts, record["seconds"]))
             if upstream_current:
                 write_json(stamp, {"fingerprint": fp, "notebook": str(stage["notebook"]),
                                    "parameters": stage["parameters"],

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 
-from . import dpo, idk_data, modeling
+from . import dpo, idk_data, modeling, profiling
 from .generation import training_batch
 from .training import loss_log, train_sft, training_arguments
 
@@ -125,7 +125,8 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
     trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, beta=beta,
                                anchor_weight=anchor_weight, train_dataset=pairs,
                                data_collator=PreferenceCollator(processor), callbacks=list(callbacks))
-    trainer.train()
+    with profiling.part("training"):
+        trainer.train()
     model.eval()
     save_trained(model, processor, out, args, lora_rank)
     return loss_log(trainer)

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from . import profiling
 from .generation import training_batch
 
 
@@ -99,7 +100,8 @@ def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArgumen
     """Train in place; return the logged history (step, loss, learning rate) as a frame."""
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=SFTCollator(processor, response_column), callbacks=list(callbacks))
-    trainer.train()
+    with profiling.part("training"):
+        trainer.train()
     model.eval()
     return loss_log(trainer)
 

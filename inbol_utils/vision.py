@@ -15,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from . import profiling
 from .modeling import freeze_vision
 from .world import COLOURS, SHAPES, WorldConfig, random_scene, render
 
@@ -39,6 +40,7 @@ def scene_labels(rng: np.random.Generator, cfg: WorldConfig, n: int):
     return images, torch.tensor(colours), torch.tensor(shapes)
 
 
+@profiling.part("training")
 def pretrain_vision_tower(model, processor, cfg: WorldConfig, steps: int, batch_size: int = 64,
                           lr: float = 2e-3, n_scenes: int = 6000, seed: int = 0,
                           progress: bool = True) -> list[float]:

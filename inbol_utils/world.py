@@ -25,6 +25,7 @@ import datasets
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import profiling
 from .artifacts import atomic_dir, require
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -450,6 +451,7 @@ def mixed_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts, n: i
     return [queries[i] for i in rng.permutation(len(queries))]
 
 
+@profiling.part("data building")
 def build_world(cfg: WorldConfig) -> tuple[dict[str, datasets.Dataset], Facts]:
     """Generate all five splits. Deterministic: each split has its own seeded stream."""
     facts = make_facts(cfg)

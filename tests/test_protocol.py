@@ -1,9 +1,11 @@
 """The fair-test protocol's moving parts: checkpoint selection along a schedule, the grid, and
 jobs in parallel processes."""
+import time
+
 import pytest
 import torch
 
-from inbol_utils import parallel, protocol, training
+from inbol_utils import parallel, profiling, protocol, training
 
 
 def test_checkpoint_selection_keeps_the_best_weights_and_stops_where_told(tmp_path, processor, tiny_world):
@@ -56,3 +58,31 @@ def test_parallel_jobs_keep_their_order_run_single_threaded_and_raise(monkeypatc
         parallel.run(_job, [{"x": 1}, {"x": 2}], workers=2)
     with pytest.raises(ValueError, match="workers"):
         parallel.run(_job, jobs, workers=-1)
+
+
+def _busy(seconds: float) -> None:
+    """Spend `seconds` of CPU time (parts count CPU time, so sleeping would count nothing)."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def _timed_job(seconds: float) -> float:
+    with profiling.part("training"):
+        _busy(seconds)
+        with profiling.part("greedy answers"):  # a validation probe inside training
+            _busy(seconds)
+    return seconds
+
+
+def test_profile_parts_are_exclusive_and_come_back_from_workers(tmp_path, monkeypatch):
+    record = tmp_path / "parts.json"
+    monkeypatch.setenv(profiling.ENV, str(record))
+    profiling.take()
+    assert parallel.run(_timed_job, [{"seconds": 0.2}] * 2, workers=2) == [0.2, 0.2]
+    totals = profiling.read(record)  # the kernel's file: both workers' seconds, each part once
+    assert 0.4 <= totals["training"] < 0.5 and 0.4 <= totals["greedy answers"] < 0.5
+    with pytest.raises(ValueError, match="unknown part"):
+        with profiling.part("plotting"):
+            pass
+    profiling.take()

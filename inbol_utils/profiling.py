@@ -1,0 +1,93 @@
+"""Where a stage's time goes: seconds spent in each part of the work, in every process.
+
+The expensive calls of the package mark themselves with `part(name)`: training steps, greedy
+answers, sampling, likelihoods, data building. A part's time is the CPU time of its process
+(`time.process_time`, every thread counted), exclusive (a validation probe inside a training
+run counts as greedy answers, not as training) and summed over processes: parallel workers hand
+their totals back with their results (`parallel.run`). So a part's figure is core-seconds,
+comparable with the stage's wall time times the cores it had, even when three one-thread
+workers share two cores.
+
+The runner (`inbol_utils.pipeline`) sets INBOL_PROFILE to a file per stage; the kernel then
+keeps that file up to date with its totals, and the runner folds it into <artifacts>/profile.json
+beside the stage's wall time and papermill's per-cell times. Without the variable nothing is
+written and a part costs two clock reads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+PARTS = ("training", "greedy answers", "sampling", "likelihoods", "data building")
+ENV = "INBOL_PROFILE"
+
+_seconds: Counter = Counter()
+_open: list[list] = []  # [name, start, seconds spent in nested parts] per open part
+_writes = True  # parallel workers report to their parent instead of writing the file
+
+
+@contextmanager
+def part(name: str):
+    if name not in PARTS:
+        raise ValueError(f"unknown part {name!r}; parts are {PARTS}")
+    entry = [name, time.process_time(), 0.0]
+    _open.append(entry)
+    try:
+        yield
+    finally:
+        _open.pop()
+        elapsed = time.process_time() - entry[1]
+        _seconds[name] += elapsed - entry[2]
+        if _open:
+            _open[-1][2] += elapsed
+        else:
+            _write()
+
+
+def take() -> dict[str, float]:
+    """This process's totals since the last `take`, which starts them again from zero."""
+    totals = dict(_seconds)
+    _seconds.clear()
+    return totals
+
+
+def add(totals: dict[str, float]) -> None:
+    """Count another process's totals (a parallel worker's) as this process's own."""
+    _seconds.update(totals)
+    _write()
+
+
+def stop_writing() -> None:
+    global _writes
+    _writes = False
+
+
+def _write() -> None:
+    path = os.environ.get(ENV)
+    if path and _writes:
+        Path(path).write_text(json.dumps(dict(_seconds)))
+
+
+def read(path: str | Path) -> dict[str, float]:
+    """A stage's part totals as the kernel left them ({} when it recorded none)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def machine() -> str:
+    """The CPU and core count, for quoting a timing with the machine it came from."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
