@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from . import confidence, evaluation, idk_data, metrics, modeling, parallel, protocol, world
+from .artifacts import atomic_file
 from .generation import answer_probability
+from .reuse import recipe, recipe_of, reuse
 
 TEST_SPLITS = ("test", "ood")
 HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_refusal", "known_acc",
@@ -47,22 +49,47 @@ def base_knowledge(model, processor, splits, tau: float) -> np.ndarray:
     return np.concatenate(known)
 
 
+def saved_scores(path: Path, made_from: str, score) -> pd.DataFrame:
+    """`score()`'s frame, written to `path` (parquet), or the frame of an earlier run made from
+    the same recipe (`reuse`): a model that did not change is not scored again."""
+    def make() -> pd.DataFrame:
+        frame = score()
+        with atomic_file(path, "wb") as handle:
+            frame.to_parquet(handle)
+        return frame
+
+    return reuse(path, made_from, make)
+
+
 def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: int,
                abstain_threshold: float) -> pd.DataFrame:
     """Every method of one seed on both test splits, one scored row per (method, query), with
-    `base_known` from that seed's base model. A job for `parallel.run`: one per seed."""
+    `base_known` from that seed's base model; each model's scores saved to
+    seed<s>/scores/<key>.parquet. A job for `parallel.run`: one per seed."""
     home = protocol.seed_dir(artifacts, seed)
-    splits = {name: world.load_split(protocol.world_dir(artifacts), name) for name in TEST_SPLITS}
+    world_path = protocol.world_dir(artifacts)
+    splits = {name: world.load_split(world_path, name) for name in TEST_SPLITS}
     tau = idk_data.load_labelling(home / "idk_it")["tau"]
-    base, processor = modeling.load(home / "base_model")
-    frames = [score_splits(base, processor, splits, method="base"),
-              score_abstention(base, processor, splits, abstain_samples, abstain_threshold, seed,
-                               method="base + abstention")]
+    base_path = home / "base_model"
+    scores = home / "scores"
+    base_made = dict(model=recipe_of(base_path), world=recipe_of(world_path))
+    frames = [saved_scores(scores / "base.parquet", recipe(job="greedy scores", **base_made),
+                           lambda: score_splits(*modeling.load(base_path), splits, method="base")),
+              saved_scores(scores / "abstain.parquet",
+                           recipe(job="abstention scores", n=abstain_samples, threshold=abstain_threshold,
+                                  seed=seed, **base_made),
+                           lambda: score_abstention(*modeling.load(base_path), splits, abstain_samples,
+                                                    abstain_threshold, seed, method="base + abstention"))]
     for method in methods:
-        model, _ = modeling.load(protocol.model_dir(home, method))
-        frames.append(score_splits(model, processor, splits, method=method))
-    known = base_knowledge(base, processor, splits, tau)
-    return pd.concat([f.assign(base_known=known) for f in frames], ignore_index=True).assign(seed=seed)
+        path = protocol.model_dir(home, method)
+        frames.append(saved_scores(
+            scores / f"{protocol.METHODS[method].key}.parquet",
+            recipe(job="greedy scores", model=recipe_of(path), world=recipe_of(world_path)),
+            lambda: score_splits(*modeling.load(path), splits, method=method)))
+    known = saved_scores(scores / "base_known.parquet", recipe(job="base knowledge", tau=tau, **base_made),
+                         lambda: pd.DataFrame({"base_known": base_knowledge(*modeling.load(base_path), splits, tau)}))
+    return pd.concat([f.assign(base_known=known["base_known"].to_numpy()) for f in frames],
+                     ignore_index=True).assign(seed=seed)
 
 
 def summary(frame: pd.DataFrame, c_values=metrics.C_VALUES) -> dict:
@@ -153,9 +180,8 @@ def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_
     if variant.pairs == "base samples":
         data = home / "preferences_base"
     if variant.labelling is not None:
-        boundary = pd.read_parquet(home / "boundary.parquet")
         probe = world.load_split(world_path, "probe")
-        protocol.make_training_data(boundary, variant.labelling, probe, out, seed)
+        protocol.make_training_data(home, variant.labelling, probe, out, seed)
         idk_model = protocol.model_dir(out, protocol.IDKIT)
         idkit = chosen[protocol.IDKIT]
         protocol.train_method(protocol.IDKIT, idkit, str(out), str(home / "base_model"),
@@ -168,9 +194,10 @@ def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_
                           str(idk_model), str(model), str(world_path), stop_at=inbol["stop_at"],
                           data=str(data))
     splits = {name: world.load_split(world_path, name) for name in TEST_SPLITS}
-    policy, processor = modeling.load(model)
-    scored = score_splits(policy, processor, splits, ablation=variant.ablation, setting=variant.setting)
-    return scored.assign(base_known=base_known, seed=seed)
+    scored = saved_scores(out / "scores.parquet",
+                          recipe(job="greedy scores", model=recipe_of(model), world=recipe_of(world_path)),
+                          lambda: score_splits(*modeling.load(model), splits))
+    return scored.assign(ablation=variant.ablation, setting=variant.setting, base_known=base_known, seed=seed)
 
 
 def run_variants(variants: list[Variant], artifacts: str, seed: int, chosen: dict,

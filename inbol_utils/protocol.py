@@ -11,6 +11,11 @@ base model, probe, labels, training data and trained models, all under <artifact
                        the ablation that stands for how preference data is often built)
   preferences/         notebook 03: pairs from this seed's IDK-IT model's samples on half B
   models/<key>/        notebook 03: one folder per trained method (`TRAINED`)
+  scores/<key>.parquet notebook 04: every method's scored responses on the test splits
+
+Every job here records what it was made from (`reuse`): run again with the same ingredients, it
+is answered from its record, so a rerun after changing one parameter pays only for the jobs
+that depend on it.
 
 Every trained method gets the same tuning: a small grid on the first seed, each candidate
 scored on the validation split every few steps, the best (settings, checkpoint) kept, then the
@@ -30,6 +35,7 @@ import pandas as pd
 from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
+from .reuse import mark, recipe, recipe_of, reuse
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,15 @@ def start_model(home: Path, method: str) -> Path:
 # ---------------------------------------------------------------------------- base model and probe
 
 
+def build_world(artifacts: str | Path, config: world.WorldConfig):
+    """Generate the world, save it to <artifacts>/world and record its recipe (the config:
+    the same config always generates the same world). Returns (splits, facts)."""
+    splits, facts = world.build_world(config)
+    world.save_world(splits, facts, world_dir(artifacts))
+    mark(world_dir(artifacts), recipe(job="world", config=config))
+    return splits, facts
+
+
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
                      vision_steps: int, steps: int, batch_size: int, lr: float,
                      probe_every: int) -> dict:
@@ -81,6 +96,14 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
     then trained on the world's answerable queries only (it never sees a refusal); saved to
     seed<s>/base_model. Accuracy per question type on the validation split is tracked during
     training. A job for `parallel.run`: one per seed."""
+    home = seed_dir(artifacts, seed)
+    made_from = recipe(job="base model", world=recipe_of(world_dir(artifacts)), size=size, seed=seed,
+                       vision_steps=vision_steps, steps=steps, batch_size=batch_size, lr=lr, probe_every=probe_every)
+    return reuse(home / "base_model", made_from, lambda: _train_base_model(
+        artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every))
+
+
+def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every) -> dict:
     splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
     processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
     model = modeling.build_model(processor, size, seed=seed)
@@ -106,6 +129,15 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
     (`sampled_conf_<N>`) and for `n_samples` (`sampled_conf`, the one that labels the data);
     saved to seed<s>/boundary.parquet. A job for `parallel.run`: one per seed."""
     home = seed_dir(artifacts, seed)
+    made_from = recipe(job="probe", base=recipe_of(home / "base_model"), world=recipe_of(world_dir(artifacts)),
+                       n_samples=n_samples, n_values=n_values, temperature=temperature, seed=seed,
+                       batch_size=batch_size)  # the batches decide which random draw each sample gets
+    return reuse(home / "boundary.parquet", made_from, lambda: _probe_seed(
+        artifacts, seed, n_samples, n_values, temperature, batch_size))
+
+
+def _probe_seed(artifacts, seed, n_samples, n_values, temperature, batch_size) -> pd.DataFrame:
+    home = seed_dir(artifacts, seed)
     model, processor = modeling.load(require(home / "base_model", "notebook 00 (world and base model)"))
     probe = world.load_split(world_dir(artifacts), "probe")
     table = confidence.probe(model, processor, probe, n_samples=max(n_values), temperature=temperature,
@@ -122,11 +154,23 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
 # ---------------------------------------------------------------------------- data
 
 
-def make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: Path,
+def make_training_data(source: Path, labelling: Mapping, probe, home: Path,
                        seed: int) -> dict[str, pd.DataFrame]:
-    """Label every probed query (`labelling`: tau, confidence_signal, region_mix), then write
-    the seed's labels, its IDK-IT set (half A) and its base-sampled pairs (half B), each with
-    the labelling beside it. Returns the three frames, for the chapter's tables."""
+    """Label every query of the probe in source/boundary.parquet (`labelling`: tau,
+    confidence_signal, region_mix), then write the seed's labels, its IDK-IT set (half A) and
+    its base-sampled pairs (half B) to `home`, each with the labelling beside it. Returns the
+    three frames, for the chapter's tables."""
+    boundary_path = require(Path(source) / "boundary.parquet", "notebook 01 (boundary definition)")
+    made_from = recipe(job="training data", boundary=recipe_of(boundary_path), labelling=labelling, seed=seed)
+    result = reuse(Path(home) / "labels.parquet", made_from, lambda: _make_training_data(
+        pd.read_parquet(boundary_path), labelling, probe, Path(home), seed))
+    for data in ("idk_it", "preferences_base"):  # written by the same job, from the same recipe
+        mark(Path(home) / data, made_from)
+    return result
+
+
+def _make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: Path,
+                        seed: int) -> dict[str, pd.DataFrame]:
     table = boundary.assign(confidence=boundary[idk_data.CONFIDENCE_SIGNALS[labelling["confidence_signal"]]])
     table["region"] = confidence.place(table, table["confidence"], labelling["tau"])
     in_a = table["id"].isin(set(world.probe_half(probe, "A")["id"]))
@@ -151,7 +195,14 @@ def build_pairs(home: str, model: str, world_path: str, n_samples: int, temperat
     notebook 02. With the seed's IDK-IT model these are the on-policy pairs: the policy's own
     mistakes, on prompts it was not trained on. Written to home/preferences; returns the pairs
     (without images) with the kind of each rejected response."""
-    home = Path(home)
+    made_from = recipe(job="pairs", model=recipe_of(model), labels=recipe_of(Path(home) / "labels.parquet"),
+                       world=recipe_of(world_path), n_samples=n_samples, temperature=temperature, seed=seed)
+    return reuse(Path(home) / "preferences", made_from, lambda: _build_pairs(
+        Path(home), model, world_path, n_samples, temperature, seed))
+
+
+def _build_pairs(home: Path, model: str, world_path: str, n_samples: int, temperature: float,
+                 seed: int) -> pd.DataFrame:
     labels = pd.read_parquet(require(home / "labels.parquet", "notebook 02 (data generation)"))
     labelling = idk_data.load_labelling(home / "idk_it")
     half_b = labels[labels["half"] == "B"].reset_index(drop=True)
@@ -183,6 +234,15 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
     the seed's own training set (home/idk_it or home/preferences). Returns the training log
     and the validation curve.
     """
+    default_data = Path(home) / ("idk_it" if METHODS[method].stage == "idk_it" else "preferences")
+    made_from = recipe(job="train", method=method, settings=settings, start=recipe_of(start),
+                       data=recipe_of(data or default_data), world=recipe_of(world_path),
+                       validation_every=validation_every, stop_at=stop_at)
+    return reuse(out, made_from, lambda: _train_method(method, settings, home, start, out, world_path,
+                                                       validation_every, stop_at, data))
+
+
+def _train_method(method, settings, home, start, out, world_path, validation_every, stop_at, data) -> dict:
     stage = METHODS[method].stage
     probe = None
     if validation_every:
@@ -222,9 +282,10 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
          every: Mapping[str, int], scratch: Path, workers: int) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Train every candidate of every method (in parallel), scoring each on the validation
     split along the way; keep, per method, the candidate and checkpoint with the best Trust_1
-    and move that model to home/models/<key>. Returns every validation score (one row per
+    and copy that model to home/models/<key>. Returns every validation score (one row per
     method, candidate and evaluated step, `selected` marking the choice) and, per method, the
-    chosen settings with `stop_at`, the chosen step."""
+    chosen settings with `stop_at`, the chosen step. Candidates stay in scratch/<key>/<name>:
+    a rerun whose grid shares some of them trains only the new ones."""
     jobs = {}  # (method, candidate name) -> train_method's arguments
     for method, settings_list in candidates.items():
         varied = [k for k in settings_list[0] if len({str(s[k]) for s in settings_list}) > 1]
@@ -246,14 +307,24 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
         curves.loc[best.name, "selected"] = True
         job = jobs[method, best["candidate"]]
         chosen[method] = {**job["settings"], "stop_at": int(best["step"])}
-        _move(Path(job["out"]), model_dir(home, method))
-    shutil.rmtree(scratch, ignore_errors=True)
+        _copy(Path(job["out"]), model_dir(home, method))
+        _drop_other_candidates(scratch / METHODS[method].key, {name for m, name in jobs if m == method})
     return curves, chosen
 
 
-def _move(source: Path, final: Path) -> None:
+def _copy(candidate: Path, final: Path) -> None:
+    """The chosen candidate becomes the method's model; the candidate stays for later reuse."""
     with atomic_dir(final) as tmp:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        shutil.copytree(candidate, tmp, dirs_exist_ok=True)
+    mark(final, recipe(job="chosen", candidate=recipe_of(candidate)))
+
+
+def _drop_other_candidates(folder: Path, names: set[str]) -> None:
+    """Delete the candidates of earlier grids that this grid no longer has (and their runs)."""
+    for path in folder.iterdir():
+        name = path.name.removesuffix(".made")
+        if name not in names and name != "runs":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def replicate(chosen: Mapping[str, dict], methods: list[str], artifacts: Path, seeds: list[int],

@@ -1,0 +1,76 @@
+"""Reuse of finished work: a job whose ingredients did not change is not run again.
+
+The runner reruns a whole stage when anything it depends on changes, but most jobs inside a
+stage depend on only part of it: a new tau relabels the data and leaves the probe of the base
+model as it was; a new beta retrains the preference stage and leaves IDK-IT and its pairs.
+So each expensive job records, beside its output, a *recipe*: a digest of its arguments, of
+the recipes of the artifacts it reads and of the package's code, together with the value it
+returned (`<output>.made`). Run again with the same recipe while its output is still there, the
+job is answered from the record. Recipes chain through the inputs' recipes, not their bytes,
+so checking costs no hashing of models or images; an input without a record (written by hand
+or by an older version) has no recipe, and nothing made from it is ever reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import uuid
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from .artifacts import atomic_file
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+T = TypeVar("T")
+
+
+def code_digest() -> str:
+    """Hash inbol_utils/*.py: the notebooks and jobs run it, so a change there can change results."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def recipe(**ingredients) -> str:
+    """The digest of a job's ingredients (plain values and input recipes) and of the code."""
+    text = json.dumps({**ingredients, "code": code_digest()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _record(output: Path) -> Path:
+    return output.with_name(output.name + ".made")
+
+
+def recipe_of(output: str | Path) -> str:
+    """The recipe `output` was made from; a fresh random token if it has none (never matches)."""
+    try:
+        return pickle.loads(_record(Path(output)).read_bytes())["recipe"]
+    except (OSError, pickle.UnpicklingError, KeyError, EOFError):
+        return f"unrecorded-{uuid.uuid4().hex}"
+
+
+def mark(output: str | Path, made_from: str, result=None) -> None:
+    """Record that `output` (now complete) was made from `made_from`."""
+    with atomic_file(_record(Path(output)), "wb") as handle:
+        pickle.dump({"recipe": made_from, "result": result}, handle)
+
+
+def reuse(output: str | Path, made_from: str, make: Callable[[], T]) -> T:
+    """`make()`, which writes `output`, unless `output` exists and was made from `made_from`:
+    then the value `make` returned that time. The record is removed before `make` starts and
+    written after it returns, so an interrupted job is never taken for a finished one."""
+    output = Path(output)
+    record = _record(output)
+    if output.exists() and record.is_file():
+        try:
+            saved = pickle.loads(record.read_bytes())
+        except (pickle.UnpicklingError, EOFError):
+            saved = {}
+        if saved.get("recipe") == made_from:
+            return saved["result"]
+    record.unlink(missing_ok=True)
+    result = make()
+    mark(output, made_from, result)
+    return result
