@@ -26,11 +26,13 @@ pipeline: $(VENV)/.installed
 book: pipeline
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+# One pytest worker per core (pytest-xdist): the smoke run, mostly kernel starts and imports,
+# runs beside the unit tests instead of after them.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: $(VENV)/.installed
 	$(PY) -m inbol_utils.bench

@@ -8,7 +8,8 @@ import torch
 
 from inbol_utils import answers, modeling, world
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Under pytest-xdist (`make test` runs one worker per core) each worker keeps to one thread.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,9 @@ def trained_tiny(tmp_path_factory, tiny_world, processor):
     training.train_sft(model, processor, rows, args)
     modeling.save(model, processor, path)
     return model, path
+
+
+def pytest_collection_modifyitems(items):
+    """Slow tests first: under pytest-xdist the smoke run then starts at once and the other
+    worker takes the unit tests beside it, instead of the smoke run starting last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
