@@ -32,11 +32,13 @@ def encode(processor, images: Sequence[Image.Image], texts: Sequence[str], paddi
 @torch.no_grad()
 def generate_answers(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                      num_samples: int = 1, temperature: float = 0.0, batch_size: int = 64,
-                     max_new_tokens: int = 8, seed: int = 0,
-                     desc: str | None = None) -> list[list[str]]:
+                     max_new_tokens: int = 8, seed: int = 0, desc: str | None = None,
+                     share_prompt: bool = True) -> list[list[str]]:
     """`num_samples` answers per question: greedy when temperature is 0, otherwise pure
     ancestral samples at `temperature` (no top-k or top-p, so a sample's chance of being right
-    is exactly the model's probability of the right answer)."""
+    is exactly the model's probability of the right answer). The samples of a question share
+    its prompt's cache (`prefill_shared_prompt`); `share_prompt=False` leaves it to
+    transformers' `num_return_sequences`, for a model whose cache cannot be repeated."""
     if temperature < 0 or num_samples < 1:
         raise ValueError(f"need temperature >= 0 and num_samples >= 1, got {temperature}, {num_samples}")
     sample = temperature > 0
@@ -54,10 +56,13 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
             stop = start + batch_size
             prompts = [prompt_text(processor, q) for q in questions[start:stop]]
             batch = encode(processor, images[start:stop], prompts, "left", model.device)
-            if num_samples > 1:
+            copies = {}
+            if num_samples > 1 and share_prompt:
                 batch = prefill_shared_prompt(model, batch, num_samples)
+            elif num_samples > 1:
+                copies = {"num_return_sequences": num_samples}
             out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, **options)
+                                 eos_token_id=tokenizer.eos_token_id, **options, **copies)
             texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
             texts = [t.strip() for t in texts]
             answers += [texts[i:i + num_samples] for i in range(0, len(texts), num_samples)]

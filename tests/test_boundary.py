@@ -154,7 +154,8 @@ def test_benchmark_measures_roofline_and_confidence_costs(trained_tiny, tiny_wor
     (tmp_path / "seed0" / "base_model").symlink_to(model_path)
     report = bench.main(["--artifacts", str(tmp_path), "--queries", "12", "--single", "3", "--repeats", "2"])
     costs, line = report["confidence"], report["roofline"]
-    assert all(costs[k] > 0 for k in ("single", "batched", "likelihood", "batching speed-up", "likelihood saving"))
+    assert all(costs[k] > 0 for k in ("single", "batched", "likelihood", "batched, plain", "batching speed-up",
+                                       "likelihood saving", "likelihood saving, plain"))
     assert line["matmul_gflop_per_s"]["float32"] > 0
     step = line["work"]["training step"]
     # fwd + bwd of a transformer: at least 4 FLOPs per trainable weight and token (2 forward, 2 for

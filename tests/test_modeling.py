@@ -75,6 +75,9 @@ def test_shared_prompt_sampling_equals_num_return_sequences(processor, tiny_mode
         shared = tiny_model.generate(**generation.prefill_shared_prompt(tiny_model, batch, 5), **options)
     assert torch.equal(shared, reference)
     assert len({tuple(row) for row in reference[:5, batch["input_ids"].shape[1]:].tolist()}) > 1  # real samples
+    run = lambda share: generation.generate_answers(tiny_model, processor, list(rows["image"]), rows["question"],
+                                                    num_samples=5, temperature=1.0, seed=3, share_prompt=share)
+    assert run(True) == run(False)
 
 
 def test_answer_logprob_equals_manual_log_softmax(processor, tiny_model, tiny_world):
