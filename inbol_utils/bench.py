@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     train_rows = [{"image": r["image"], "question": r["question"], "response": r["answers"][0]}
                   for r in world.load_split(world_path, "base_train").select(range(32))]
-    model, processor = modeling.load(model_path)
-    line = roofline(model, processor, train_rows, probe, args.repeats)
+    line = roofline(model, processor, train_rows, probe, args.repeats)  # trains it: after the costs above
     report["roofline"] = line
     peak = line["matmul_gflop_per_s"]
     print(f"roofline, one thread: matmul at the model's shapes {peak['float32']:.1f} GFLOP/s fp32, "

@@ -2,6 +2,7 @@
 seed-paired intervals, and train the ablation variants."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def saved_scores(path: Path, made_from: str, score) -> pd.DataFrame:
     return reuse(path, made_from, make)
 
 
+def saved_greedy_scores(path: Path, model_path: Path, world_path: Path, splits, load=modeling.load,
+                        **labels) -> pd.DataFrame:
+    """`score_splits` of the model at `model_path`, through `saved_scores`: its recipe is the
+    model's and the world's, so it is scored again only when one of them changed."""
+    made_from = recipe(job="greedy scores", model=recipe_of(model_path), world=recipe_of(world_path))
+    return saved_scores(path, made_from, lambda: score_splits(*load(model_path), splits, **labels))
+
+
 def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: int,
                abstain_threshold: float) -> pd.DataFrame:
     """Every method of one seed on both test splits, one scored row per (method, query), with
@@ -72,22 +81,19 @@ def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: i
     tau = idk_data.load_labelling(home / "idk_it")["tau"]
     base_path = home / "base_model"
     scores = home / "scores"
+    load = functools.cache(modeling.load)  # the base model serves three jobs: load it once
     base_made = dict(model=recipe_of(base_path), world=recipe_of(world_path))
-    frames = [saved_scores(scores / "base.parquet", recipe(job="greedy scores", **base_made),
-                           lambda: score_splits(*modeling.load(base_path), splits, method="base")),
+    frames = [saved_greedy_scores(scores / "base.parquet", base_path, world_path, splits, load, method="base"),
               saved_scores(scores / "abstain.parquet",
                            recipe(job="abstention scores", n=abstain_samples, threshold=abstain_threshold,
                                   seed=seed, **base_made),
-                           lambda: score_abstention(*modeling.load(base_path), splits, abstain_samples,
+                           lambda: score_abstention(*load(base_path), splits, abstain_samples,
                                                     abstain_threshold, seed, method="base + abstention"))]
-    for method in methods:
-        path = protocol.model_dir(home, method)
-        frames.append(saved_scores(
-            scores / f"{protocol.METHODS[method].key}.parquet",
-            recipe(job="greedy scores", model=recipe_of(path), world=recipe_of(world_path)),
-            lambda: score_splits(*modeling.load(path), splits, method=method)))
+    frames += [saved_greedy_scores(scores / f"{protocol.METHODS[method].key}.parquet",
+                                   protocol.model_dir(home, method), world_path, splits, load, method=method)
+               for method in methods]
     known = saved_scores(scores / "base_known.parquet", recipe(job="base knowledge", tau=tau, **base_made),
-                         lambda: pd.DataFrame({"base_known": base_knowledge(*modeling.load(base_path), splits, tau)}))
+                         lambda: pd.DataFrame({"base_known": base_knowledge(*load(base_path), splits, tau)}))
     return pd.concat([f.assign(base_known=known["base_known"].to_numpy()) for f in frames],
                      ignore_index=True).assign(seed=seed)
 
@@ -194,9 +200,7 @@ def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_
                           str(idk_model), str(model), str(world_path), stop_at=inbol["stop_at"],
                           data=str(data))
     splits = {name: world.load_split(world_path, name) for name in TEST_SPLITS}
-    scored = saved_scores(out / "scores.parquet",
-                          recipe(job="greedy scores", model=recipe_of(model), world=recipe_of(world_path)),
-                          lambda: score_splits(*modeling.load(model), splits))
+    scored = saved_greedy_scores(out / "scores.parquet", model, world_path, splits)
     return scored.assign(ablation=variant.ablation, setting=variant.setting, base_known=base_known, seed=seed)
 
 

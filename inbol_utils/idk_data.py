@@ -23,8 +23,8 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from . import profiling
+from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .artifacts import atomic_dir, require
 from .world import REGIONS, select_ids
 

@@ -41,7 +41,6 @@ def _context() -> multiprocessing.context.BaseContext:
 def _call(fn_and_job: tuple[Callable, dict]) -> tuple[Any, dict[str, float]]:
     """Run one job in a worker; its result comes back with the seconds it spent per part."""
     fn, job = fn_and_job
-    profiling.take()
     return fn(**job), profiling.take()
 
 

@@ -323,8 +323,12 @@ def _drop_other_candidates(folder: Path, names: set[str]) -> None:
     """Delete the candidates of earlier grids that this grid no longer has (and their runs)."""
     for path in folder.iterdir():
         name = path.name.removesuffix(".made")
-        if name not in names and name != "runs":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if name in names or name == "runs":
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def replicate(chosen: Mapping[str, dict], methods: list[str], artifacts: Path, seeds: list[int],
