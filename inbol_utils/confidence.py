@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .evaluation import split_frame
@@ -63,6 +64,15 @@ def sampled_confidence(frame: pd.DataFrame, n: int) -> pd.Series:
     """Fraction of the first `n` samples that are correct (0 for unanswerable queries)."""
     return pd.Series([correct_fraction(s[:n], a) for s, a in zip(frame["samples"], frame["answers"])],
                      index=frame.index)
+
+
+def sampling_error(likelihood: Sequence[float], n: int) -> float:
+    """The mean |sampled - likelihood| confidence that sampling noise alone would give: for a
+    query answered correctly with probability p, the share correct among n samples is
+    Binomial(n, p) / n, whose mean absolute deviation from p this averages over the queries."""
+    p = np.asarray(likelihood, dtype=float)[:, None]
+    k = np.arange(n + 1)[None, :]
+    return float((stats.binom.pmf(k, n, p) * np.abs(k / n - p)).sum(axis=1).mean())
 
 
 def place(frame: pd.DataFrame, confidence: pd.Series, tau: float) -> pd.Series:

@@ -169,3 +169,13 @@ def test_benchmark_measures_roofline_and_confidence_costs(trained_tiny, tiny_wor
         bench.main(["--artifacts", str(tmp_path), "--queries", "100000"])
     with pytest.raises(SystemExit, match="No model"):
         bench.main(["--artifacts", str(tmp_path / "nothing")])
+
+
+def test_sampling_error_matches_simulated_binomial_noise():
+    """The noise floor that chapter 1 compares sampled with likelihood confidence against."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 400)
+    simulated = np.abs(rng.binomial(10, p[:, None], (400, 2000)) / 10 - p[:, None]).mean()
+    assert confidence.sampling_error(p, 10) == pytest.approx(simulated, rel=0.02)
+    assert confidence.sampling_error([0.0, 1.0], 5) == 0.0  # certain answers: no noise
+    assert confidence.sampling_error([0.5], 1) == 0.5

@@ -10,6 +10,7 @@ import pytest
 
 from inbol_utils import metrics, protocol
 from inbol_utils.pipeline import run_pipeline
+from prose import contradictions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +53,4 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
     for page in ("00_world_and_base_model", "04_evaluation"):
         text = (html / "book" / "executed" / f"{page}.html").read_text()
         assert "Traceback" not in text
+    assert contradictions(book / "book" / "executed", html) == []

@@ -1,0 +1,79 @@
+"""Checks that a rendered book's prose does not contradict its own glued numbers.
+
+A sentence whose truth depends on the run is glued as a whole (the phrase is chosen in code from
+the numbers) or worded to hold for any outcome. These rules catch the cases a machine can
+check: a phrase on the page that the glued numbers make false. Used by the smoke test on the
+book it builds, where tiny models make unusual outcomes likely.
+"""
+from __future__ import annotations
+
+import ast
+import html
+import re
+from pathlib import Path
+
+import nbformat
+
+from inbol_utils import book, metrics
+
+
+def glued_values(notebook: Path) -> dict:
+    """Every value `myst_nb.glue` stored in an executed notebook, parsed back from its text."""
+    values = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = output["data"].get(meta["mime_prefix"] + "text/plain")
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError):
+                values[meta["name"]] = float(text) if text in ("nan", "inf", "-inf") else text
+    return values
+
+
+def page_text(page: Path) -> str:
+    """The visible text of a rendered HTML page, whitespace folded."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page.read_text(), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def contradictions(executed: Path, html_dir: Path) -> list[str]:
+    """Each finding a page states that its glued numbers contradict, as a sentence."""
+    problems = []
+    chapter = {stem: (glued_values(executed / f"{stem}.ipynb"),
+                      page_text(html_dir / "book" / "executed" / f"{stem}.html"))
+               for stem in ("00_world_and_base_model", "01_boundary_definition", "04_evaluation")}
+
+    glue, text = chapter["00_world_and_base_model"]
+    if glue["unanswerable_refusal_rate"] > 0 and "answer everything" in text:
+        problems.append("chapter 0 says the base models answer everything, but they refuse "
+                        f"{glue['unanswerable_refusal_rate']:.1f}% of unanswerable queries")
+
+    glue, text = chapter["01_boundary_definition"]
+    for phrase in ("track each other closely", "agree, but loosely", "barely agree", "cannot be compared"):
+        if f"they {phrase}" in text and phrase != book.correlation_phrase(glue["conf_corr"]):
+            problems.append(f"chapter 1 says the signals {phrase!r} at correlation {glue['conf_corr']:.3f}")
+
+    glue, text = chapter["04_evaluation"]
+    for key, verdict in glue.items():
+        if not key.startswith("verdict_"):
+            continue
+        name = key.removeprefix("verdict_")
+        low, high = glue[f"low_{name}"], glue[f"high_{name}"]
+        expected = metrics.VERDICTS[0] if low > 0 else metrics.VERDICTS[2] if high < 0 else metrics.VERDICTS[1]
+        if verdict != expected:
+            problems.append(f"chapter 4 says {name} {verdict!r}, but its interval [{low:.3f}, {high:.3f}] says "
+                            f"{expected!r}")
+    beats_base = all(glue[f"verdict_inbol_vs_base_{s}"] == "beats" for s in ("test", "ood"))
+    if (glue["paper_claim_base"] == "agrees") != beats_base:
+        problems.append("chapter 4's agreement with the paper's first claim contradicts its verdicts")
+    if glue["inbol_test_hybrid"] == 0 and "none occurred" not in glue["hybrid_example"]:
+        problems.append("chapter 4 quotes a hybrid of InBoL, but InBoL's hybrid share is 0")
+
+    intro = page_text(html_dir / "book" / "intro.html")
+    for split in ("test", "ood"):
+        if glue[f"headline_verdict_{split}"] not in intro:
+            problems.append(f"the introduction does not state chapter 4's {split} verdict")
+    return problems

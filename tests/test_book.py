@@ -1,0 +1,39 @@
+"""The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
+import pandas as pd
+
+from inbol_utils import book, experiments
+
+
+def _comparisons(verdicts: dict[str, tuple[float, float, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": "InBoL", "split": "test", "rival": rival, "diff": d, "low": lo, "high": hi,
+                          "verdict": v, "n": 3} for rival, (d, lo, hi, v) in verdicts.items()])
+
+
+def test_headline_verdict_follows_the_numbers():
+    comparisons = _comparisons({"base": (0.3, 0.2, 0.4, "beats"), "IDK-IT": (-0.01, -0.05, 0.03, "is level with")})
+    sentence = book.headline_verdict(comparisons, "InBoL", {"base": "the base model", "IDK-IT": "IDK-IT alone"},
+                                     "test")
+    assert sentence == ("InBoL beats the base model (+0.300, 95% interval +0.200 to +0.400) and is level with "
+                        "IDK-IT alone (-0.010, 95% interval -0.050 to +0.030)")
+    flipped = _comparisons({"base": (-0.3, -0.4, -0.2, "trails")})
+    assert book.headline_verdict(flipped, "InBoL", {"base": "the base model"}, "test").startswith(
+        "InBoL trails the base model (-0.300")
+
+
+def test_headline_table_is_mean_and_sd_per_method():
+    runs = pd.DataFrame([{"method": m, "split": s, "seed": seed, **{c: v + seed / 100 for c in experiments.HEADLINE}}
+                         for m, v in (("base", 0.1), ("InBoL", 0.5)) for s in ("test", "ood") for seed in (0, 2)])
+    table = book.headline_table(experiments.mean_spread(runs), {"InBoL": "InBoL", "base": "base"})
+    assert list(table.index) == ["InBoL", "base"]
+    assert list(table.columns) == list(book.HEADLINE_COLUMNS.values())
+    assert table.loc["InBoL", "Trust in-domain"] == "0.51\u00a0±\u00a00.01"  # seeds 0.50 and 0.52
+    assert table.loc["base", "helpfulness"] == "0.11\u00a0±\u00a00.01"
+
+
+def test_phrases_follow_the_numbers():
+    assert book.size_phrase(0.11, 0.10, "noise") == "about what noise predicts"
+    assert book.size_phrase(0.20, 0.10, "noise") == "more than noise predicts"
+    assert book.size_phrase(0.05, 0.10, "noise") == "less than noise predicts"
+    assert [book.correlation_phrase(r) for r in (0.95, 0.7, 0.1)] == [
+        "track each other closely", "agree, but loosely", "barely agree"]
+    assert book.correlation_phrase(float("nan")).startswith("cannot be compared")
