@@ -21,6 +21,7 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
     for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy(ROOT / name, book / name)
+    shutil.copytree(ROOT / "_static", book / "_static")
     params = tmp_path / "smoke.yaml"
     params.write_text((ROOT / "params" / "smoke.yaml").read_text()
                       .replace("artifacts: data/smoke", f"artifacts: {tmp_path / 'artifacts'}"))
