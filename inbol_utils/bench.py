@@ -29,7 +29,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import confidence, generation, modeling, profiling, protocol, training, world
+from . import confidence, generation, inputs, modeling, profiling, protocol, world
 from .artifacts import read_json, write_json
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
@@ -60,7 +60,7 @@ def matmul_gflops(tokens: int, width: int, out: int, dtype: torch.dtype, repeats
 def roofline(model, processor, train_rows: list[dict], queries, repeats: int) -> dict:
     """Measured matmul peak at the model's shapes, and what training and decoding reach of it."""
     text = model.config.text_config
-    batch = training.SFTCollator(processor)(train_rows)
+    batch = inputs.SFTCollator(processor)(train_rows)
     tokens = batch["input_ids"].numel()
     shapes = [(text.hidden_size, text.hidden_size), (text.hidden_size, text.intermediate_size),
               (text.intermediate_size, text.hidden_size)]

@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
+from . import answers, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
 from .reuse import mark, recipe, recipe_of, reuse
@@ -234,9 +234,9 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
     the seed's own training set (home/idk_it or home/preferences). Returns the training log
     and the validation curve.
     """
-    default_data = Path(home) / ("idk_it" if METHODS[method].stage == "idk_it" else "preferences")
+    data = data or str(Path(home) / ("idk_it" if METHODS[method].stage == "idk_it" else "preferences"))
     made_from = recipe(job="train", method=method, settings=settings, start=recipe_of(start),
-                       data=recipe_of(data or default_data), world=recipe_of(world_path),
+                       data=recipe_of(data), world=recipe_of(world_path),
                        validation_every=validation_every, stop_at=stop_at)
     return reuse(out, made_from, lambda: _train_method(method, settings, home, start, out, world_path,
                                                        validation_every, stop_at, data))
@@ -249,22 +249,24 @@ def _train_method(method, settings, home, start, out, world_path, validation_eve
         _, processor = modeling.load(start)
         probe = evaluation.validation_probe(processor, world.load_split(world_path, "validation"))
     callback = training.ProbeCallback(probe, validation_every or settings["steps"], select_on="trust" if probe else None,
-                             stop_at=stop_at)
-    common = dict(steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
-                  callbacks=[callback], quiet=True)
-    seed = settings["seed"]
+                                      stop_at=stop_at)
+    run = dict(out=out, steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
+               seed=settings["seed"], quiet=True)
     if stage == "idk_it":
-        instructions = idk_data.load(data or Path(home) / "idk_it", idk_data.IDK_FEATURES, "IDK-IT set")
-        log = recipes.train_idk_it(start, instructions, out, seed=seed, **common)
+        instructions = idk_data.load(data, idk_data.IDK_FEATURES, "IDK-IT set")
+        log = recipes.train_idk_it(start, instructions, out, recipes.arguments(**run), callbacks=[callback])
     elif stage == "control":
-        pairs = recipes.load_pairs(data or Path(home) / "preferences", "none")
-        log = recipes.train_control(start, pairs, out, seed=seed, **common)
+        log = recipes.train_control(start, recipes.load_pairs(data), out, recipes.arguments(**run),
+                                    callbacks=[callback])
     else:
-        pairs = recipes.load_pairs(data or Path(home) / "preferences", settings["ca_mode"],
-                                   settings["ca_signal"])
-        log = recipes.train_preferences(start, pairs, out, seed=seed, beta=settings["beta"],
-                                        anchor_weight=settings["anchor_weight"], **common)
+        args = recipes.arguments(**run, config_class=dpo.CADPOConfig,
+                                 **{knob: settings[knob] for knob in PREFERENCE_KNOBS})
+        log = recipes.train_preferences(start, recipes.load_pairs(data, args), out, args, callbacks=[callback])
     return {"log": log, "curve": pd.DataFrame(callback.history)}
+
+
+# The preference stage's settings that are not the schedule's (`dpo.CADPOConfig`'s knobs).
+PREFERENCE_KNOBS = ("beta", "anchor_weight", "ca_mode", "ca_signal")
 
 
 def grid(fixed: Mapping, space: Mapping[str, list]) -> list[dict]:
