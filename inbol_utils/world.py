@@ -23,6 +23,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw
 
 from . import profiling
@@ -515,6 +516,14 @@ def probe_half(probe: datasets.Dataset, half: str) -> datasets.Dataset:
 def load_split(path: str | Path, split: str) -> datasets.Dataset:
     folder = require(Path(path) / split, "notebook 00 (world and base model)")
     return datasets.load_from_disk(str(folder))
+
+
+def split_frame(ds: datasets.Dataset) -> pd.DataFrame:
+    """A split's columns without the images, plus `answerable` (the query has a gold answer)."""
+    df = ds.remove_columns("image").to_pandas()
+    df["answers"] = df["answers"].map(list)
+    df["answerable"] = df["answers"].map(len) > 0
+    return df
 
 
 def small_config(**overrides) -> WorldConfig:
