@@ -1,25 +1,30 @@
 """Core logic of the InBoL study (Wang et al. 2024, "Drawing the Line").
 
-Small modules, one job each:
-  world        the generated multimodal world and its splits (ground truth included)
-  modeling     tokenizer, processor and a tiny LLaVA, built offline; load/save in the hub format
-  vision       pretraining of the vision tower on the world's cells
-  generation   batched greedy and sampled answers (shared prompt cache), exact answer log-probabilities
-  training     supervised training (base model and IDK-IT), loss on response tokens only
+Small modules, one job each; a concept lives in exactly one of them:
+  world        the generated multimodal world, its splits and probe halves (ground truth included)
   answers      answer normalisation, refusal phrasings, refusal and hybrid detection
-  metrics      Acc, RefR, Err, Trust_c, region matrices, AUROC, seed-paired verdicts
-  confidence   sampled and likelihood confidence probes, boundary placement, abstention
+  metrics      the formulas: Acc, RefR, Err, Trust_c, region matrices, AUROC, knowledge
+               quadrants, the seed-paired interval and its verdict
+  modeling     tokenizer, processor (chat template) and a tiny LLaVA, built offline; hub-format load/save
+  vision       pretraining of the vision tower on the world's cells
+  inputs       rows -> model inputs: prompts, responses, labels, both batch formats, both collators
+  logprobs     per-sequence log-probabilities from logits
+  generation   batched greedy and sampled answers (shared prompt cache), exact answer log-probabilities
+  confidence   sampled and likelihood confidence probes, boundary placement
+  evaluation   scoring responses, summarising them into the headline metrics, comparing methods
   idk_data     labelling, IDK-IT sets, preference pairs and their schemas
-  dpo          the (confidence-aware) DPO loss, its pair terms and its trainer
+  training     supervised training (loss on response tokens only), checkpoint selection
+  dpo          CA-DPO: its config (CADPOConfig), pair terms, loss (cadpo_loss) and trainer
   recipes      the training stages as functions and a command line (accelerate-ready)
-  protocol     the fair test: per-seed artifacts, methods, tuning on validation, replication
-  evaluation   scoring a model on a split
-  experiments  chapter 4's loops: scoring every seed, comparisons, ablations
+  methods      the method registry: names, how each is trained, where its model lives, glue keys
+  protocol     the fair test: per-seed artifacts, tuning on validation, replication, scoring every seed
+  ablations    chapter 4's ablation grid: InBoL retrained with one choice changed
   parallel     independent jobs in one-thread processes
   reuse        jobs answered from their record when their ingredients did not change
   profiling    CPU time per part of the work, per stage
   artifacts    atomic writes and clear errors for missing inputs
   pipeline     the papermill runner
   bench        profile, roofline and confidence-cost benchmarks
-  plots, book  figure and glue helpers
+  plots        figures and captions shared by the chapters
+  book         numbers into the book's prose (myst_nb.glue)
 """

@@ -36,7 +36,7 @@ HEADLINE_COLUMNS = {("test", "trust"): "Trust in-domain", ("ood", "trust"): "Tru
 
 def headline_table(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame:
     """The study's answer in one table: mean ± sd over seeds of the headline columns, one row
-    per method. `table` is `experiments.mean_spread`'s (method, split) x (metric, mean/std)
+    per method. `table` is `evaluation.mean_spread`'s (method, split) x (metric, mean/std)
     frame; `methods` maps each method's name to the label shown, in the order shown."""
     cells = {label: [mean_sd(table.loc[(m, split), (metric, "mean")], table.loc[(m, split), (metric, "std")])
                      for m in methods]
@@ -46,7 +46,7 @@ def headline_table(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame
 
 def verdict_phrase(row: pd.Series, rival: str) -> str:
     """"beats IDK-IT alone (+0.031, 95% interval +0.012 to +0.050)", from one row of
-    `experiments.compare`'s output and the rival's name as the sentence says it."""
+    `evaluation.compare`'s output and the rival's name as the sentence says it."""
     return f"{row['verdict']} {rival} ({row['diff']:+.3f}, 95% interval {row['low']:+.3f} to {row['high']:+.3f})"
 
 

@@ -10,31 +10,21 @@ should agree up to sampling noise; the likelihood costs one pass instead of N ge
 """
 from __future__ import annotations
 
-from collections import Counter
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
-from .evaluation import split_frame
+from .answers import classify_response
 from .generation import answer_probability, generate_answers
-from .world import REGIONS
+from .world import REGIONS, split_frame
 
 
 def correct_fraction(samples: Sequence[str], gold: Sequence[str]) -> float:
     if not samples:
         raise ValueError("need at least one sample")
     return float(np.mean([classify_response(s, list(gold)) == "correct" for s in samples]))
-
-
-def majority(samples: Sequence[str]) -> tuple[str, float]:
-    """The most frequent answer (after normalisation) and the share of samples that agree with
-    it: a confidence that needs no gold answer, for abstention at test time."""
-    counts = Counter(normalize_answer(s) for s in samples)
-    answer, count = counts.most_common(1)[0]
-    return answer, count / len(samples)
 
 
 def probe(model, processor, ds, n_samples: int, temperature: float = 1.0,
@@ -83,16 +73,3 @@ def place(frame: pd.DataFrame, confidence: pd.Series, tau: float) -> pd.Series:
     region = np.where(~frame["answerable"], REGIONS[2],
                       np.where(confidence < tau, REGIONS[1], REGIONS[0]))
     return pd.Series(region, index=frame.index, name="region")
-
-
-def abstention_responses(model, processor, ds, n_samples: int, threshold: float,
-                         seed: int = 0, batch_size: int = 64) -> tuple[list[str], list[float]]:
-    """Inference-time abstention, the strong baseline that costs N generations per query: sample
-    N answers, answer with the majority one if at least `threshold` of the samples agree with
-    it, refuse otherwise. There is no gold answer at test time, so agreement is the confidence."""
-    samples = generate_answers(model, processor, list(ds["image"]), ds["question"],
-                               num_samples=n_samples, temperature=1.0, seed=seed,
-                               batch_size=batch_size, desc="abstention samples")
-    votes = [majority(s) for s in samples]
-    responses = [answer if agreement >= threshold else REFUSAL_RESPONSES[0] for answer, agreement in votes]
-    return responses, [agreement for _, agreement in votes]

@@ -14,27 +14,66 @@ By default ("both") the certainty is their product. A certain pair either counts
 per-pair weight) or must be won by a larger margin (a per-pair margin). `ca_mode="none"` is
 vanilla DPO, the baseline both are ablated against.
 
-Batch format (what `CADPOTrainer` reads), for B pairs:
-  input_ids, attention_mask, labels  (2B, T): rows 0..B-1 are prompt + chosen response, rows
-      B..2B-1 the same prompts + rejected response; labels are IGNORE_INDEX on prompt and padding
-  pixel_values (2B, 3, H, W), and any other model input, for a multimodal model
-  pair_weight, pair_margin  (B,): from `pair_terms`
-Every key except labels, pair_weight and pair_margin is passed to the model.
+Laid out as TRL lays out DPO: `CADPOConfig` (TrainingArguments plus the stage's knobs),
+`CADPOTrainer` (a Trainer whose loss is `cadpo_loss`) and its collator
+(`inputs.PreferenceCollator`, built by the trainer from the processor; the batch format is
+documented in `inputs`).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
+import datasets
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 
-from .logprobs import IGNORE_INDEX, sequence_logps
+from .inputs import IGNORE_INDEX, PreferenceCollator, model_inputs
+from .logprobs import sequence_logps
 
 CA_MODES = ("none", "weight", "margin")
 CA_SIGNALS = ("label", "policy", "both")
-NON_MODEL_KEYS = ("labels", "pair_weight", "pair_margin")
+WEIGHT_FLOOR = 0.1  # the defaults of `pair_terms` and `CADPOConfig`
+MARGIN_SCALE = 1.0
+
+
+@dataclass
+class CADPOConfig(TrainingArguments):
+    """`TrainingArguments` plus the preference stage's knobs, as TRL's DPOConfig extends them:
+
+      beta           DPO's inverse temperature: how hard the policy is pulled from the reference
+      anchor_weight  weight of the chosen responses' length-normalised NLL in the loss (RPO;
+                     0: no anchor)
+      ca_mode        none (vanilla DPO), weight or margin: how a pair's certainty acts (`pair_terms`)
+      ca_signal      label, policy or both: where a pair's certainty comes from (`pair_certainty`)
+      weight_floor   the weight of a pair of certainty 0 before scaling (`pair_terms`)
+      margin_scale   the margin of a pair of certainty 1 (`pair_terms`)
+
+    `remove_unused_columns` is False: the collator reads raw columns (image, chosen, rejected)
+    that the model's forward does not take, and Trainer would drop them otherwise.
+    """
+
+    beta: float = 0.1
+    anchor_weight: float = 1.0
+    ca_mode: str = "weight"
+    ca_signal: str = "both"
+    weight_floor: float = WEIGHT_FLOOR
+    margin_scale: float = MARGIN_SCALE
+    remove_unused_columns: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beta <= 0 or self.anchor_weight < 0:
+            raise ValueError(f"need beta > 0 and anchor_weight >= 0, got {self.beta} and {self.anchor_weight}")
+        if self.ca_mode not in CA_MODES:
+            raise ValueError(f"ca_mode must be one of {CA_MODES}, got {self.ca_mode!r}")
+        if self.ca_signal not in CA_SIGNALS:
+            raise ValueError(f"ca_signal must be one of {CA_SIGNALS}, got {self.ca_signal!r}")
+        if not 0 <= self.weight_floor <= 1 or self.margin_scale < 0:
+            raise ValueError(f"need weight_floor in [0, 1] and margin_scale >= 0, got "
+                             f"{self.weight_floor} and {self.margin_scale}")
 
 
 def confidence_certainty(confidence: Tensor, tau: float) -> Tensor:
@@ -62,9 +101,9 @@ def pair_certainty(confidence: Tensor, propensity: Tensor, tau: float, ca_signal
     raise ValueError(f"ca_signal must be one of {CA_SIGNALS}, got {ca_signal!r}")
 
 
-def pair_terms(certainty: Tensor, ca_mode: str, weight_floor: float = 0.1,
-               margin_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Per-pair (weights, margins) for `preference_loss`, from each pair's certainty.
+def pair_terms(certainty: Tensor, ca_mode: str, weight_floor: float = WEIGHT_FLOOR,
+               margin_scale: float = MARGIN_SCALE) -> tuple[Tensor, Tensor]:
+    """Per-pair (weights, margins) for `cadpo_loss`, from each pair's certainty.
 
     none: weights 1, margins 0 (vanilla DPO). weight: weight_floor + (1 - weight_floor) *
     certainty, so an uncertain pair still teaches a little instead of vanishing, then divided by
@@ -84,10 +123,19 @@ def pair_terms(certainty: Tensor, ca_mode: str, weight_floor: float = 0.1,
     raise ValueError(f"ca_mode must be one of {CA_MODES}, got {ca_mode!r}")
 
 
-def preference_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
-                    ref_chosen_logps: Tensor, ref_rejected_logps: Tensor, beta: float,
-                    weights: Tensor | None = None,
-                    margins: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def with_pair_terms(pairs: datasets.Dataset, tau: float, args: CADPOConfig) -> datasets.Dataset:
+    """Add each pair's weight and margin (`pair_weight`, `pair_margin`) under `args`' knobs,
+    from its label confidence and propensity; `tau` is the labelling's threshold."""
+    certainty = pair_certainty(torch.tensor(pairs["confidence"]), torch.tensor(pairs["propensity"]),
+                               tau, args.ca_signal)
+    weights, margins = pair_terms(certainty, args.ca_mode, args.weight_floor, args.margin_scale)
+    return pairs.add_column("pair_weight", weights.tolist()).add_column("pair_margin", margins.tolist())
+
+
+def cadpo_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
+               ref_chosen_logps: Tensor, ref_rejected_logps: Tensor, beta: float,
+               weights: Tensor | None = None,
+               margins: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """The (confidence-aware) DPO loss over B pairs of per-sequence log-probs.
 
     logits_i = (pc_i - pr_i) - (rc_i - rr_i);  l_i = -logsigmoid(beta * logits_i - m_i);
@@ -108,11 +156,6 @@ def preference_loss(policy_chosen_logps: Tensor, policy_rejected_logps: Tensor,
     return per_pair.mean(), chosen_rewards, rejected_rewards
 
 
-def model_inputs(batch: dict) -> dict:
-    """The keys of a preference batch that the model takes (labels are scored here, not by it)."""
-    return {k: v for k, v in batch.items() if k not in NON_MODEL_KEYS}
-
-
 def batch_logps(model, batch: dict) -> Tensor:
     """Response log-prob of each of the 2B rows, from one forward over chosen and rejected."""
     logits = model(**model_inputs(batch), use_cache=False).logits
@@ -120,36 +163,44 @@ def batch_logps(model, batch: dict) -> Tensor:
 
 
 class CADPOTrainer(Trainer):
-    """A `transformers.Trainer` that minimises `preference_loss` on preference batches.
+    """A `transformers.Trainer` that minimises `cadpo_loss` on preference batches.
 
     Using Trainer (not TRL) keeps the loss in this file, in plain sight, and runs unchanged under
-    `accelerate launch` or torchrun. The batch format is in the module docstring; the collator
-    builds it from raw rows, so the arguments must have `remove_unused_columns=False` (otherwise
-    Trainer drops the image and response columns the collator needs before it sees them).
+    `accelerate launch` or torchrun. `args` is a `CADPOConfig` (beta, anchor_weight); the
+    training set's pairs carry their weight and margin (`with_pair_terms`). Without a
+    `data_collator`, the trainer builds `inputs.PreferenceCollator` from `processing_class`.
 
     `ref_model` is frozen, in eval mode, on the policy's device (under DDP prepared for
     evaluation, not wrapped). `anchor_weight` > 0 adds anchor_weight * the chosen responses'
     length-normalised NLL (their per-token NLL, averaged over pairs: RPO, Pang et al. 2024), an
     anchor against DPO lowering the chosen likelihood along with the rejected one (likelihood
-    displacement: answers drift into refusal words). Logged, averaged over each logging window as TRL does: rewards/chosen,
-    rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected (policy,
-    per sequence) and nll/chosen, prefixed eval_ in evaluation; Trainer logs the loss itself.
+    displacement: answers drift into refusal words). Logged, averaged over each logging window
+    as TRL does: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
+    logps/chosen, logps/rejected (policy, per sequence) and nll/chosen, prefixed eval_ in
+    evaluation; Trainer logs the loss itself.
     """
 
     # The loss is a mean over this batch's pairs: Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, ref_model, beta: float = 0.1, anchor_weight: float = 0.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.args.remove_unused_columns:
-            raise ValueError("CADPOTrainer needs TrainingArguments(remove_unused_columns=False): "
+    def __init__(self, model, args: CADPOConfig, ref_model, processing_class=None, data_collator=None,
+                 train_dataset=None, **kwargs):
+        if not isinstance(args, CADPOConfig):
+            raise TypeError(f"CADPOTrainer needs a CADPOConfig (beta, anchor_weight, ...), got "
+                            f"{type(args).__name__}")
+        if args.remove_unused_columns:
+            raise ValueError("CADPOTrainer needs CADPOConfig(remove_unused_columns=False): "
                              "its collator reads raw columns the model's forward does not take.")
+        if isinstance(train_dataset, datasets.Dataset) and not {"pair_weight", "pair_margin"} <= set(
+                train_dataset.column_names):
+            raise ValueError("the training pairs have no pair_weight and pair_margin: add them with "
+                             "dpo.with_pair_terms (or load them with recipes.load_pairs(path, args))")
+        if data_collator is None and processing_class is not None:
+            data_collator = PreferenceCollator(processing_class)
+        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
+                         **kwargs)
         ref_model.eval().requires_grad_(False)
         self.ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
-        if beta <= 0 or anchor_weight < 0:
-            raise ValueError(f"need beta > 0 and anchor_weight >= 0, got {beta} and {anchor_weight}")
-        self.beta = beta
-        self.anchor_weight = anchor_weight
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -160,13 +211,13 @@ class CADPOTrainer(Trainer):
             ref_logps = batch_logps(self.ref_model, inputs)
         chosen, rejected = logps.chunk(2)
         ref_chosen, ref_rejected = ref_logps.chunk(2)
-        loss, chosen_rewards, rejected_rewards = preference_loss(
-            chosen, rejected, ref_chosen, ref_rejected, self.beta,
+        loss, chosen_rewards, rejected_rewards = cadpo_loss(
+            chosen, rejected, ref_chosen, ref_rejected, self.args.beta,
             inputs["pair_weight"], inputs["pair_margin"])
         chosen_tokens = (inputs["labels"][: len(chosen), 1:] != IGNORE_INDEX).sum(-1).clamp(min=1)
         nll = (-chosen / chosen_tokens).mean()
-        if self.anchor_weight:
-            loss = loss + self.anchor_weight * nll
+        if self.args.anchor_weight:
+            loss = loss + self.args.anchor_weight * nll
         self._record(chosen_rewards, rejected_rewards, chosen.detach(), rejected.detach(),
                      nll.detach())
         outputs = {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards}

@@ -1,24 +1,45 @@
-"""Run a model over a split and score every response: the frame every chapter's numbers come from."""
+"""Scoring, summarising and comparing: from a model's responses to every number of the book.
+
+Three steps, each in one place:
+  score      a model's responses to a split, each typed correct, refusal, hybrid or wrong
+             (`answers.classify_response`) beside the query's ground truth: greedy answers
+             (`predict`, `scorer`, `score_splits`), inference-time abstention
+             (`abstention_responses`), the base model's own knowledge (`base_knowledge`);
+  summarise  a scored frame -> the headline metrics (`summary`, built from the formulas of
+             `metrics`), per run and as mean and spread over seeds;
+  compare    methods against their rivals by seed-paired intervals (`compare`, `comparisons`)
+             and the verdicts read from them (`claim_holds`).
+Running these over every seed's saved models is the protocol's job (`protocol.score_seed`).
+"""
 from __future__ import annotations
 
+from collections import Counter
+from typing import Sequence
+
 import datasets
+import numpy as np
 import pandas as pd
 
-from .answers import classify_response
-from .generation import greedy_answers
-from .metrics import summarize
+from . import metrics
+from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
+from .generation import answer_probability, generate_answers, greedy_answers
+from .methods import BASE, COMPARISONS, IDKIT, INBOL, REGISTRY
+from .world import split_frame
+
+TEST_SPLITS = ("test", "ood")
+HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_refusal", "known_acc",
+            "known_refr", "unanswerable_refr", "beyond_intrinsic_refr", "truthful")
+VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
+                      "beyond_intrinsic_refr")
+# The paper's two headline claims, each "method beats rival" (checked by `claim_holds`).
+PAPER_CLAIMS = ((INBOL, BASE), (INBOL, IDKIT))
 
 
-def split_frame(ds: datasets.Dataset) -> pd.DataFrame:
-    """The split's columns without the images, plus `answerable`."""
-    df = ds.remove_columns("image").to_pandas()
-    df["answers"] = df["answers"].map(list)
-    df["answerable"] = df["answers"].map(len) > 0
-    return df
+# ---------------------------------------------------------------------------- score
 
 
 def score(df: pd.DataFrame, responses: list[str]) -> pd.DataFrame:
-    """Attach responses and their type (correct / refusal / wrong) to a split frame."""
+    """Attach responses and their type (correct / refusal / hybrid / wrong) to a split frame."""
     df = df.copy()
     df["response"] = responses
     df["response_type"] = [classify_response(r, a) for r, a in zip(responses, df["answers"])]
@@ -31,12 +52,6 @@ def predict(model, processor, ds: datasets.Dataset, batch_size: int = 128,
     responses = greedy_answers(model, processor, list(ds["image"]), ds["question"],
                                batch_size=batch_size, desc=desc)
     return score(split_frame(ds), responses)
-
-
-def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    """Share of correct responses (and row count) per group."""
-    return (df.assign(correct=df["response_type"] == "correct")
-              .groupby(list(columns))["correct"].agg(accuracy="mean", n="size").reset_index())
 
 
 def scorer(processor, ds: datasets.Dataset, batch_size: int = 150):
@@ -61,17 +76,182 @@ def accuracy_probe(processor, ds: datasets.Dataset):
     return probe
 
 
-VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
-                      "beyond_intrinsic_refr")
-
-
 def validation_probe(processor, ds: datasets.Dataset):
     """A function model -> headline metrics of its greedy answers on `ds` (the validation
     split), for selecting hyperparameters and checkpoints."""
     scored = scorer(processor, ds)
 
     def probe(model) -> dict[str, float]:
-        result = summarize(scored(model), c_values=())
+        result = summary(scored(model), c_values=())
         return {k: result[k] for k in VALIDATION_METRICS}
 
     return probe
+
+
+def score_splits(model, processor, splits, **labels) -> pd.DataFrame:
+    """Greedy responses on the in-domain and out-of-domain test splits, scored and labelled."""
+    frames = [predict(model, processor, splits[name], desc=None).assign(split=name) for name in TEST_SPLITS]
+    return pd.concat(frames, ignore_index=True).assign(**labels)
+
+
+def majority(samples: Sequence[str]) -> tuple[str, float]:
+    """The most frequent answer (after normalisation) and the share of samples that agree with
+    it: a confidence that needs no gold answer, for abstention at test time."""
+    counts = Counter(normalize_answer(s) for s in samples)
+    answer, count = counts.most_common(1)[0]
+    return answer, count / len(samples)
+
+
+def abstention_responses(model, processor, ds, n_samples: int, threshold: float,
+                         seed: int = 0, batch_size: int = 64) -> tuple[list[str], list[float]]:
+    """Inference-time abstention, the strong baseline that costs N generations per query: sample
+    N answers, answer with the majority one if at least `threshold` of the samples agree with
+    it, refuse otherwise. There is no gold answer at test time, so agreement is the confidence."""
+    samples = generate_answers(model, processor, list(ds["image"]), ds["question"],
+                               num_samples=n_samples, temperature=1.0, seed=seed,
+                               batch_size=batch_size, desc="abstention samples")
+    votes = [majority(s) for s in samples]
+    responses = [answer if agreement >= threshold else REFUSAL_RESPONSES[0] for answer, agreement in votes]
+    return responses, [agreement for _, agreement in votes]
+
+
+def score_abstention(model, processor, splits, n_samples: int, threshold: float, sampling_seed: int,
+                     **labels) -> pd.DataFrame:
+    """Inference-time abstention (`abstention_responses`) on both test splits, scored."""
+    frames = []
+    for name in TEST_SPLITS:
+        responses, agreement = abstention_responses(model, processor, splits[name], n_samples, threshold,
+                                                    sampling_seed)
+        frames.append(score(split_frame(splits[name]), responses).assign(split=name, agreement=agreement))
+    return pd.concat(frames, ignore_index=True).assign(**labels)
+
+
+def base_knowledge(model, processor, splits, tau: float) -> np.ndarray:
+    """Did this seed's base model know each test query's answer? Its exact probability of the
+    gold answer is at least tau (the labelling's own rule, applied to the test queries): Cheng
+    et al.'s "known" questions, measured on the model instead of read off the world's exposure."""
+    known = []
+    for name in TEST_SPLITS:
+        ds = splits[name]
+        probs = answer_probability(model, processor, list(ds["image"]), ds["question"], ds["answers"])
+        known.append(np.asarray(probs) >= tau)
+    return np.concatenate(known)
+
+
+# ---------------------------------------------------------------------------- summarise
+
+
+def _refusal_rate(types: pd.Series) -> float:
+    return metrics.response_rates(types)["refr"]
+
+
+def summary(df: pd.DataFrame, c_values: Sequence[float] = metrics.C_VALUES) -> dict:
+    """The headline numbers of one scored frame, as one flat dict (one row of a results table).
+
+    Keys: acc, refr, err, hybrid, n; trust (= Trust_1); trust_c{c:g} for each c
+    ("trust_c0.5", "trust_c2"); answerable_acc (Acc on queries with a gold answer:
+    helpfulness); over_refusal (RefR on queries inside the world's boundaries: answerable, any
+    fact shown at least once); unanswerable_refr (RefR on "beyond-extrinsic");
+    beyond_intrinsic_refr (RefR on "beyond-intrinsic"); truthful (Cheng et al.'s truthful rate,
+    "known" read from the world's ground truth: inside its boundaries). Where the frame has a
+    `base_known` column (the base model knew the answer: Cheng et al.'s "known" questions),
+    also known_acc (Acc on them), known_refr (over-refusal measured against the model's own
+    knowledge instead of the world's exposure) and truthful_known (the truthful rate with that
+    knowledge). A rate over an empty subset is nan.
+    """
+    types = df["response_type"]
+    out = metrics.response_rates(types)
+    out["trust"] = metrics.trust_score(out["acc"], out["refr"], 1.0)
+    for c in c_values:
+        out[f"trust_c{c:g}"] = metrics.trust_score(out["acc"], out["refr"], c)
+    out["answerable_acc"] = metrics.response_rates(types[df["answerable"].astype(bool)])["acc"]
+    out["over_refusal"] = _refusal_rate(types[df["region_truth"] == "inside"])
+    if "base_known" in df:
+        known = df["base_known"].astype(bool)
+        out["known_acc"] = metrics.response_rates(types[known])["acc"]
+        out["known_refr"] = _refusal_rate(types[known])
+    out["unanswerable_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-extrinsic"])
+    out["beyond_intrinsic_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-intrinsic"])
+    out["truthful"] = metrics.truthful_rate(df.assign(known=df["region_truth"] == "inside"))
+    if "base_known" in df:
+        out["truthful_known"] = metrics.truthful_rate(df.assign(known=df["base_known"]))
+    return out
+
+
+def per_run(scored: pd.DataFrame, keys=("method", "seed", "split")) -> pd.DataFrame:
+    """One row of metrics (`summary`) per (method, seed, split)."""
+    rows = [{**dict(zip(keys, key)), **summary(group)} for key, group in scored.groupby(list(keys), sort=False)]
+    return pd.DataFrame(rows)
+
+
+def mean_spread(runs: pd.DataFrame, columns=HEADLINE, keys=("method", "split")) -> pd.DataFrame:
+    """Mean and sample standard deviation over seeds of each metric."""
+    return runs.groupby(list(keys), sort=False)[list(columns)].agg(["mean", "std"]).fillna(0.0)
+
+
+def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
+    """Refusal rate on in-domain queries beyond a boundary, for held-out entities and
+    constructions (never in InBoL training) vs those training saw: does refusal generalise?
+    One row per method, seed, kind and held-out flag, so that the spread over seeds shows."""
+    beyond = scored[(scored["split"] == "test") & (scored["region_truth"] != "inside")].copy()
+    beyond["kind"] = np.where(beyond["family"] == "unanswerable", "construction", "unseen fact")
+    beyond["refused"] = beyond["response_type"] == "refusal"
+    return (beyond.groupby(["method", "seed", "kind", "heldout"], sort=False)["refused"]
+                  .agg(refusal_rate="mean", n="size").reset_index())
+
+
+def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
+    """Over-refusal broken down: the shares of in-domain queries inside the world's boundaries
+    that were refused, and that got an answer-then-refusal hybrid ("triangle not sure about
+    that": the mark of a preference stage that lowered the chosen answers' likelihood too)."""
+    inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
+    flags = inside.assign(refused=inside["response_type"] == "refusal",
+                          hybrid=inside["response_type"] == "hybrid")
+    return flags.groupby(list(by), sort=False)[["refused", "hybrid"]].mean().reset_index()
+
+
+def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Share of correct responses (and row count) per group."""
+    return (df.assign(correct=df["response_type"] == "correct")
+              .groupby(list(columns))["correct"].agg(accuracy="mean", n="size").reset_index())
+
+
+# ---------------------------------------------------------------------------- compare
+
+
+def compare(runs: pd.DataFrame, method: str, rivals, metric: str = "trust") -> pd.DataFrame:
+    """`method` against each rival on each split: the seed-paired difference in `metric`, its
+    95% interval and the verdict read from it (`metrics.paired_comparison`)."""
+    rows = []
+    for split in TEST_SPLITS:
+        table = runs[runs["split"] == split].pivot(index="seed", columns="method", values=metric)
+        for rival in rivals:
+            result = metrics.paired_comparison(table[method], table[rival])
+            rows.append({"split": split, "rival": rival, **result})
+    return pd.DataFrame(rows)
+
+
+def comparisons(runs: pd.DataFrame, metric: str = "trust") -> pd.DataFrame:
+    """Every comparison of the registry (`methods.COMPARISONS`), each method named by its
+    label in the `method` column: one row per method, rival and split."""
+    return pd.concat([compare(runs, method, rivals, metric).assign(method=REGISTRY[method].label)
+                      for method, rivals in COMPARISONS.items()], ignore_index=True)
+
+
+def claim_holds(comparisons: pd.DataFrame, method: str, rival: str) -> bool:
+    """Does `method` beat `rival` on every test split, by the seed-paired verdict of
+    `comparisons` (the frame of `comparisons()`)? The paper's claims are of this kind."""
+    rows = comparisons[(comparisons["method"] == REGISTRY[method].label) & (comparisons["rival"] == rival)]
+    if sorted(rows["split"]) != sorted(TEST_SPLITS):
+        raise ValueError(f"no comparison of {method!r} with {rival!r} on every test split; "
+                         f"add it to methods.COMPARISONS")
+    return bool((rows["verdict"] == metrics.VERDICTS[0]).all())
+
+
+def disagreements(scored: pd.DataFrame, method: str, rivals: Sequence[str], n: int) -> pd.DataFrame:
+    """The first `n` queries (by id) of a scored frame of one seed and split on which `method`'s
+    response type differs from a rival's: their responses, one column per method (rivals first)."""
+    kinds = scored.pivot_table(index="id", columns="method", values="response_type", aggfunc="first")
+    responses = scored.pivot_table(index="id", columns="method", values="response", aggfunc="first")
+    differs = np.logical_or.reduce([kinds[rival] != kinds[method] for rival in rivals])
+    return responses.loc[kinds.index[differs][:n], [*rivals, method]]

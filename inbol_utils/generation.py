@@ -1,8 +1,8 @@
 """Batched answers and exact answer probabilities, for any image-text-to-text model.
 
 Everything goes through the processor and `model.generate`, so the same functions serve the
-tiny LLaVA and a hub model. Generation pads on the left (new tokens line up at the end);
-teacher forcing pads on the right (labels line up with the inputs).
+tiny LLaVA and a hub model. Rows become inputs in `inputs`: generation pads on the left (new
+tokens line up at the end), teacher forcing pads on the right (labels line up with the inputs).
 """
 from __future__ import annotations
 
@@ -13,20 +13,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import profiling
-from .logprobs import IGNORE_INDEX, sequence_logps
-from .modeling import prompt_text, response_text
+from .inputs import encode, labelled_batch, prompt_text
+from .logprobs import sequence_logps
 
 
 def _batches(n: int, batch_size: int, desc: str | None):
     starts = range(0, n, batch_size)
     return tqdm(starts, desc=desc, leave=False) if desc else starts
-
-
-def encode(processor, images: Sequence[Image.Image], texts: Sequence[str], padding_side: str,
-           device) -> dict[str, torch.Tensor]:
-    processor.tokenizer.padding_side = padding_side
-    batch = processor(images=list(images), text=list(texts), padding=True, return_tensors="pt")
-    return {k: v.to(device) for k, v in batch.items()}
 
 
 @torch.no_grad()
@@ -92,26 +85,6 @@ def greedy_answers(model, processor, images, questions, **kwargs) -> list[str]:
     return [a[0] for a in generate_answers(model, processor, images, questions, **kwargs)]
 
 
-def training_batch(processor, images: Sequence[Image.Image], questions: Sequence[str],
-                   responses: Sequence[str], device="cpu") -> dict[str, torch.Tensor]:
-    """Prompt + response + end-of-sequence, right padded, with labels only on the response.
-
-    The chat template puts the response last, so its tokens are the last ones of each row:
-    counting them (tokenised alone) marks where the labels start, with one processor call.
-    """
-    full = [prompt_text(processor, q) + response_text(processor, r) for q, r in zip(questions, responses)]
-    batch = encode(processor, images, full, "right", device)
-    suffixes = [response_text(processor, r) for r in responses]
-    n_response = torch.tensor([len(ids) for ids in
-                               processor.tokenizer(suffixes, add_special_tokens=False)["input_ids"]],
-                              device=batch["input_ids"].device)
-    lengths = batch["attention_mask"].sum(1)
-    positions = torch.arange(batch["input_ids"].shape[1], device=lengths.device)[None, :]
-    is_response = (positions >= (lengths - n_response)[:, None]) & (positions < lengths[:, None])
-    batch["labels"] = batch["input_ids"].masked_fill(~is_response, IGNORE_INDEX)
-    return batch
-
-
 @torch.no_grad()
 def response_logprobs(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                       responses: Sequence[str], batch_size: int = 128,
@@ -130,7 +103,7 @@ def response_logprobs(model, processor, images: Sequence[Image.Image], questions
     with profiling.part("likelihoods"):
         for start in _batches(len(order), batch_size, desc):
             rows = order[start:start + batch_size]
-            batch = training_batch(processor, [images[i] for i in rows], [questions[i] for i in rows],
+            batch = labelled_batch(processor, [images[i] for i in rows], [questions[i] for i in rows],
                                    [responses[i] for i in rows], model.device)
             labels = batch.pop("labels")
             out[rows] = sequence_logps(model(**batch).logits, labels).cpu()

@@ -1,5 +1,6 @@
-"""Evaluation metrics: Acc, RefR, Err, Trust_c, region matrices, AUROC, knowledge quadrants,
-and the paired comparison of two methods over seeds.
+"""The metrics' formulas: Acc, RefR, Err, Trust_c, region matrices, AUROC, knowledge quadrants,
+and the paired comparison of two methods over seeds. Pure functions of scored rows or numbers;
+`evaluation` combines them into each run's summary and each chapter's comparisons.
 
 Rates are fractions of all queries in the frame. Each row of a results frame is one query with
 its `response_type` (one of RESPONSE_TYPES, from answers.classify_response) and, where needed,
@@ -52,38 +53,6 @@ def trust_score(acc, refr, c: float = 1.0):
     """
     err = 1 - acc - refr
     return acc - c * err
-
-
-def _refusal_rate(types: pd.Series) -> float:
-    return response_rates(types)["refr"]
-
-
-def summarize(df: pd.DataFrame, c_values: Sequence[float] = C_VALUES) -> dict:
-    """The headline numbers of one evaluation run, as one flat dict (one row of a results table).
-
-    Keys: acc, refr, err, hybrid, n; trust (= Trust_1); trust_c{c:g} for each c
-    ("trust_c0.5", "trust_c2"); answerable_acc (Acc on queries with a gold answer:
-    helpfulness); over_refusal (RefR on queries inside the world's boundaries: answerable, any
-    fact shown at least once); unanswerable_refr (RefR on "beyond-extrinsic");
-    beyond_intrinsic_refr (RefR on "beyond-intrinsic"). Where the frame has a `base_known`
-    column (the base model knew the answer: Cheng et al.'s "known" questions), also
-    known_acc (Acc on them) and known_refr (over-refusal measured against the model's own
-    knowledge instead of the world's exposure). A rate over an empty subset is nan.
-    """
-    types = df["response_type"]
-    out = response_rates(types)
-    out["trust"] = trust_score(out["acc"], out["refr"], 1.0)
-    for c in c_values:
-        out[f"trust_c{c:g}"] = trust_score(out["acc"], out["refr"], c)
-    out["answerable_acc"] = response_rates(types[df["answerable"].astype(bool)])["acc"]
-    out["over_refusal"] = _refusal_rate(types[df["region_truth"] == "inside"])
-    if "base_known" in df:
-        known = df["base_known"].astype(bool)
-        out["known_acc"] = response_rates(types[known])["acc"]
-        out["known_refr"] = _refusal_rate(types[known])
-    out["unanswerable_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-extrinsic"])
-    out["beyond_intrinsic_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-intrinsic"])
-    return out
 
 
 def region_response_matrix(df: pd.DataFrame) -> pd.DataFrame:
@@ -149,8 +118,14 @@ def truthful_rate(df: pd.DataFrame) -> float:
     return quadrants["Ik-Ik"] + quadrants["Ik-Idk"]
 
 
-
 VERDICTS = ("beats", "is level with", "trails")
+
+
+def t_quantile(n: int, level: float = 0.95) -> float:
+    """The Student t quantile that a two-sided `level` interval of the mean of `n` paired
+    differences spans on each side, in standard errors (n - 1 degrees of freedom); infinite
+    for one seed, which gives no interval."""
+    return float(stats.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else math.inf
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
@@ -168,7 +143,7 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.9
     n, mean = len(diffs), float(diffs.mean())
     if n < 2:
         return {"diff": mean, "low": -math.inf, "high": math.inf, "verdict": VERDICTS[1], "n": n}
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+    half = float(t_quantile(n, level) * diffs.std(ddof=1) / math.sqrt(n))
     low, high = mean - half, mean + half
     verdict = VERDICTS[0] if low > 0 else VERDICTS[2] if high < 0 else VERDICTS[1]
     return {"diff": mean, "low": low, "high": high, "verdict": verdict, "n": n}

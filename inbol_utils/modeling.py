@@ -8,7 +8,6 @@ know which kind of model it holds.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -155,20 +154,6 @@ def load(path: str | Path, device: str | None = None):
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def prompt_text(processor, question: str) -> str:
-    """The model's own chat template around one image and one question, ready for an answer.
-    Cached: a split asks the same few hundred questions thousands of times, and rendering the
-    Jinja template costs as much as a tenth of a teacher-forced pass of the tiny model."""
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def response_text(processor, response: str) -> str:
-    """What follows the prompt in a training example: the response, then end-of-sequence."""
-    return f" {response}{processor.tokenizer.eos_token}"
 
 
 def count_parameters(model) -> int:

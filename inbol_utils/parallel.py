@@ -34,7 +34,7 @@ def _context() -> multiprocessing.context.BaseContext:
     machine) at every pool a notebook starts; fork from the kernel itself would copy its
     threads and locks, while the fork server is a fresh single-threaded process."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.experiments"])
+    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.ablations"])
     return context
 
 

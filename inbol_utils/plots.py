@@ -2,13 +2,25 @@
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 from PIL import Image
 
 sns.set_theme(style="whitegrid", context="notebook")
+
+
+def response_captions(questions: Sequence[str], answers: Sequence[Sequence[str]],
+                      responses: Mapping[str, Sequence[str]]) -> list[str]:
+    """One caption per query for `gallery`: the question, its gold answers ("refuse" when it
+    has none), then each model's response on a line of its own, `responses` being label -> the
+    responses in the queries' order."""
+    captions = []
+    for i, (question, gold) in enumerate(zip(questions, answers)):
+        said = "\n".join(f"{label}: {texts[i]}" for label, texts in responses.items())
+        captions.append(f"{question} [gold: {', '.join(gold) or 'refuse'}]\n{said}")
+    return captions
 
 
 def gallery(images: Sequence[Image.Image], captions: Sequence[str], ncols: int = 6,

@@ -10,7 +10,7 @@ base model, probe, labels, training data and trained models, all under <artifact
   preferences_base/    notebook 02: pairs from the base model's samples on half B (off-policy:
                        the ablation that stands for how preference data is often built)
   preferences/         notebook 03: pairs from this seed's IDK-IT model's samples on half B
-  models/<key>/        notebook 03: one folder per trained method (`TRAINED`)
+  models/<key>/        notebook 03: one folder per trained method (`methods.REGISTRY`)
   scores/<key>.parquet notebook 04: every method's scored responses on the test splits
 
 Every job here records what it was made from (`reuse`): run again with the same ingredients, it
@@ -23,41 +23,20 @@ same settings trained to the same step for every other seed. The test splits are
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
+from . import answers, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
+from .methods import ABSTAIN, BASE, IDKIT, REGISTRY
 from .reuse import mark, recipe, recipe_of, reuse
-
-
-@dataclass(frozen=True)
-class Method:
-    """A trained method: its name in the tables, its folder and glue key, and its recipe."""
-
-    name: str
-    key: str
-    stage: str  # "idk_it", "preferences" or "control" (see `train_method`)
-
-
-TRAINED = (
-    Method("IDK-IT", "idkit", "idk_it"),
-    Method("IDK-IT + DPO", "dpo", "preferences"),
-    Method("InBoL (IDK-IT + CA-DPO)", "inbol", "preferences"),
-    Method("IDK-IT + chosen SFT (control)", "control", "control"),
-)
-METHODS = {m.name: m for m in TRAINED}
-IDKIT, DPO, INBOL, CONTROL = METHODS
-BASELINES = ("base", "base + abstention")
-METHOD_ORDER = (*BASELINES, *METHODS)
-GLUE_KEYS = {"base": "base", "base + abstention": "abstain"} | {m.name: m.key for m in TRAINED}
 
 
 def seed_dir(artifacts: str | Path, seed: int) -> Path:
@@ -65,7 +44,8 @@ def seed_dir(artifacts: str | Path, seed: int) -> Path:
 
 
 def model_dir(home: Path, method: str) -> Path:
-    return Path(home) / "models" / METHODS[method].key
+    """Where a method's model lives in a seed's folder (the registry's `model`)."""
+    return Path(home) / REGISTRY[method].model
 
 
 def world_dir(artifacts: str | Path) -> Path:
@@ -73,8 +53,9 @@ def world_dir(artifacts: str | Path) -> Path:
 
 
 def start_model(home: Path, method: str) -> Path:
-    """Where a method starts: IDK-IT from the seed's base model, the rest from its IDK-IT model."""
-    return Path(home) / "base_model" if METHODS[method].stage == "idk_it" else model_dir(home, IDKIT)
+    """Where a method's training starts (the registry's `starts_from`): IDK-IT from the seed's
+    base model, the rest from its IDK-IT model."""
+    return model_dir(home, REGISTRY[method].starts_from)
 
 
 # ---------------------------------------------------------------------------- base model and probe
@@ -234,36 +215,34 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
     the seed's own training set (home/idk_it or home/preferences). Returns the training log
     and the validation curve.
     """
-    default_data = Path(home) / ("idk_it" if METHODS[method].stage == "idk_it" else "preferences")
+    data = data or str(Path(home) / REGISTRY[method].data)
     made_from = recipe(job="train", method=method, settings=settings, start=recipe_of(start),
-                       data=recipe_of(data or default_data), world=recipe_of(world_path),
+                       data=recipe_of(data), world=recipe_of(world_path),
                        validation_every=validation_every, stop_at=stop_at)
     return reuse(out, made_from, lambda: _train_method(method, settings, home, start, out, world_path,
                                                        validation_every, stop_at, data))
 
 
 def _train_method(method, settings, home, start, out, world_path, validation_every, stop_at, data) -> dict:
-    stage = METHODS[method].stage
+    stage = REGISTRY[method].stage
     probe = None
     if validation_every:
         _, processor = modeling.load(start)
         probe = evaluation.validation_probe(processor, world.load_split(world_path, "validation"))
     callback = training.ProbeCallback(probe, validation_every or settings["steps"], select_on="trust" if probe else None,
-                             stop_at=stop_at)
-    common = dict(steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
-                  callbacks=[callback], quiet=True)
-    seed = settings["seed"]
+                                      stop_at=stop_at)
+    run = dict(out=out, steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
+               seed=settings["seed"], quiet=True)
     if stage == "idk_it":
-        instructions = idk_data.load(data or Path(home) / "idk_it", idk_data.IDK_FEATURES, "IDK-IT set")
-        log = recipes.train_idk_it(start, instructions, out, seed=seed, **common)
+        instructions = idk_data.load(data, idk_data.IDK_FEATURES, "IDK-IT set")
+        log = recipes.train_idk_it(start, instructions, out, recipes.arguments(**run), callbacks=[callback])
     elif stage == "control":
-        pairs = recipes.load_pairs(data or Path(home) / "preferences", "none")
-        log = recipes.train_control(start, pairs, out, seed=seed, **common)
+        log = recipes.train_control(start, recipes.load_pairs(data), out, recipes.arguments(**run),
+                                    callbacks=[callback])
     else:
-        pairs = recipes.load_pairs(data or Path(home) / "preferences", settings["ca_mode"],
-                                   settings["ca_signal"])
-        log = recipes.train_preferences(start, pairs, out, seed=seed, beta=settings["beta"],
-                                        anchor_weight=settings["anchor_weight"], **common)
+        args = recipes.arguments(**run, config_class=dpo.CADPOConfig,
+                                 **{knob: settings[knob] for knob in PREFERENCE_KNOBS})
+        log = recipes.train_preferences(start, recipes.load_pairs(data, args), out, args, callbacks=[callback])
     return {"log": log, "curve": pd.DataFrame(callback.history)}
 
 
@@ -271,6 +250,27 @@ def grid(fixed: Mapping, space: Mapping[str, list]) -> list[dict]:
     """Every combination of the values in `space`, each on top of the `fixed` settings."""
     keys = list(space)
     return [{**fixed, **dict(zip(keys, values))} for values in itertools.product(*space.values())]
+
+
+# The preference stage's settings that are not the schedule's (`dpo.CADPOConfig`'s knobs).
+PREFERENCE_KNOBS = ("beta", "anchor_weight", "ca_mode", "ca_signal")
+
+
+def candidates(methods: list[str], fixed: Mapping, values: Mapping[str, list],
+               knobs: Mapping = {}) -> dict[str, list[dict]]:
+    """Each method's tuning grid, as the registry says it is trained: the `fixed` settings
+    (steps, batch_size, seed), for a preference stage also its `knobs` (anchor_weight,
+    ca_signal, ca_mode; a method with a fixed ca_mode, vanilla DPO, keeps its own), searched
+    over `values` of the settings the method tunes (`Method.tuned`: lr, and beta for DPO and
+    CA-DPO)."""
+    grids = {}
+    for method in methods:
+        entry = REGISTRY[method]
+        settings = dict(fixed)
+        if entry.stage == "preferences":
+            settings |= {**knobs, "ca_mode": entry.ca_mode or knobs["ca_mode"]}
+        grids[method] = grid(settings, {name: values[name] for name in entry.tuned})
+    return grids
 
 
 def candidate_name(settings: Mapping, varied: list[str]) -> str:
@@ -293,7 +293,7 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
             name = candidate_name(settings, varied)
             jobs[method, name] = dict(method=method, settings=settings, home=str(home),
                                       start=str(start_model(home, method)),
-                                      out=str(scratch / METHODS[method].key / name),
+                                      out=str(scratch / REGISTRY[method].key / name),
                                       world_path=str(world_path), validation_every=every[method])
     results = parallel.run(train_method, list(jobs.values()), workers)
     curves = pd.concat([result["curve"].assign(method=method, candidate=name, **{
@@ -308,7 +308,7 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
         job = jobs[method, best["candidate"]]
         chosen[method] = {**job["settings"], "stop_at": int(best["step"])}
         _copy(Path(job["out"]), model_dir(home, method))
-        _drop_other_candidates(scratch / METHODS[method].key, {name for m, name in jobs if m == method})
+        _drop_other_candidates(scratch / REGISTRY[method].key, {name for m, name in jobs if m == method})
     return curves, chosen
 
 
@@ -343,3 +343,57 @@ def replicate(chosen: Mapping[str, dict], methods: list[str], artifacts: Path, s
                              start=str(start_model(home, method)), out=str(model_dir(home, method)),
                              world_path=str(world_dir(artifacts)), stop_at=chosen[method]["stop_at"]))
     parallel.run(train_method, jobs, workers)
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def saved_scores(path: Path, made_from: str, score: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """`score()`'s frame, written to `path` (parquet), or the frame of an earlier run made from
+    the same recipe (`reuse`): a model that did not change is not scored again."""
+    def make() -> pd.DataFrame:
+        frame = score()
+        with atomic_file(path, "wb") as handle:
+            frame.to_parquet(handle)
+        return frame
+
+    return reuse(path, made_from, make)
+
+
+def saved_greedy_scores(path: Path, model_path: Path, world_path: Path, splits, load=modeling.load,
+                        **labels) -> pd.DataFrame:
+    """`evaluation.score_splits` of the model at `model_path`, through `saved_scores`: its recipe
+    is the model's and the world's, so it is scored again only when one of them changed."""
+    made_from = recipe(job="greedy scores", model=recipe_of(model_path), world=recipe_of(world_path))
+    return saved_scores(path, made_from, lambda: evaluation.score_splits(*load(model_path), splits, **labels))
+
+
+def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: int,
+               abstain_threshold: float) -> pd.DataFrame:
+    """Both baselines and every trained method of `methods` of one seed on both test splits, one
+    scored row per (method, query), with `base_known` from that seed's base model; each model's
+    scores saved to seed<s>/scores/<key>.parquet. A job for `parallel.run`: one per seed."""
+    home = seed_dir(artifacts, seed)
+    world_path = world_dir(artifacts)
+    splits = {name: world.load_split(world_path, name) for name in evaluation.TEST_SPLITS}
+    tau = idk_data.load_labelling(home / REGISTRY[IDKIT].data)["tau"]
+    base_path = model_dir(home, BASE)
+    scores = home / "scores"
+    load = functools.cache(modeling.load)  # the base model serves three jobs: load it once
+    base_made = dict(model=recipe_of(base_path), world=recipe_of(world_path))
+    frames = [saved_greedy_scores(scores / f"{REGISTRY[BASE].key}.parquet", base_path, world_path, splits, load,
+                                  method=BASE),
+              saved_scores(scores / f"{REGISTRY[ABSTAIN].key}.parquet",
+                           recipe(job="abstention scores", n=abstain_samples, threshold=abstain_threshold,
+                                  seed=seed, **base_made),
+                           lambda: evaluation.score_abstention(*load(model_dir(home, ABSTAIN)), splits,
+                                                              abstain_samples, abstain_threshold, seed,
+                                                              method=ABSTAIN))]
+    frames += [saved_greedy_scores(scores / f"{REGISTRY[method].key}.parquet", model_dir(home, method),
+                                   world_path, splits, load, method=method)
+               for method in methods]
+    known = saved_scores(scores / "base_known.parquet", recipe(job="base knowledge", tau=tau, **base_made),
+                         lambda: pd.DataFrame({"base_known": evaluation.base_knowledge(*load(base_path), splits,
+                                                                                       tau)}))
+    return pd.concat([f.assign(base_known=known["base_known"].to_numpy()) for f in frames],
+                     ignore_index=True).assign(seed=seed)

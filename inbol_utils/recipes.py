@@ -8,51 +8,34 @@ a script, so `accelerate launch` or `torchrun` can train data-parallel with the 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import pandas as pd
-import torch
 from accelerate import PartialState
+from transformers import TrainingArguments
 
 from . import dpo, idk_data, modeling, profiling
-from .generation import training_batch
 from .training import loss_log, train_sft, training_arguments
 
 PREFERENCES_FROM = "notebook 03 (training: on-policy pairs) or 02 (base-sampled pairs)"
 
 
-@dataclass
-class PreferenceCollator:
-    """Preference rows -> the batch `dpo.CADPOTrainer` reads: B chosen rows, then B rejected."""
-
-    processor: object
-
-    def __call__(self, rows: list[dict]) -> dict:
-        images = [r["image"] for r in rows] * 2
-        questions = [r["question"] for r in rows] * 2
-        responses = [r["chosen"] for r in rows] + [r["rejected"] for r in rows]
-        batch = training_batch(self.processor, images, questions, responses)
-        batch["pair_weight"] = torch.tensor([r["pair_weight"] for r in rows], dtype=torch.float32)
-        batch["pair_margin"] = torch.tensor([r["pair_margin"] for r in rows], dtype=torch.float32)
-        return batch
-
-
-def with_pair_terms(pairs: datasets.Dataset, tau: float, ca_mode: str,
-                    ca_signal: str = "both") -> datasets.Dataset:
-    """Add each pair's CA-DPO weight and margin, from its label confidence and propensity."""
-    certainty = dpo.pair_certainty(torch.tensor(pairs["confidence"]), torch.tensor(pairs["propensity"]),
-                                   tau, ca_signal)
-    weights, margins = dpo.pair_terms(certainty, ca_mode)
-    return pairs.add_column("pair_weight", weights.tolist()).add_column("pair_margin", margins.tolist())
-
-
-def load_pairs(path: str | Path, ca_mode: str, ca_signal: str = "both") -> datasets.Dataset:
-    """A saved preference set with its CA-DPO terms, computed with the tau of the labelling
-    saved beside it: the pairs and their weights can never disagree about the threshold."""
+def load_pairs(path: str | Path, args: dpo.CADPOConfig | None = None) -> datasets.Dataset:
+    """A saved preference set; with `args`, each pair's CA-DPO weight and margin under its
+    knobs, computed with the tau of the labelling saved beside the pairs: the pairs and their
+    weights can never disagree about the threshold."""
     pairs = idk_data.load(path, idk_data.PREFERENCE_FEATURES, "preference set", PREFERENCES_FROM)
-    return with_pair_terms(pairs, idk_data.load_labelling(path)["tau"], ca_mode, ca_signal)
+    return pairs if args is None else dpo.with_pair_terms(pairs, idk_data.load_labelling(path)["tau"], args)
+
+
+def arguments(out: str | Path, steps: int, lr: float, batch_size: int, seed: int, quiet: bool = False,
+              config_class: type[TrainingArguments] = TrainingArguments, **knobs) -> TrainingArguments:
+    """The Trainer arguments of a run that saves to `out` (`training.training_arguments`, its
+    scratch folder beside the saved models); `config_class=dpo.CADPOConfig` with the
+    preference stage's knobs (beta, anchor_weight, ca_mode, ca_signal)."""
+    return training_arguments(run_folder(out), steps, batch_size, lr, seed, config_class=config_class,
+                              disable_tqdm=quiet, **knobs)
 
 
 def lora(model, rank: int):
@@ -83,48 +66,37 @@ def save_trained(model, processor, out: str | Path, args, lora_rank: int) -> Non
         modeling.save(model.merge_and_unload() if lora_rank else model, processor, out)
 
 
-def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Path, steps: int,
-                 lr: float, batch_size: int, seed: int, lora_rank: int = 0,
-                 callbacks=(), quiet: bool = False) -> pd.DataFrame:
+def train_idk_it(base: str | Path, instructions: datasets.Dataset, out: str | Path,
+                 args: TrainingArguments, lora_rank: int = 0, callbacks=()) -> pd.DataFrame:
     """IDK instruction tuning: supervised fine-tuning on answers and refusals (response tokens
     only), from the base model; saved in the hub format. Returns the training log."""
     model, processor = trainable(base, lora_rank)
-    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
     log = train_sft(model, processor, instructions, args, list(callbacks))
     save_trained(model, processor, out, args, lora_rank)
     return log
 
 
-def train_control(policy: str | Path, pairs: datasets.Dataset, out: str | Path, steps: int,
-                  lr: float, batch_size: int, seed: int, lora_rank: int = 0,
-                  callbacks=(), quiet: bool = False) -> pd.DataFrame:
+def train_control(policy: str | Path, pairs: datasets.Dataset, out: str | Path,
+                  args: TrainingArguments, lora_rank: int = 0, callbacks=()) -> pd.DataFrame:
     """The compute-matched control: `policy` (the IDK-IT model) trained further, by plain SFT,
     on the chosen responses of the preference pairs (each query's chosen response once). It
     sees the same prompts and targets as the preference stage, without the rejected side:
     what it gains is "more training"; what DPO gains beyond it is the preferences."""
     frame = pairs.remove_columns("image").to_pandas()
     once = frame.drop_duplicates(["id", "chosen"]).index.tolist()
-    chosen = pairs.select(once).rename_column("chosen", "response")
-    model, processor = trainable(policy, lora_rank)
-    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
-    log = train_sft(model, processor, chosen, args, list(callbacks))
-    save_trained(model, processor, out, args, lora_rank)
-    return log
+    return train_idk_it(policy, pairs.select(once).rename_column("chosen", "response"), out, args,
+                        lora_rank, callbacks)
 
 
-def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Path, steps: int,
-                      lr: float, batch_size: int, seed: int, beta: float,
-                      anchor_weight: float = 1.0, lora_rank: int = 0, callbacks=(),
-                      quiet: bool = False) -> pd.DataFrame:
-    """(CA-)DPO from `policy`, which is also the frozen reference (the IDK-IT model). `pairs`
-    carry their weights and margins (`load_pairs` or `with_pair_terms`): all ones and zeros
-    for vanilla DPO."""
+def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Path,
+                      args: dpo.CADPOConfig, lora_rank: int = 0, callbacks=()) -> pd.DataFrame:
+    """(CA-)DPO from `policy`, which is also the frozen reference (the IDK-IT model), under
+    `args`' knobs. `pairs` carry their weights and margins (`load_pairs(path, args)`): all
+    ones and zeros for vanilla DPO."""
     model, processor = trainable(policy, lora_rank)
     reference, _ = modeling.load(policy)
-    args = training_arguments(run_folder(out), steps, batch_size, lr, seed, disable_tqdm=quiet)
-    trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, beta=beta,
-                               anchor_weight=anchor_weight, train_dataset=pairs,
-                               data_collator=PreferenceCollator(processor), callbacks=list(callbacks))
+    trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, processing_class=processor,
+                               train_dataset=pairs, callbacks=list(callbacks))
     with profiling.part("training"):
         trainer.train()
     model.eval()
@@ -147,24 +119,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--batch-size", type=int, default=32, help="per process")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--anchor-weight", type=float, default=1.0)
-    parser.add_argument("--ca-mode", default="weight", choices=dpo.CA_MODES)
-    parser.add_argument("--ca-signal", default="both", choices=dpo.CA_SIGNALS)
+    knobs = dpo.CADPOConfig  # the preference stage's defaults live there
+    parser.add_argument("--beta", type=float, default=knobs.beta)
+    parser.add_argument("--anchor-weight", type=float, default=knobs.anchor_weight)
+    parser.add_argument("--ca-mode", default=knobs.ca_mode, choices=dpo.CA_MODES)
+    parser.add_argument("--ca-signal", default=knobs.ca_signal, choices=dpo.CA_SIGNALS)
     parser.add_argument("--lora-rank", type=int, default=0)
     args = parser.parse_args(argv)
+    settings = dict(steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed)
     if args.stage == "idk-it":
         data = idk_data.load(args.data, idk_data.IDK_FEATURES, "IDK-IT set")
-        train_idk_it(args.model, data, args.out, args.steps, args.lr, args.batch_size, args.seed,
-                     args.lora_rank)
+        train_idk_it(args.model, data, args.out, arguments(args.out, **settings), args.lora_rank)
     elif args.stage == "control":
-        data = load_pairs(args.data, "none")
-        train_control(args.model, data, args.out, args.steps, args.lr, args.batch_size, args.seed,
+        train_control(args.model, load_pairs(args.data), args.out, arguments(args.out, **settings),
                       args.lora_rank)
     else:
-        data = load_pairs(args.data, args.ca_mode, args.ca_signal)
-        train_preferences(args.model, data, args.out, args.steps, args.lr, args.batch_size,
-                          args.seed, args.beta, args.anchor_weight, lora_rank=args.lora_rank)
+        config = arguments(args.out, **settings, config_class=dpo.CADPOConfig, beta=args.beta,
+                           anchor_weight=args.anchor_weight, ca_mode=args.ca_mode, ca_signal=args.ca_signal)
+        train_preferences(args.model, load_pairs(args.data, config), args.out, config, args.lora_rank)
     state = PartialState()
     if state.is_main_process:
         print(f"{args.stage}: saved {args.out}, trained by {state.num_processes} process(es)")

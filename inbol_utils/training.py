@@ -15,20 +15,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from . import profiling
-from .generation import training_batch
-
-
-@dataclass
-class SFTCollator:
-    """Rows with `image`, `question` and `response` -> a right-padded batch with labels."""
-
-    processor: object
-    response_column: str = "response"
-
-    def __call__(self, rows: list[dict]) -> dict:
-        return training_batch(self.processor, [r["image"] for r in rows],
-                              [r["question"] for r in rows],
-                              [r[self.response_column] for r in rows])
+from .inputs import SFTCollator
 
 
 @dataclass
@@ -77,9 +64,11 @@ class ProbeCallback(TrainerCallback):
 
 def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, seed: int,
                        warmup_ratio: float = 0.05, logging_steps: int | None = None,
+                       config_class: type[TrainingArguments] = TrainingArguments,
                        **overrides) -> TrainingArguments:
     """AdamW with warmup and cosine decay; nothing saved mid-run, nothing reported online.
-    By default about 50 log points per run, whatever its length."""
+    By default about 50 log points per run, whatever its length. `config_class` may extend
+    TrainingArguments (`dpo.CADPOConfig`): its own fields come in `overrides`."""
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need steps >= 1, batch_size >= 1 and lr > 0; got {steps}, {batch_size}, {lr}")
     settings = dict(
@@ -92,14 +81,14 @@ def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, 
         # gloo group on the CPU instead of each training alone as "rank 0".
         use_cpu=not torch.cuda.is_available(),
     )
-    return TrainingArguments(**{**settings, **overrides})
+    return config_class(**{**settings, **overrides})
 
 
 def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArguments,
-              callbacks: list[TrainerCallback] = (), response_column: str = "response") -> pd.DataFrame:
+              callbacks: list[TrainerCallback] = ()) -> pd.DataFrame:
     """Train in place; return the logged history (step, loss, learning rate) as a frame."""
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
-                      data_collator=SFTCollator(processor, response_column), callbacks=list(callbacks))
+                      data_collator=SFTCollator(processor), callbacks=list(callbacks))
     with profiling.part("training"):
         trainer.train()
     model.eval()

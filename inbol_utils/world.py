@@ -23,6 +23,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw
 
 from . import profiling
@@ -48,13 +49,15 @@ SUPERSAMPLE = 4  # draw at 4x and downsample, so small shapes stay recognisable
 
 # Question phrasings. In-domain ones are what the base model and InBoL training see; the OOD
 # ones reorder the same words (part of the out-of-domain shift). New words would not test a
-# shift but a vocabulary: their embeddings were never trained.
+# shift but a vocabulary: their embeddings were never trained. The questions are American
+# English ("what color"), and so are the question types named after them (color,
+# color_of_shape); the code and the book say colour.
 PHRASINGS: dict[str, dict[str, str]] = {
     "in_domain": {
         "color": "what color is the object in the {cell}",
         "shape": "what shape is the object in the {cell}",
         "count": "how many objects are there",
-        "where": "where is the {color} {shape}",
+        "where": "where is the {colour} {shape}",
         "color_of_shape": "what color is the {shape} in the {cell}",
         "fact": "which city does the object in the {cell} come from",
         "identify": "what is in the {cell}",
@@ -63,7 +66,7 @@ PHRASINGS: dict[str, dict[str, str]] = {
         "color": "the object in the {cell} is what color",
         "shape": "the object in the {cell} is what shape",
         "count": "there are how many objects",
-        "where": "the {color} {shape} is where",
+        "where": "the {colour} {shape} is where",
         "color_of_shape": "the {shape} in the {cell} is what color",
         "fact": "the object in the {cell} does come from which city",
         "identify": "in the {cell} is what",
@@ -292,7 +295,7 @@ def answerable_query(rng: np.random.Generator, scene: Scene, qtype: str, phr: di
     if qtype == "count":
         return Query(scene, phr["count"], [str(len(scene.objects))], "perception", "count")
     if qtype == "where":
-        q = phr["where"].format(color=obj.colour, shape=obj.shape)
+        q = phr["where"].format(colour=obj.colour, shape=obj.shape)
         return Query(scene, q, [cell], "perception", "where", entity=obj.entity)
     if qtype == "color_of_shape":
         q = phr["color_of_shape"].format(shape=obj.shape, cell=cell)
@@ -329,7 +332,7 @@ def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldCo
         present = {o.entity for o in scene.objects}
         missing = [e for e in all_entities() if e not in present and e not in exclude]
         colour, shape = missing[int(rng.integers(len(missing)))].split(" ")
-        return Query(scene, phr["where"].format(color=colour, shape=shape), [], "unanswerable",
+        return Query(scene, phr["where"].format(colour=colour, shape=shape), [], "unanswerable",
                      "where", construction, entity=f"{colour} {shape}")
     if construction == "occluded":
         obj = scene.objects[int(rng.integers(len(scene.objects)))]
@@ -515,6 +518,14 @@ def probe_half(probe: datasets.Dataset, half: str) -> datasets.Dataset:
 def load_split(path: str | Path, split: str) -> datasets.Dataset:
     folder = require(Path(path) / split, "notebook 00 (world and base model)")
     return datasets.load_from_disk(str(folder))
+
+
+def split_frame(ds: datasets.Dataset) -> pd.DataFrame:
+    """A split's columns without the images, plus `answerable` (the query has a gold answer)."""
+    df = ds.remove_columns("image").to_pandas()
+    df["answers"] = df["answers"].map(list)
+    df["answerable"] = df["answers"].map(len) > 0
+    return df
 
 
 def small_config(**overrides) -> WorldConfig:

@@ -3,6 +3,7 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import pandas as pd
 import pytest
 import torch
 
@@ -43,6 +44,19 @@ def trained_tiny(tmp_path_factory, tiny_world, processor):
     training.train_sft(model, processor, rows, args)
     modeling.save(model, processor, path)
     return model, path
+
+
+@pytest.fixture
+def ten_queries() -> pd.DataFrame:
+    """10 scored queries: 4 inside, 3 beyond-intrinsic, 3 beyond-extrinsic (no gold answer)."""
+    rows = [
+        ("inside", "correct"), ("inside", "correct"), ("inside", "correct"), ("inside", "refusal"),
+        ("beyond-intrinsic", "correct"), ("beyond-intrinsic", "refusal"), ("beyond-intrinsic", "wrong"),
+        ("beyond-extrinsic", "refusal"), ("beyond-extrinsic", "refusal"), ("beyond-extrinsic", "wrong"),
+    ]
+    df = pd.DataFrame(rows, columns=["region_truth", "response_type"])
+    df["answerable"] = df["region_truth"] != "beyond-extrinsic"
+    return df
 
 
 def pytest_collection_modifyitems(items):

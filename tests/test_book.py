@@ -1,7 +1,7 @@
 """The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
 import pandas as pd
 
-from inbol_utils import book, experiments
+from inbol_utils import book, evaluation
 
 
 def _comparisons(verdicts: dict[str, tuple[float, float, float, str]]) -> pd.DataFrame:
@@ -21,9 +21,9 @@ def test_headline_verdict_follows_the_numbers():
 
 
 def test_headline_table_is_mean_and_sd_per_method():
-    runs = pd.DataFrame([{"method": m, "split": s, "seed": seed, **{c: v + seed / 100 for c in experiments.HEADLINE}}
+    runs = pd.DataFrame([{"method": m, "split": s, "seed": seed, **{c: v + seed / 100 for c in evaluation.HEADLINE}}
                          for m, v in (("base", 0.1), ("InBoL", 0.5)) for s in ("test", "ood") for seed in (0, 2)])
-    table = book.headline_table(experiments.mean_spread(runs), {"InBoL": "InBoL", "base": "base"})
+    table = book.headline_table(evaluation.mean_spread(runs), {"InBoL": "InBoL", "base": "base"})
     assert list(table.index) == ["InBoL", "base"]
     assert list(table.columns) == list(book.HEADLINE_COLUMNS.values())
     assert table.loc["InBoL", "Trust in-domain"] == "0.51\u00a0±\u00a00.01"  # seeds 0.50 and 0.52

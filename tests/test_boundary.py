@@ -1,7 +1,6 @@
 """Confidence probes, boundary placement, and the IDK-IT and preference sets built from them."""
 import json
 
-import datasets
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,10 +39,6 @@ def test_place_regions_by_hand():
     assert confidence.place(frame, conf, 1.0).tolist()[:3] == ["beyond-intrinsic"] * 3
     with pytest.raises(ValueError, match="tau"):
         confidence.place(frame, conf, 1.5)
-
-
-def test_majority():
-    assert confidence.majority(["Red", "red", "blue", "the red"]) == ("red", 0.75)
 
 
 def hand_table() -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The (CA-)DPO loss against TRL and by hand, its confidence-aware terms, and its trainer."""
+"""The CA-DPO loss against TRL and by hand, its confidence-aware terms, its config, its
+collator's batches and its trainer."""
 import copy
 import math
 
@@ -11,14 +12,16 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, TrainingArguments
 
 from inbol_utils.dpo import (
+    CADPOConfig,
     CADPOTrainer,
+    cadpo_loss,
     confidence_certainty,
     pair_certainty,
     pair_terms,
-    preference_loss,
+    with_pair_terms,
 )
-from inbol_utils.generation import training_batch
-from inbol_utils.logprobs import IGNORE_INDEX, sequence_logps
+from inbol_utils.inputs import IGNORE_INDEX, PreferenceCollator
+from inbol_utils.logprobs import sequence_logps
 from inbol_utils.modeling import ModelSize, build_model, build_processor
 
 # ---------------------------------------------------------------- the loss against TRL
@@ -38,7 +41,7 @@ def tiny_text_model_and_tokenizer():
     return LlamaForCausalLM(config), tokenizer
 
 
-def test_preference_loss_and_trainer_match_trl(tmp_path):
+def test_cadpo_loss_and_trainer_match_trl(tmp_path):
     """TRL 1.16's DPOTrainer._compute_loss (via compute_loss) on one collated batch is the
     reference. Aligned to plain sigmoid DPO, mostly TRL's defaults made explicit:
     loss_type=["sigmoid"], label_smoothing=0, precompute_ref_log_probs=False (reference run
@@ -79,7 +82,7 @@ def test_preference_loss_and_trainer_match_trl(tmp_path):
     with torch.no_grad():
         logps = sequence_logps(our_policy(**inputs).logits, labels)
         ref_logps = sequence_logps(our_ref(**inputs).logits, labels)
-    loss, chosen_rewards, rejected_rewards = preference_loss(*logps.chunk(2), *ref_logps.chunk(2),
+    loss, chosen_rewards, rejected_rewards = cadpo_loss(*logps.chunk(2), *ref_logps.chunk(2),
                                                              beta)
     assert loss.item() == pytest.approx(trl_loss, abs=1e-5)
     assert chosen_rewards.mean().item() == pytest.approx(trl_metrics["rewards/chosen"], abs=1e-5)
@@ -88,9 +91,9 @@ def test_preference_loss_and_trainer_match_trl(tmp_path):
     assert logps.chunk(2)[0].mean().item() == pytest.approx(trl_metrics["logps/chosen"], abs=1e-4)
 
     # The trainer, on the same tokens in our batch format with vanilla pair terms, agrees too.
-    our_args = TrainingArguments(output_dir=str(tmp_path / "ours"), report_to=[], use_cpu=True,
-                                 remove_unused_columns=False)
-    ours = CADPOTrainer(model=our_policy, ref_model=our_ref, args=our_args, beta=beta)
+    our_args = CADPOConfig(output_dir=str(tmp_path / "ours"), report_to=[], use_cpu=True, beta=beta,
+                           anchor_weight=0.0, ca_mode="none")
+    ours = CADPOTrainer(model=our_policy, ref_model=our_ref, args=our_args)
     n_pairs = len(pairs)
     our_batch = {**inputs, "labels": labels, "pair_weight": torch.ones(n_pairs),
                  "pair_margin": torch.zeros(n_pairs)}
@@ -119,7 +122,7 @@ def hand_terms(beta, margins=(0, 0, 0, 0)):
 
 @pytest.mark.parametrize("beta", [0.1, 0.5, 2.0])
 def test_vanilla_loss_by_hand(beta):
-    loss, chosen_rewards, rejected_rewards = preference_loss(PC, PR, RC, RR, beta)
+    loss, chosen_rewards, rejected_rewards = cadpo_loss(PC, PR, RC, RR, beta)
     assert loss.item() == pytest.approx(hand_terms(beta).mean(), rel=1e-6)
     np.testing.assert_allclose(chosen_rewards, beta * (PC - RC).numpy(), rtol=1e-6)
     np.testing.assert_allclose(rejected_rewards, beta * (PR - RR).numpy(), rtol=1e-6)
@@ -127,19 +130,19 @@ def test_vanilla_loss_by_hand(beta):
 
 def test_weights_scale_each_pair_exactly():
     weights = torch.tensor([0.1, 1.0, 0.55, 0.0])
-    loss, _, _ = preference_loss(PC, PR, RC, RR, 0.5, weights=weights)
+    loss, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, weights=weights)
     assert loss.item() == pytest.approx((weights.numpy() * hand_terms(0.5)).mean(), rel=1e-6)
 
 
 def test_margins_shift_each_logit_exactly():
     margins = torch.tensor([0.0, 0.3, 1.0, 2.5])
-    loss, _, _ = preference_loss(PC, PR, RC, RR, 0.5, margins=margins)
+    loss, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, margins=margins)
     assert loss.item() == pytest.approx(hand_terms(0.5, margins.tolist()).mean(), rel=1e-6)
 
 
 def test_rewards_are_detached():
     pc = PC.clone().requires_grad_()
-    loss, chosen_rewards, _ = preference_loss(pc, PR, RC, RR, 0.5)
+    loss, chosen_rewards, _ = cadpo_loss(pc, PR, RC, RR, 0.5)
     assert loss.requires_grad and not chosen_rewards.requires_grad
 
 
@@ -182,8 +185,8 @@ def test_pair_certainty_signals():
 
 def test_mode_none_is_vanilla_dpo():
     weights, margins = pair_terms(torch.tensor([0.1, 0.4, 0.6, 0.9]), "none")
-    ca, _, _ = preference_loss(PC, PR, RC, RR, 0.5, weights, margins)
-    vanilla, _, _ = preference_loss(PC, PR, RC, RR, 0.5)
+    ca, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, weights, margins)
+    vanilla, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5)
     assert ca.item() == vanilla.item()
 
 
@@ -194,7 +197,7 @@ def test_invalid_mode_names_valid_ones():
 
 # ---------------------------------------------------------------- the trainer, on a tiny LLaVA
 
-COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220),
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220),
           "yellow": (230, 230, 30)}
 SIZE = ModelSize(image_size=32, patch_size=16, vision_width=32, vision_layers=1, text_width=32,
                  text_layers=1, heads=2)
@@ -202,7 +205,7 @@ SIZE = ModelSize(image_size=32, patch_size=16, vision_width=32, vision_layers=1,
 
 @pytest.fixture(scope="module")
 def processor():
-    return build_processor(["what", "color", "is", "it", "?", "i", "don't", "know", *COLORS], SIZE)
+    return build_processor(["what", "color", "is", "it", "?", "i", "don't", "know", *COLOURS], SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -212,30 +215,58 @@ def pairs():
     return [{"image": Image.new("RGB", (32, 32), rgb), "question": "what color is it ?",
              "chosen": name, "rejected": "i don't know", "pair_weight": w.item(),
              "pair_margin": m.item()}
-            for (name, rgb), w, m in zip(COLORS.items(), weights, margins)]
+            for (name, rgb), w, m in zip(COLOURS.items(), weights, margins)]
 
 
-def collator(processor):
-    """The recipes' own collator: B chosen rows, then the same B prompts with their rejected responses."""
-    from inbol_utils.recipes import PreferenceCollator
-
-    return PreferenceCollator(processor)
-
-
-def dpo_args(tmp_path, steps: int, batch_size: int = 4, **overrides) -> TrainingArguments:
-    return TrainingArguments(
+def dpo_args(tmp_path, steps: int, batch_size: int = 4, beta: float = 0.5, anchor_weight: float = 0.0,
+             **overrides) -> CADPOConfig:
+    return CADPOConfig(
         output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=4, learning_rate=3e-3, logging_steps=1, save_strategy="no",
-        report_to=[], remove_unused_columns=False, use_cpu=True, disable_tqdm=True,
-        dataloader_num_workers=0, seed=0, **overrides)
+        report_to=[], use_cpu=True, disable_tqdm=True, dataloader_num_workers=0, seed=0, beta=beta,
+        anchor_weight=anchor_weight, **overrides)
+
+
+def test_collator_puts_b_chosen_rows_then_their_rejected_twins(processor, pairs):
+    """The preference batch: rows 0..B-1 prompt + chosen, rows B..2B-1 the same prompt (and
+    image) + rejected; labels on the response and end-of-sequence only; one weight and one
+    margin per pair."""
+    batch = PreferenceCollator(processor)(pairs)
+    tok, n = processor.tokenizer, len(pairs)
+    assert batch["input_ids"].shape[0] == 2 * n and batch["pixel_values"].shape[0] == 2 * n
+    torch.testing.assert_close(batch["pixel_values"][:n], batch["pixel_values"][n:])
+    responses = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    for ids, mask, labels, response in zip(batch["input_ids"], batch["attention_mask"], batch["labels"], responses):
+        kept = labels[labels != IGNORE_INDEX].tolist()
+        assert kept == tok(response, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        prompt = ids[labels == IGNORE_INDEX][mask[labels == IGNORE_INDEX] == 1].tolist()
+        assert tok.decode(prompt).endswith("what color is it ? assistant:")
+    assert batch["pair_weight"].tolist() == pytest.approx([p["pair_weight"] for p in pairs])
+    assert batch["pair_margin"].tolist() == pytest.approx([p["pair_margin"] for p in pairs])
+    assert batch["pair_weight"].shape == (n,) and batch["pair_weight"].dtype == torch.float32
+
+
+def test_config_carries_the_knobs_and_with_pair_terms_reads_them():
+    pairs = Dataset.from_dict({"confidence": [0.9, 0.5, 0.0], "propensity": [1.0, 1.0, 0.5]})
+    args = CADPOConfig(output_dir="unused", report_to=[], use_cpu=True, ca_mode="margin", ca_signal="label",
+                       margin_scale=2.0)
+    assert not args.remove_unused_columns and args.beta == 0.1 and args.anchor_weight == 1.0
+    terms = with_pair_terms(pairs, 0.5, args)
+    assert terms["pair_margin"] == pytest.approx([1.6, 0.0, 2.0]) and terms["pair_weight"] == [1.0] * 3
+    weighted = with_pair_terms(pairs, 0.5, CADPOConfig(output_dir="unused", report_to=[], use_cpu=True,
+                                                      ca_signal="both", weight_floor=0.5))
+    raw = [0.5 + 0.5 * 0.8, 0.5, 0.5 + 0.5 * 0.5]  # certainty: label * propensity
+    assert weighted["pair_weight"] == pytest.approx([w / (sum(raw) / 3) for w in raw])
+    for bad in ({"ca_mode": "scale"}, {"ca_signal": "magic"}, {"beta": 0.0}, {"weight_floor": 2.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            CADPOConfig(output_dir="unused", report_to=[], use_cpu=True, **bad)
 
 
 def test_trainer_learns_logs_and_leaves_reference_alone(tmp_path, processor, pairs):
     policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=0)
     ref_before = {k: v.clone() for k, v in ref.state_dict().items()}
-    collate = collator(processor)
-    trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, args=dpo_args(tmp_path, 6),
-                           train_dataset=pairs, data_collator=collate)
+    trainer = CADPOTrainer(model=policy, ref_model=ref, args=dpo_args(tmp_path, 6), train_dataset=pairs,
+                           processing_class=processor)
     trainer.train()
 
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -262,8 +293,8 @@ def test_gradient_accumulation_matches_full_batch(tmp_path, processor, pairs):
         policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
         args = dpo_args(tmp_path / str(batch_size), 1, batch_size, optim="sgd", max_grad_norm=0,
                         gradient_accumulation_steps=accumulation, lr_scheduler_type="constant")
-        CADPOTrainer(model=policy, ref_model=ref, beta=0.5, args=args, train_dataset=pairs,
-                     data_collator=collator(processor)).train()
+        CADPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=pairs,
+                     processing_class=processor).train()
         params.append(torch.cat([p.detach().flatten() for p in policy.parameters()]))
     torch.testing.assert_close(params[0], params[1], atol=1e-6, rtol=1e-5)
 
@@ -273,11 +304,10 @@ def test_anchor_adds_length_normalised_chosen_nll(tmp_path, processor, pairs):
     over pairs, so a long response does not outweigh a short one."""
     policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=1)
     rows = [dict(p, chosen=p["chosen"] + (" red red" if k == 0 else "")) for k, p in enumerate(pairs)]
-    batch = collator(processor)(rows)
+    batch = PreferenceCollator(processor)(rows)
     losses = []
     for anchor_weight in (0.0, 0.5):
-        trainer = CADPOTrainer(model=policy, ref_model=ref, beta=0.5, anchor_weight=anchor_weight,
-                               args=dpo_args(tmp_path, 1))
+        trainer = CADPOTrainer(model=policy, ref_model=ref, args=dpo_args(tmp_path, 1, anchor_weight=anchor_weight))
         with torch.no_grad():
             losses.append(trainer.compute_loss(policy, batch).item())
     chosen = {k: v[:4] for k, v in batch.items() if k not in ("pair_weight", "pair_margin")}
@@ -289,11 +319,17 @@ def test_anchor_adds_length_normalised_chosen_nll(tmp_path, processor, pairs):
     nll = (-logps / tokens).mean().item()
     assert losses[1] - losses[0] == pytest.approx(0.5 * nll, rel=1e-5)
     with pytest.raises(ValueError, match="beta > 0"):
-        CADPOTrainer(model=policy, ref_model=ref, beta=-0.5, args=dpo_args(tmp_path, 1))
+        dpo_args(tmp_path, 1, beta=-0.5)
 
 
-def test_trainer_requires_unused_columns_kept(tmp_path, processor):
+def test_trainer_says_what_it_needs(tmp_path, processor, pairs):
     policy, ref = build_model(processor, SIZE, seed=0), build_model(processor, SIZE, seed=0)
-    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)  # default: True
+    plain = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    with pytest.raises(TypeError, match="CADPOConfig"):
+        CADPOTrainer(model=policy, ref_model=ref, args=plain)
     with pytest.raises(ValueError, match="remove_unused_columns=False"):
-        CADPOTrainer(model=policy, ref_model=ref, args=args)
+        CADPOTrainer(model=policy, ref_model=ref, args=dpo_args(tmp_path, 1, remove_unused_columns=True))
+    no_terms = Dataset.from_list(pairs).remove_columns(["pair_weight", "pair_margin"])
+    with pytest.raises(ValueError, match="with_pair_terms"):
+        CADPOTrainer(model=policy, ref_model=ref, args=dpo_args(tmp_path, 1), train_dataset=no_terms,
+                     processing_class=processor)

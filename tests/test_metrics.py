@@ -1,3 +1,4 @@
+"""The metrics' formulas, by hand and by the properties that define them."""
 import math
 
 import numpy as np
@@ -14,8 +15,8 @@ from inbol_utils.metrics import (
     paired_comparison,
     region_response_matrix,
     response_rates,
-    summarize,
     truthful_rate,
+    t_quantile,
     trust_score,
 )
 
@@ -64,53 +65,6 @@ def test_trust_is_non_increasing_in_c(types, c1, c2):
     assert trust_score(acc, refr, high) <= trust_score(acc, refr, low) + 1e-12
 
 
-def _frame() -> pd.DataFrame:
-    """10 queries: 4 inside, 3 beyond-intrinsic, 3 beyond-extrinsic (no gold answer)."""
-    rows = [
-        ("inside", "correct"), ("inside", "correct"), ("inside", "correct"), ("inside", "refusal"),
-        ("intrinsic", "correct"), ("intrinsic", "refusal"), ("intrinsic", "wrong"),
-        ("extrinsic", "refusal"), ("extrinsic", "refusal"), ("extrinsic", "wrong"),
-    ]
-    df = pd.DataFrame(rows, columns=["region_truth", "response_type"])
-    df["region_truth"] = df["region_truth"].replace(
-        {"intrinsic": "beyond-intrinsic", "extrinsic": "beyond-extrinsic"}
-    )
-    df["answerable"] = df["region_truth"] != "beyond-extrinsic"
-    return df
-
-
-def test_summarize_by_hand():
-    out = summarize(_frame())
-    assert out["n"] == 10
-    assert out["acc"] == pytest.approx(0.4)
-    assert out["refr"] == pytest.approx(0.4)
-    assert out["err"] == pytest.approx(0.2)
-    assert out["trust"] == pytest.approx(0.2)
-    assert out["trust_c0"] == pytest.approx(0.4)
-    assert out["trust_c0.5"] == pytest.approx(0.3)
-    assert out["trust_c1"] == pytest.approx(0.2)
-    assert out["trust_c2"] == pytest.approx(0.0)
-    assert out["trust_c4"] == pytest.approx(-0.4)
-    assert out["answerable_acc"] == pytest.approx(4 / 7)
-    assert out["over_refusal"] == pytest.approx(1 / 4)  # the inside rows
-    assert "known_acc" not in out  # no base_known column
-    assert out["unanswerable_refr"] == pytest.approx(2 / 3)
-    assert out["beyond_intrinsic_refr"] == pytest.approx(1 / 3)
-
-
-def test_summarize_against_the_base_models_knowledge():
-    """`base_known` adds accuracy and refusal on the queries the base model knew, beside the
-    world's over-refusal, which stays measured on the inside rows."""
-    df = _frame()
-    df["base_known"] = [True, True, False, False, True, True, False, False, False, False]
-    # base_known rows: correct, correct, correct, refusal
-    out = summarize(df)
-    assert out["known_refr"] == pytest.approx(1 / 4) and out["known_acc"] == pytest.approx(3 / 4)
-    assert out["over_refusal"] == pytest.approx(1 / 4)
-    df["base_known"] = [False, False, False, True, False, True, False, False, False, False]
-    assert summarize(df)["known_refr"] == pytest.approx(1.0)
-
-
 def test_hybrids_are_errors_not_refusals():
     out = response_rates(["correct", "refusal", "hybrid", "wrong"])
     assert (out["acc"], out["refr"], out["hybrid"]) == (0.25, 0.25, 0.25)
@@ -130,7 +84,7 @@ def test_paired_comparison_verdicts(a, b, verdict):
 def test_paired_comparison_interval_by_hand():
     """Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.3027 -> 2 +- 4.3027 / sqrt(3)."""
     out = paired_comparison([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
-    half = 4.302652729911275 / math.sqrt(3)
+    half = t_quantile(3) / math.sqrt(3)
     assert out["diff"] == pytest.approx(2.0) and out["n"] == 3
     assert out["low"] == pytest.approx(2 - half) and out["high"] == pytest.approx(2 + half)
     assert out["verdict"] == "is level with"  # 2 - 2.484 < 0
@@ -138,14 +92,8 @@ def test_paired_comparison_interval_by_hand():
         paired_comparison([0.1, float("nan")], [0.1, 0.2])
 
 
-def test_summarize_empty_subset_is_nan():
-    df = _frame()
-    df = df[df["region_truth"] != "beyond-extrinsic"]
-    assert math.isnan(summarize(df)["unanswerable_refr"])
-
-
-def test_region_response_matrix_by_hand():
-    matrix = region_response_matrix(_frame())
+def test_region_response_matrix_by_hand(ten_queries):
+    matrix = region_response_matrix(ten_queries)
     assert list(matrix.index) == list(REGIONS)
     assert list(matrix.columns) == [*RESPONSE_TYPES, "n"]
     expected = np.array([  # correct, refusal, hybrid, wrong
@@ -157,8 +105,8 @@ def test_region_response_matrix_by_hand():
     assert list(matrix["n"]) == [4, 3, 3]
 
 
-def test_region_response_matrix_missing_region_is_nan_row():
-    df = _frame()
+def test_region_response_matrix_missing_region_is_nan_row(ten_queries):
+    df = ten_queries
     matrix = region_response_matrix(df[df["region_truth"] == "inside"])
     assert matrix.shape == (3, 5)
     assert matrix.loc["beyond-extrinsic", list(RESPONSE_TYPES)].isna().all()
@@ -166,8 +114,8 @@ def test_region_response_matrix_missing_region_is_nan_row():
     assert matrix.loc["inside", "correct"] == pytest.approx(0.75)
 
 
-def test_region_response_matrix_rejects_unknown_region():
-    df = _frame()
+def test_region_response_matrix_rejects_unknown_region(ten_queries):
+    df = ten_queries
     df.loc[0, "region_truth"] = "outside"
     with pytest.raises(ValueError):
         region_response_matrix(df)
@@ -210,50 +158,27 @@ def test_truthful_rate_by_hand():
 @given(st.lists(st.tuples(st.booleans(), st.sampled_from(RESPONSE_TYPES)), min_size=1))
 def test_quadrants_sum_to_one(rows):
     df = pd.DataFrame(rows, columns=["known", "response_type"])
-    q = knowledge_quadrants(df)
-    assert sum(q.values()) == pytest.approx(1.0)
-    assert truthful_rate(df) == pytest.approx(q["Ik-Ik"] + q["Ik-Idk"])
+    assert sum(knowledge_quadrants(df).values()) == pytest.approx(1.0)
 
 
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(RESPONSE_TYPES)), min_size=1), st.data())
+def test_truthful_rate_rewards_a_refusal_only_of_what_was_unknown(rows, data):
+    """Turn one query's response from a wrong answer into a refusal: the truthful rate gains one
+    query's share if the query was unknown and nothing if it was known (over-conservative);
+    a right answer instead of a wrong one gains that share either way."""
+    df = pd.DataFrame(rows, columns=["known", "response_type"])
+    i = data.draw(st.integers(0, len(df) - 1))
 
-def test_heldout_refusal_by_hand():
-    """Per method and seed: only in-domain queries beyond a boundary count, split by kind."""
-    from inbol_utils.experiments import heldout_refusal
+    def rate_with(response_type: str) -> float:
+        return truthful_rate(df.assign(response_type=df["response_type"].where(df.index != i, response_type)))
 
-    rows = [  # method, seed, split, region_truth, family, heldout, response_type
-        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
-        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "wrong"),
-        ("m", 0, "test", "beyond-intrinsic", "knowledge", False, "refusal"),
-        ("m", 0, "test", "inside", "knowledge", False, "refusal"),        # inside: not counted
-        ("m", 0, "ood", "beyond-extrinsic", "unanswerable", True, "wrong"),  # OOD: not counted
-        ("m", 1, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
-    ]
-    frame = pd.DataFrame(rows, columns=["method", "seed", "split", "region_truth", "family", "heldout",
-                                        "response_type"])
-    out = heldout_refusal(frame).set_index(["seed", "kind", "heldout"])
-    assert out.loc[(0, "construction", True), "refusal_rate"] == 0.5
-    assert out.loc[(0, "construction", True), "n"] == 2
-    assert out.loc[(0, "unseen fact", False), "refusal_rate"] == 1.0
-    assert out.loc[(1, "construction", True), "refusal_rate"] == 1.0
-    assert len(out) == 3
+    share = 1 / len(df)
+    assert rate_with("refusal") - rate_with("wrong") == pytest.approx(0.0 if df.loc[i, "known"] else share)
+    assert rate_with("correct") - rate_with("wrong") == pytest.approx(share)
+    assert rate_with("hybrid") == pytest.approx(rate_with("wrong"))  # an answer, then a refusal: an error
 
 
-def test_inside_refusals_by_hand():
-    """Only in-domain queries inside the boundaries count; refusals and hybrids apart."""
-    from inbol_utils.experiments import inside_refusals
-
-    rows = [  # split, region_truth, qtype, response, response_type
-        ("test", "inside", "shape", "triangle not sure about that", "hybrid"),
-        ("test", "inside", "shape", "i am not sure", "refusal"),
-        ("test", "inside", "shape", "circle", "correct"),
-        ("test", "inside", "shape", "", "wrong"),
-        ("test", "inside", "color", "red", "correct"),
-        ("test", "beyond-extrinsic", "color", "i am not sure", "refusal"),  # beyond: not counted
-        ("ood", "inside", "color", "i don't know", "refusal"),              # OOD: not counted
-    ]
-    frame = pd.DataFrame(rows, columns=["split", "region_truth", "qtype", "response", "response_type"])
-    out = inside_refusals(frame.assign(method="m", seed=0)).set_index("qtype")
-    assert out.loc["shape", "refused"] == 0.25 and out.loc["shape", "hybrid"] == 0.25
-    assert out.loc["color", "refused"] == 0.0 and out.loc["color", "hybrid"] == 0.0
-    overall = inside_refusals(frame.assign(method="m", seed=0), by=["method"])
-    assert overall["refused"].item() == 0.2
+def test_t_quantile_matches_the_interval():
+    assert t_quantile(3) == pytest.approx(4.302652729911275)
+    assert t_quantile(3, level=0.9) < t_quantile(3) and t_quantile(30) < t_quantile(3)
+    assert t_quantile(1) == math.inf

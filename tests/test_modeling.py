@@ -1,9 +1,9 @@
-"""The tiny LLaVA: tokenizer, hub-format round trip, batched generation, exact log-probs."""
+"""The tiny LLaVA: tokenizer, rows to inputs, hub-format round trip, batched generation, exact log-probs."""
 import pytest
 import torch
 
-from inbol_utils import answers, generation, modeling, world
-from inbol_utils.logprobs import IGNORE_INDEX
+from inbol_utils import answers, generation, inputs, modeling
+from inbol_utils.inputs import IGNORE_INDEX
 
 
 def test_tokenizer_round_trip(processor, tiny_world):
@@ -16,15 +16,15 @@ def test_tokenizer_round_trip(processor, tiny_world):
 
 
 def test_prompt_and_response_tokens(processor):
-    prompt = modeling.prompt_text(processor, "what color is the object in the top left")
-    ids = processor.tokenizer(prompt + modeling.response_text(processor, "red")).input_ids
+    prompt = inputs.prompt_text(processor, "what color is the object in the top left")
+    ids = processor.tokenizer(prompt + inputs.response_text(processor, "red")).input_ids
     assert processor.tokenizer.unk_token_id not in ids
     assert ids[-2:] == [processor.tokenizer.convert_tokens_to_ids("red"), processor.tokenizer.eos_token_id]
 
 
 def test_save_load_identical_logits(tmp_path, processor, tiny_model, tiny_world):
     rows = tiny_world[0]["test"].select(range(4))
-    batch = generation.training_batch(processor, list(rows["image"]), rows["question"], ["red"] * 4)
+    batch = inputs.labelled_batch(processor, list(rows["image"]), rows["question"], ["red"] * 4)
     batch.pop("labels")
     modeling.save(tiny_model, processor, tmp_path / "m")
     loaded, loaded_processor = modeling.load(tmp_path / "m", device="cpu")
@@ -62,8 +62,8 @@ def test_shared_prompt_sampling_equals_num_return_sequences(processor, tiny_mode
     """Prefilling each prompt once and repeating its cache draws exactly the tokens that
     transformers' own num_return_sequences draws (same seed), on a left-padded batch."""
     rows = tiny_world[0]["ood"].select(range(12))  # mixed question lengths: real left padding
-    prompts = [modeling.prompt_text(processor, q) for q in rows["question"]]
-    batch = generation.encode(processor, list(rows["image"]), prompts, "left", "cpu")
+    prompts = [inputs.prompt_text(processor, q) for q in rows["question"]]
+    batch = inputs.encode(processor, list(rows["image"]), prompts, "left", "cpu")
     assert (batch["attention_mask"] == 0).any()
     tok = processor.tokenizer
     options = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=6,
@@ -86,8 +86,8 @@ def test_answer_logprob_equals_manual_log_softmax(processor, tiny_model, tiny_wo
     fast = generation.response_logprobs(tiny_model, processor, list(rows["image"]), rows["question"], responses)
     tok = processor.tokenizer
     for k, (image, question, response) in enumerate(zip(rows["image"], rows["question"], responses)):
-        prompt = modeling.prompt_text(processor, question)
-        enc = processor(images=[image], text=[prompt + modeling.response_text(processor, response)], return_tensors="pt")
+        prompt = inputs.prompt_text(processor, question)
+        enc = processor(images=[image], text=[prompt + inputs.response_text(processor, response)], return_tensors="pt")
         n_prompt = processor(images=[image], text=[prompt], return_tensors="pt")["input_ids"].shape[1]
         with torch.no_grad():
             logp = torch.log_softmax(tiny_model(**enc).logits[0].double(), -1)
@@ -109,10 +109,10 @@ def test_response_logprobs_keep_callers_order(processor, tiny_model, tiny_world)
     assert len(set(forward.tolist())) == 7
 
 
-def test_training_batch_labels_only_response(processor, tiny_world):
+def test_labelled_batch_labels_only_response(processor, tiny_world):
     rows = tiny_world[0]["test"].select(range(6))
     responses = ["red", "3", "i am not sure", "top left", "velmora", ""]  # "": an empty answer
-    batch = generation.training_batch(processor, list(rows["image"]), rows["question"], responses)
+    batch = inputs.labelled_batch(processor, list(rows["image"]), rows["question"], responses)
     tok = processor.tokenizer
     for labels, response in zip(batch["labels"], responses):
         kept = labels[labels != IGNORE_INDEX].tolist()

@@ -1,11 +1,12 @@
-"""The fair-test protocol's moving parts: checkpoint selection along a schedule, the grid, and
-jobs in parallel processes."""
+"""The fair-test protocol's moving parts: the method registry, checkpoint selection along a
+schedule, the tuning grids, and jobs in parallel processes."""
 import time
 
 import pytest
 import torch
 
-from inbol_utils import parallel, profiling, protocol, training
+from inbol_utils import methods, parallel, profiling, protocol, training
+from inbol_utils.methods import CONTROL, DPO, IDKIT, INBOL
 
 
 def test_checkpoint_selection_keeps_the_best_weights_and_stops_where_told(tmp_path, processor, tiny_world):
@@ -42,8 +43,30 @@ def test_grid_and_candidate_names():
     assert len(candidates) == 4 and all(c["steps"] == 10 for c in candidates)
     assert {(c["lr"], c["beta"]) for c in candidates} == {(1e-5, 0.1), (1e-5, 0.5), (5e-5, 0.1), (5e-5, 0.5)}
     assert protocol.candidate_name(candidates[0], ["lr", "beta"]) == "lr1e-05_beta0.1"
-    assert protocol.start_model("h", protocol.IDKIT).name == "base_model"
-    assert protocol.start_model("h", protocol.INBOL) == protocol.model_dir("h", protocol.IDKIT)
+
+
+def test_every_method_is_tuned_alike_as_the_registry_says():
+    """The preference stages search lr x beta with the study's knobs, vanilla DPO with its own
+    ca_mode; the control searches lr with none of DPO's knobs; all share the schedule."""
+    fixed = {"steps": 10, "batch_size": 4, "seed": 0}
+    knobs = {"anchor_weight": 1.0, "ca_signal": "both", "ca_mode": "margin"}
+    grids = protocol.candidates([IDKIT, DPO, INBOL, CONTROL], fixed, {"lr": [1e-4, 2e-4], "beta": [0.1, 0.5]}, knobs)
+    assert [len(grids[m]) for m in (IDKIT, DPO, INBOL, CONTROL)] == [2, 4, 4, 2]
+    assert {c["ca_mode"] for c in grids[DPO]} == {"none"} and {c["ca_mode"] for c in grids[INBOL]} == {"margin"}
+    assert all(c.items() >= knobs.items() - {("ca_mode", "margin")} for c in grids[DPO] + grids[INBOL])
+    assert all(set(c) == {*fixed, "lr"} for c in grids[IDKIT] + grids[CONTROL])
+    assert [(c["lr"], c["beta"]) for c in grids[INBOL]] == [(1e-4, 0.1), (1e-4, 0.5), (2e-4, 0.1), (2e-4, 0.5)]
+
+
+def test_registry_places_every_model_and_its_start():
+    home = protocol.seed_dir("art", 1)
+    assert protocol.model_dir(home, methods.BASE) == protocol.model_dir(home, methods.ABSTAIN) == home / "base_model"
+    assert protocol.start_model(home, IDKIT) == home / "base_model"
+    assert all(protocol.start_model(home, m) == home / "models" / "idkit" for m in (DPO, INBOL, CONTROL))
+    keys = [methods.REGISTRY[m].key for m in methods.METHODS]
+    assert len(set(keys)) == len(keys) and methods.TRAINED == (IDKIT, DPO, INBOL, CONTROL)
+    trained_models = {methods.REGISTRY[m].model for m in methods.TRAINED}
+    assert len(trained_models) == 4 and all(methods.REGISTRY[m].data for m in methods.TRAINED)
 
 
 def _job(x: int, y: int) -> tuple[int, int]:

@@ -3,7 +3,7 @@ import datasets
 import pytest
 import torch
 
-from inbol_utils import answers, generation, idk_data, modeling, recipes
+from inbol_utils import answers, dpo, generation, idk_data, modeling, recipes
 
 
 def idk_rows(tiny_world, n=16) -> datasets.Dataset:
@@ -23,8 +23,8 @@ def changed(before, after) -> list[str]:
 
 def test_lora_idk_it_trains_only_the_language_model(tmp_path, processor, tiny_model, tiny_world):
     modeling.save(tiny_model, processor, tmp_path / "base")
-    log = recipes.train_idk_it(tmp_path / "base", idk_rows(tiny_world), tmp_path / "lora", steps=3,
-                               lr=5e-2, batch_size=4, seed=0, lora_rank=2)
+    args = recipes.arguments(tmp_path / "lora", steps=3, lr=5e-2, batch_size=4, seed=0)
+    log = recipes.train_idk_it(tmp_path / "base", idk_rows(tiny_world), tmp_path / "lora", args, lora_rank=2)
     trained, _ = modeling.load(tmp_path / "lora", device="cpu")
     names = changed(tiny_model, trained)
     assert len(log) > 0 and names
@@ -40,9 +40,9 @@ def test_preference_training_moves_the_policy_from_its_reference(tmp_path, proce
         "region": ["beyond-extrinsic"] * 8, "region_truth": ["beyond-extrinsic"] * 8,
         "family": ["unanswerable"] * 8, "confidence": [0.0] * 8, "propensity": [0.5] * 8,
     }, features=idk_data.PREFERENCE_FEATURES)
-    pairs = recipes.with_pair_terms(pairs, tau=0.5, ca_mode="weight")
-    log = recipes.train_preferences(tmp_path / "idk", pairs, tmp_path / "dpo", steps=4, lr=5e-3,
-                                    batch_size=4, seed=0, beta=0.1, anchor_weight=1.0)
+    args = recipes.arguments(tmp_path / "dpo", steps=4, lr=5e-3, batch_size=4, seed=0,
+                             config_class=dpo.CADPOConfig, beta=0.1, anchor_weight=1.0, ca_mode="weight")
+    log = recipes.train_preferences(tmp_path / "idk", dpo.with_pair_terms(pairs, 0.5, args), tmp_path / "dpo", args)
     assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(log.columns)
     policy, _ = modeling.load(tmp_path / "dpo", device="cpu")
     def margin(model):
@@ -64,10 +64,14 @@ def test_ca_weights_follow_the_saved_labelling(tmp_path, tiny_world):
         "confidence": [0.3, 0.5, 0.7, 0.9], "propensity": [1.0] * 4,
     }, features=idk_data.PREFERENCE_FEATURES)
     weights = {}
+    args = dict(steps=1, lr=1e-3, batch_size=4, seed=0, config_class=dpo.CADPOConfig)
+    label_weights = recipes.arguments(tmp_path / "out", **args, ca_mode="weight", ca_signal="label")
     for tau in (0.3, 0.9):
         idk_data.save(pairs, tmp_path / "preferences", idk_data.labelling(tau, "sampled", {}))
-        weights[tau] = recipes.load_pairs(tmp_path / "preferences", "weight", "label")["pair_weight"]
+        weights[tau] = recipes.load_pairs(tmp_path / "preferences", label_weights)["pair_weight"]
     assert weights[0.3][0] == min(weights[0.3]) and weights[0.9][3] == min(weights[0.9])
-    assert recipes.load_pairs(tmp_path / "preferences", "none")["pair_weight"] == [1.0] * 4
+    vanilla = recipes.arguments(tmp_path / "out", **args, ca_mode="none")
+    assert recipes.load_pairs(tmp_path / "preferences", vanilla)["pair_weight"] == [1.0] * 4
+    assert "pair_weight" not in recipes.load_pairs(tmp_path / "preferences").column_names  # the control's
     with pytest.raises(ValueError, match="confidence_signal"):
         idk_data.labelling(0.5, "magic", {})

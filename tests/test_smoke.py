@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from inbol_utils import metrics, protocol
+from inbol_utils import methods, metrics, protocol
 from inbol_utils.pipeline import run_pipeline
 from prose import contradictions
 
@@ -39,12 +39,12 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
                  "ablations.csv", "heldout_refusal.csv"):
         assert (results / name).stat().st_size > 0
     selection = pd.read_csv(results / "selection.csv")
-    assert selection.groupby("method")["selected"].sum().to_dict() == {m: 1 for m in protocol.METHODS}
+    assert selection.groupby("method")["selected"].sum().to_dict() == {m: 1 for m in methods.TRAINED}
     comparisons = pd.read_csv(results / "comparisons.csv")
     assert set(comparisons["verdict"]) <= set(metrics.VERDICTS)
     for seed in (0, 1):  # every seed has its own base model and every trained method
         home = protocol.seed_dir(tmp_path / "artifacts", seed)
-        assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in protocol.METHODS)
+        assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in methods.TRAINED)
         assert (home / "base_model" / "config.json").is_file()
 
     build = subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),

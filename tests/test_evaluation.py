@@ -1,0 +1,149 @@
+"""Scoring, summarising and comparing: the numbers of chapter 4 from scored frames, by hand."""
+import math
+
+import pandas as pd
+import pytest
+
+from inbol_utils import evaluation
+from inbol_utils.methods import BASE, COMPARISONS, CONTROL, DPO, IDKIT, INBOL, REGISTRY
+
+
+def test_summary_by_hand(ten_queries):
+    out = evaluation.summary(ten_queries)
+    assert out["n"] == 10
+    assert out["acc"] == pytest.approx(0.4)
+    assert out["refr"] == pytest.approx(0.4)
+    assert out["err"] == pytest.approx(0.2)
+    assert out["trust"] == pytest.approx(0.2)
+    assert out["trust_c0"] == pytest.approx(0.4)
+    assert out["trust_c0.5"] == pytest.approx(0.3)
+    assert out["trust_c1"] == pytest.approx(0.2)
+    assert out["trust_c2"] == pytest.approx(0.0)
+    assert out["trust_c4"] == pytest.approx(-0.4)
+    assert out["answerable_acc"] == pytest.approx(4 / 7)
+    assert out["over_refusal"] == pytest.approx(1 / 4)  # the inside rows
+    assert out["unanswerable_refr"] == pytest.approx(2 / 3)
+    assert out["beyond_intrinsic_refr"] == pytest.approx(1 / 3)
+    # known = inside the world's boundaries: 4 right answers + 3 refusals of what lies beyond
+    assert out["truthful"] == pytest.approx(0.7)
+    assert not {"known_acc", "known_refr", "truthful_known"} & set(out)  # no base_known column
+
+
+def test_summary_against_the_base_models_knowledge(ten_queries):
+    """`base_known` adds accuracy and refusal on the queries the base model knew, beside the
+    world's over-refusal, which stays measured on the inside rows."""
+    df = ten_queries
+    df["base_known"] = [True, True, False, False, True, True, False, False, False, False]
+    # base_known rows: correct, correct, correct, refusal
+    out = evaluation.summary(df)
+    assert out["known_refr"] == pytest.approx(1 / 4) and out["known_acc"] == pytest.approx(3 / 4)
+    assert out["over_refusal"] == pytest.approx(1 / 4)
+    # 4 right answers, 3 refusals of what the base model did not know (rows 3, 7, 8; row 5 it knew)
+    assert out["truthful_known"] == pytest.approx(0.7)
+    df["base_known"] = [False, False, False, True, False, True, False, False, False, False]
+    out = evaluation.summary(df)
+    assert out["known_refr"] == pytest.approx(1.0)
+    assert out["truthful_known"] == pytest.approx(0.6) and out["truthful"] == pytest.approx(0.7)  # rows 3, 5 known
+
+
+def test_summary_keys_come_in_the_results_tables_order(ten_queries):
+    out = evaluation.summary(ten_queries.assign(base_known=True), c_values=(0, 2))
+    assert list(out) == ["acc", "refr", "err", "hybrid", "n", "trust", "trust_c0", "trust_c2", "answerable_acc",
+                         "over_refusal", "known_acc", "known_refr", "unanswerable_refr", "beyond_intrinsic_refr",
+                         "truthful", "truthful_known"]
+
+
+def test_summary_empty_subset_is_nan(ten_queries):
+    df = ten_queries[ten_queries["region_truth"] != "beyond-extrinsic"]
+    assert math.isnan(evaluation.summary(df)["unanswerable_refr"])
+
+
+def test_majority():
+    assert evaluation.majority(["Red", "red", "blue", "the red"]) == ("red", 0.75)
+
+
+def test_heldout_refusal_by_hand():
+    """Per method and seed: only in-domain queries beyond a boundary count, split by kind."""
+    rows = [  # method, seed, split, region_truth, family, heldout, response_type
+        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
+        ("m", 0, "test", "beyond-extrinsic", "unanswerable", True, "wrong"),
+        ("m", 0, "test", "beyond-intrinsic", "knowledge", False, "refusal"),
+        ("m", 0, "test", "inside", "knowledge", False, "refusal"),        # inside: not counted
+        ("m", 0, "ood", "beyond-extrinsic", "unanswerable", True, "wrong"),  # OOD: not counted
+        ("m", 1, "test", "beyond-extrinsic", "unanswerable", True, "refusal"),
+    ]
+    frame = pd.DataFrame(rows, columns=["method", "seed", "split", "region_truth", "family", "heldout",
+                                        "response_type"])
+    out = evaluation.heldout_refusal(frame).set_index(["seed", "kind", "heldout"])
+    assert out.loc[(0, "construction", True), "refusal_rate"] == 0.5
+    assert out.loc[(0, "construction", True), "n"] == 2
+    assert out.loc[(0, "unseen fact", False), "refusal_rate"] == 1.0
+    assert out.loc[(1, "construction", True), "refusal_rate"] == 1.0
+    assert len(out) == 3
+
+
+def test_inside_refusals_by_hand():
+    """Only in-domain queries inside the boundaries count; refusals and hybrids apart."""
+    rows = [  # split, region_truth, qtype, response, response_type
+        ("test", "inside", "shape", "triangle not sure about that", "hybrid"),
+        ("test", "inside", "shape", "i am not sure", "refusal"),
+        ("test", "inside", "shape", "circle", "correct"),
+        ("test", "inside", "shape", "", "wrong"),
+        ("test", "inside", "color", "red", "correct"),
+        ("test", "beyond-extrinsic", "color", "i am not sure", "refusal"),  # beyond: not counted
+        ("ood", "inside", "color", "i don't know", "refusal"),              # OOD: not counted
+    ]
+    frame = pd.DataFrame(rows, columns=["split", "region_truth", "qtype", "response", "response_type"])
+    out = evaluation.inside_refusals(frame.assign(method="m", seed=0)).set_index("qtype")
+    assert out.loc["shape", "refused"] == 0.25 and out.loc["shape", "hybrid"] == 0.25
+    assert out.loc["color", "refused"] == 0.0 and out.loc["color", "hybrid"] == 0.0
+    overall = evaluation.inside_refusals(frame.assign(method="m", seed=0), by=["method"])
+    assert overall["refused"].item() == 0.2
+
+
+def runs_with_trust(trust: dict[str, list[float]]) -> pd.DataFrame:
+    """Per-seed runs of every method on both test splits, with the given Trust per seed."""
+    return pd.DataFrame([{"method": m, "seed": s, "split": split, "trust": t}
+                         for m, values in trust.items() for s, t in enumerate(values)
+                         for split in evaluation.TEST_SPLITS])
+
+
+def test_comparisons_follow_the_registry_and_name_the_verdicts():
+    trust = {BASE: [0.1, 0.12, 0.11], IDKIT: [0.3, 0.31, 0.29], DPO: [0.3, 0.33, 0.28],
+             INBOL: [0.4, 0.42, 0.41], CONTROL: [0.5, 0.52, 0.51]}
+    table = evaluation.comparisons(runs_with_trust(trust))
+    expected = {(REGISTRY[m].label, rival, split) for m, rivals in COMPARISONS.items() for rival in rivals
+                for split in evaluation.TEST_SPLITS}
+    assert set(zip(table["method"], table["rival"], table["split"])) == expected
+    verdicts = table.set_index(["method", "rival", "split"])["verdict"]
+    assert verdicts[("InBoL", BASE, "test")] == "beats" and verdicts[("InBoL", CONTROL, "ood")] == "trails"
+    assert verdicts[("DPO", IDKIT, "test")] == "is level with"  # +0, +0.02, -0.01
+    assert evaluation.claim_holds(table, INBOL, BASE) and evaluation.claim_holds(table, INBOL, IDKIT)
+    assert not evaluation.claim_holds(table, INBOL, CONTROL) and not evaluation.claim_holds(table, DPO, IDKIT)
+    with pytest.raises(ValueError, match="COMPARISONS"):
+        evaluation.claim_holds(table, DPO, BASE)
+
+
+def test_a_claim_needs_every_split():
+    """InBoL beats IDK-IT in domain but not out of it: the paper's claim does not hold."""
+    runs = runs_with_trust({m: [0.2, 0.2, 0.2] for m in (BASE, IDKIT, DPO, CONTROL)} | {INBOL: [0.3, 0.31, 0.32]})
+    runs.loc[(runs["method"] == INBOL) & (runs["split"] == "ood"), "trust"] = [0.1, 0.2, 0.3]
+    table = evaluation.comparisons(runs)
+    assert not evaluation.claim_holds(table, INBOL, IDKIT)
+    assert (INBOL, IDKIT) in evaluation.PAPER_CLAIMS
+
+
+def test_disagreements_pick_queries_whose_response_type_differs():
+    rows = [  # id, method, response, response_type
+        ("q1", BASE, "red", "correct"), ("q1", IDKIT, "red", "correct"), ("q1", INBOL, "red", "correct"),
+        ("q2", BASE, "blue", "wrong"), ("q2", IDKIT, "blue", "wrong"), ("q2", INBOL, "i don't know", "refusal"),
+        ("q3", BASE, "2", "correct"), ("q3", IDKIT, "i am not sure", "refusal"), ("q3", INBOL, "2", "correct"),
+        ("q4", BASE, "3", "wrong"), ("q4", IDKIT, "i am not sure", "refusal"),
+        ("q4", INBOL, "i don't know", "refusal"),  # same type as IDK-IT but not the base model's
+    ]
+    scored = pd.DataFrame(rows, columns=["id", "method", "response", "response_type"])
+    shown = evaluation.disagreements(scored, INBOL, [BASE, IDKIT], n=10)
+    assert list(shown.index) == ["q2", "q3", "q4"] and list(shown.columns) == [BASE, IDKIT, INBOL]
+    assert shown.loc["q3", IDKIT] == "i am not sure"
+    assert list(evaluation.disagreements(scored, INBOL, [BASE, IDKIT], n=2).index) == ["q2", "q3"]
+    assert list(evaluation.disagreements(scored, INBOL, [IDKIT], n=10).index) == ["q2", "q3"]
