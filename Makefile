@@ -1,11 +1,14 @@
 # The two commands of the README:
-#   make book   run the whole study (papermill, in order) and build the book into _build/html
+#   make book   run the whole study (papermill, in order) and build the book into _build/html;
+#               make book PARAMS=params/<profile>.yaml runs and builds another profile's book
+#               (executed notebooks in book/executed/<profile>/, html in _build/<profile>/_build/html)
 #   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build)
 # Both create .venv from scratch when it is missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
+PROFILE := $(basename $(notdir $(PARAMS)))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -23,8 +26,21 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 pipeline: $(VENV)/.installed
 	$(PY) -m inbol_utils.pipeline $(PARAMS)
 
+# _toc.yml is the default profile's book; another profile's reads its own executed folder.
 book: pipeline
+ifeq ($(PROFILE),default)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+else
+	mkdir -p _build/$(PROFILE)
+	# The introduction glues the default profile's chapter 4: this profile's book gets a copy
+	# beside its own chapters that glues theirs.
+	sed 's#executed/default/##; s#{doc}`glossary`#{doc}`../../glossary`#' book/intro.md \
+		> book/executed/$(PROFILE)/intro.md
+	sed 's#book/executed/default/#book/executed/$(PROFILE)/#; s#^root: book/intro#root: book/executed/$(PROFILE)/intro#' \
+		_toc.yml > _build/$(PROFILE)/_toc.yml
+	$(VENV)/bin/jupyter-book build . --toc _build/$(PROFILE)/_toc.yml --path-output _build/$(PROFILE) \
+		-W -n --keep-going
+endif
 
 # One pytest worker per core (pytest-xdist): the smoke run, mostly kernel starts and imports,
 # runs beside the unit tests instead of after them.

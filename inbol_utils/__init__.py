@@ -24,6 +24,9 @@ Small modules, one job each; a concept lives in exactly one of them:
   profiling    CPU time per part of the work, per stage
   artifacts    atomic writes and clear errors for missing inputs
   pipeline     the papermill runner
+  parameters   every notebook's parameter schema, checked by the runner and by each notebook
+  staging      a stage changes its artifacts completely or not at all
+  environment  pinned threads and determinism; the machine and libraries of every stage
   bench        profile, roofline and confidence-cost benchmarks
   plots        figures and captions shared by the chapters
   book         numbers into the book's prose (myst_nb.glue)

@@ -15,14 +15,13 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
-from . import profiling
+from . import environment, profiling
 
 
 def _quiet_single_thread() -> None:
     import datasets
-    import torch
 
-    torch.set_num_threads(1)
+    environment.pin()  # one thread, deterministic algorithms, as the kernel
     profiling.stop_writing()
     datasets.disable_progress_bars()
     sys.stdout = sys.stderr = open(os.devnull, "w")  # errors still come back, raised in the caller

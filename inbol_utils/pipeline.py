@@ -15,7 +15,16 @@ the stages in order:
 Relative paths inside the file (notebooks, artifacts) are read from the repository root, which
 is also the working directory of every notebook, so `artifacts` means the same folder to the
 runner and to the notebooks. Each executed notebook lands in `<executed-dir>/<stem>.ipynb`,
-where the book reads it.
+where the book reads it; the executed dir is `book/executed/<profile>`, the profile being the
+parameter file's name (params/smoke.yaml: book/executed/smoke), so that profiles never replace
+each other's chapters. A notebook runs in `<artifacts>.partial/<stem>.ipynb` and moves to the
+executed dir when it succeeds; a failed one stays there, outside the book.
+
+Before anything runs, every stage's parameters (the notebook's defaults, then `common`, then
+the stage's own) are checked against the notebook's schema (`inbol_utils.parameters`), and
+before each stage runs, its input artifacts. A stage changes the artifacts folder completely or
+not at all (`inbol_utils.staging`): if it fails, the folder is put back as it was before it
+started.
 
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
 bytes, its merged parameters, the previous stage's fingerprint (so a change upstream reruns
@@ -32,10 +41,12 @@ time, the kernel's start and stop, and the core-seconds of each part of the work
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,8 +55,8 @@ from typing import Any
 import papermill
 import yaml
 
-from inbol_utils import profiling
-from inbol_utils.artifacts import write_json
+from inbol_utils import parameters, profiling, staging
+from inbol_utils.artifacts import atomic_file, write_json
 from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +78,15 @@ def _resolve(path: str | os.PathLike) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads 5e-4 (no dot) as text; this loader reads it as the number it means."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
+
+
 def _mapping(value: Any, where: str) -> dict:
     """Accept a mapping or nothing; anything else is a typo the user should hear about."""
     if value is None:
@@ -85,11 +105,13 @@ def _check_keys(mapping: dict, allowed: set[str], message: str) -> None:
 def load_params(params_path: str | os.PathLike) -> dict:
     """Load and check a parameter file, returning {"artifacts", "common", "stages": [...]}.
 
-    Each returned stage has `stem`, `notebook` (resolved Path) and `parameters` (merged: the
-    artifacts folder, then `common`, then the stage's own; shared values only where the notebook
-    declares them). A parameter that no notebook declares is an error, not papermill's warning:
-    checking everything up front means a typo in stage 4 stops the run before stage 0 spends
-    minutes training.
+    Each returned stage has `stem`, `notebook` (resolved Path), `parameters` (what papermill
+    gets: the artifacts folder, then `common`, then the stage's own; shared values only where
+    the notebook declares them) and `values` (those over the notebook's defaults: every value
+    the notebook will run with). Every stage's values are checked against its notebook's schema
+    (`inbol_utils.parameters`) and every problem of the file is reported at once: checking
+    everything up front means a typo in stage 4 stops the run before stage 0 spends minutes
+    training.
     """
     params_path = Path(params_path)
     if not params_path.is_file():
@@ -97,7 +119,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
                             f"params/default.yaml.")
     with open(params_path) as handle:
         try:
-            raw = yaml.safe_load(handle)
+            raw = yaml.load(handle, Loader=_Loader)
         except yaml.YAMLError as err:
             raise PipelineError(f"{params_path} is not valid YAML: {err}") from None
     raw = _mapping(raw, f"{params_path}")
@@ -115,7 +137,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
         raise PipelineError(f"{params_path}: `stages:` must be a non-empty list of "
                             f"{{notebook: ..., parameters: {{...}}}} entries.")
 
-    stages, seen, declared_anywhere = [], {}, set()
+    stages, seen, declared_anywhere, problems = [], {}, set(), []
     for i, entry in enumerate(stages_raw):
         where = f"{params_path}: stage {i}"
         entry = _mapping(entry, where)
@@ -135,17 +157,53 @@ def load_params(params_path: str | os.PathLike) -> dict:
         if "artifacts" in own:
             raise PipelineError(f"{where}: set `artifacts` at the top level only, so every stage "
                                 f"reads what the previous one wrote.")
-        declared = set(papermill.inspect_notebook(str(notebook)))
-        _check_keys(own, declared, f"{where}: {notebook.name} declares no parameter")
-        declared_anywhere |= declared
+        defaults = notebook_defaults(notebook)
+        declared_anywhere |= set(defaults)
         # Shared values go only to the notebooks that declare them (00 has no use for tau).
-        shared = {k: v for k, v in {"artifacts": artifacts, **common}.items() if k in declared}
-        stages.append({"stem": stem, "notebook": notebook, "parameters": {**shared, **own}})
+        shared = {k: v for k, v in {"artifacts": artifacts, **common}.items() if k in defaults}
+        values = {**defaults, **shared, **own}
+        try:
+            problems += [f"{where}: {p}" for p in parameters.problems(stem, values)]
+        except parameters.ParameterError as err:
+            raise PipelineError(f"{where}: {err}") from None
+        stages.append({"stem": stem, "notebook": notebook, "parameters": {**shared, **own},
+                       "values": values})
     unused = sorted(set(common) - declared_anywhere)
     if unused:
         raise PipelineError(f"{params_path}: no notebook declares the common parameter(s) {unused}; "
                             f"fix the name or remove it.")
+    if problems:
+        raise PipelineError("\n".join(problems))
     return {"artifacts": artifacts, "common": common, "stages": stages}
+
+
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The values of a notebook's `parameters` cell (papermill needs them to be literals)."""
+    defaults = {}
+    for name, declared in papermill.inspect_notebook(str(notebook)).items():
+        try:
+            defaults[name] = ast.literal_eval(declared["default"])
+        except (ValueError, SyntaxError):
+            raise PipelineError(f"{notebook.name}: the default of parameter {name!r} "
+                                f"({declared['default']}) is not a literal value.") from None
+    return defaults
+
+
+def profile_name(params_path: str | os.PathLike) -> str:
+    """A profile is named by its parameter file: params/smoke.yaml is the profile "smoke"."""
+    return Path(params_path).stem
+
+
+def default_executed_dir(params_path: str | os.PathLike) -> Path:
+    """Where a profile's executed notebooks go: the book of `make book PARAMS=params/<name>.yaml`."""
+    return REPO_ROOT / "book" / "executed" / profile_name(params_path)
+
+
+def partial_notebook(artifacts: str | os.PathLike, stem: str) -> Path:
+    """Where a notebook runs (papermill saves after every cell) and where a failed one stays:
+    beside the artifacts, so the book never sees it and a restored folder keeps no trace."""
+    artifacts = _resolve(artifacts)
+    return artifacts.with_name(f"{artifacts.name}.partial") / f"{stem}.ipynb"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,7 +223,7 @@ def fingerprint(notebook: Path, parameters: dict, previous: str, code: str) -> s
     return h.hexdigest()
 
 
-def stamp_path(artifacts: str, stem: str) -> Path:
+def stamp_path(artifacts: str | os.PathLike, stem: str) -> Path:
     """Where a stage's stamp lives: beside its artifacts, so deleting them invalidates it."""
     return _resolve(artifacts) / ".stamps" / f"{stem}.json"
 
@@ -184,13 +242,10 @@ def is_current(stamp: Path, executed: Path, fp: str) -> bool:
 # running
 
 
-def execute_stage(notebook: Path, executed: Path, parameters: dict, log_output: bool) -> None:
-    """Run one notebook with papermill; the executed copy replaces `executed` only on success.
-
-    Papermill saves after every cell, so it writes to `<stem>.partial.ipynb`; a failed stage
-    leaves that file for the user to read, and the book keeps the last good notebook.
-    """
-    partial = executed.with_name(f"{executed.stem}.partial.ipynb")
+def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: bool) -> None:
+    """Run one notebook with papermill into `partial` (it saves after every cell); on failure
+    the message names the stage, the cell, the error and where the partial notebook is."""
+    partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
@@ -198,16 +253,24 @@ def execute_stage(notebook: Path, executed: Path, parameters: dict, log_output: 
         )
     except papermill.PapermillExecutionError as err:
         raise PipelineError(
-            f"Stage {executed.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
+            f"Stage {partial.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
             f"  The partially executed notebook is {partial}\n"
-            f"  Fix the cause and rerun; earlier stages that are current will be skipped."
+            f"  The artifacts are as they were before the stage. Fix the cause and rerun; "
+            f"earlier stages that are current will be skipped."
         ) from None
     except Exception as err:  # kernel died, bad kernel name, unreadable notebook...
         raise PipelineError(
-            f"Stage {executed.stem} failed: {type(err).__name__}: {err}\n"
-            f"  The partially executed notebook (if any) is {partial}"
+            f"Stage {partial.stem} failed: {type(err).__name__}: {err}\n"
+            f"  The partially executed notebook (if any) is {partial}\n"
+            f"  The artifacts are as they were before the stage."
         ) from None
-    os.replace(partial, executed)
+
+
+def publish(partial: Path, executed: Path) -> None:
+    """The finished notebook replaces the book's copy in one rename."""
+    with atomic_file(executed, "wb") as handle:
+        handle.write(partial.read_bytes())
+    partial.unlink()
 
 
 def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
@@ -226,7 +289,7 @@ def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def save_profile(artifacts: str, stem: str, profile: dict) -> None:
+def save_profile(artifacts: str | os.PathLike, stem: str, profile: dict) -> None:
     """Keep the latest profile of every stage in <artifacts>/profile.json (`make bench` reads it)."""
     path = _resolve(artifacts) / "profile.json"
     stages = json.loads(path.read_text())["stages"] if path.is_file() else {}
@@ -234,15 +297,46 @@ def save_profile(artifacts: str, stem: str, profile: dict) -> None:
     write_json(path, {"machine": profiling.machine(), "stages": dict(sorted(stages.items()))})
 
 
-def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike,
+def run_stage(stage: dict, artifacts: Path, log_output: bool) -> tuple[float, list[str]]:
+    """Run one stage so that it changes `artifacts` completely or not at all (`staging`), its
+    notebook left in `partial_notebook`. Returns its wall time and the files it wrote in place
+    (none in this study; a failure could not have restored them)."""
+    stem = stage["stem"]
+    partial = partial_notebook(artifacts, stem)
+    staging.take(artifacts, stem)  # a failure below puts the artifacts back as they are now
+    try:
+        stamp_path(artifacts, stem).unlink(missing_ok=True)  # a half-run stage must never look current
+        parts = artifacts / ".profile" / f"{stem}.json"
+        parts.parent.mkdir(parents=True, exist_ok=True)
+        parts.unlink(missing_ok=True)
+        os.environ[profiling.ENV] = str(parts)  # the kernel inherits it (see profiling)
+        start = time.perf_counter()
+        try:
+            execute_stage(stage["notebook"], partial, stage["parameters"], log_output)
+        finally:
+            del os.environ[profiling.ENV]
+        seconds = time.perf_counter() - start
+        save_profile(artifacts, stem, stage_profile(partial, parts, seconds))
+    except BaseException as err:
+        _, damaged = staging.restore(artifacts)
+        if damaged and isinstance(err, PipelineError):
+            raise PipelineError(f"{err}\n  Except {damaged}: the stage wrote them in place, so their "
+                                f"old bytes are lost.") from None
+        raise
+    return seconds, staging.drop(artifacts)
+
+
+def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike | None = None,
                  force: bool = False, only: list[str] | None = None,
                  log_output: bool = False) -> list[dict]:
     """Run the stages of `params_path` in order; return one record per stage.
 
     Each record: stem, status ("ran", "skipped" or "not selected"), seconds, fingerprint,
-    executed (path). `only` limits which stages may run (by notebook stem); `force` reruns them
-    even when current. Raises PipelineError on the first problem, before writing that stage's
-    stamp, so the next run retries it.
+    executed (path) and, for a stage that ran, written_in_place (files it modified in place,
+    see `staging`; none in this study). `executed_dir` defaults to the profile's
+    (`default_executed_dir`). `only` limits which stages may run (by notebook stem); `force`
+    reruns them even when current. Raises PipelineError on the first problem; a failed stage
+    leaves the artifacts as they were before it and writes no stamp, so the next run retries it.
     """
     config = load_params(params_path)
     stems = [s["stem"] for s in config["stages"]]
@@ -250,8 +344,13 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     if unknown:
         raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
                             f"stages are {stems}.")
-    executed_dir = Path(executed_dir)
+    executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
     executed_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = _resolve(config["artifacts"])
+    interrupted, damaged = staging.restore(artifacts)
+    if interrupted:
+        print(f"restored {artifacts} as it was before stage {interrupted}, which did not finish"
+              + (f" (except {damaged}, written in place)" if damaged else ""), flush=True)
     code = code_digest()
 
     records, previous, upstream_current = [], "", True
@@ -272,20 +371,17 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         elif current and not force:
             print(f"{header}: up to date, skipped", flush=True)
         else:
+            missing = parameters.missing_inputs(stem, {**stage["values"], "artifacts": str(artifacts)})
+            if missing:  # found here, before the kernel starts; the notebook checks them again
+                raise PipelineError("\n".join(missing))
             print(f"{header}: running {stage['notebook'].name} ...", flush=True)
-            stamp.unlink(missing_ok=True)  # a half-run stage must never look current
-            parts = _resolve(config["artifacts"]) / ".profile" / f"{stem}.json"
-            parts.parent.mkdir(parents=True, exist_ok=True)
-            parts.unlink(missing_ok=True)
-            os.environ[profiling.ENV] = str(parts)  # the kernel inherits it (see profiling)
-            start = time.perf_counter()
-            try:
-                execute_stage(stage["notebook"], executed, stage["parameters"], log_output)
-            finally:
-                del os.environ[profiling.ENV]
-            record.update(status="ran", seconds=time.perf_counter() - start)
-            save_profile(config["artifacts"], stem, stage_profile(executed, parts, record["seconds"]))
-            if upstream_current:
+            seconds, written_in_place = run_stage(stage, artifacts, log_output)
+            record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
+            if written_in_place:
+                print(f"{header}: wrote {written_in_place} in place; a failure could not have restored "
+                      f"them (write by replacing: inbol_utils.artifacts.atomic_file)", flush=True)
+            publish(partial_notebook(artifacts, stem), executed)
+            if upstream_current:  # last: a stamp means the artifacts and the chapter are both done
                 write_json(stamp, {"fingerprint": fp, "notebook": str(stage["notebook"]),
                                    "parameters": stage["parameters"],
                                    "seconds": record["seconds"]})
@@ -305,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.pipeline",
                                      description="Run the study's notebooks in order.")
     parser.add_argument("params", help="YAML parameter file, e.g. params/default.yaml")
-    parser.add_argument("--executed-dir", default=str(REPO_ROOT / "book" / "executed"),
-                        help="where executed notebooks go (default: book/executed)")
+    parser.add_argument("--executed-dir", default=None,
+                        help="where executed notebooks go (default: book/executed/<profile>, the "
+                             "profile being the parameter file's name)")
     parser.add_argument("--force", action="store_true", help="rerun stages even if current")
     parser.add_argument("--only", nargs="+", metavar="STEM",
                         help="run only these stages (notebook names without .ipynb)")

@@ -80,14 +80,6 @@ def read(path: str | Path) -> dict[str, float]:
 
 def machine() -> str:
     """The CPU and core count, for quoting a timing with the machine it came from."""
-    import platform
+    from .environment import cpu_name
 
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+    return f"{cpu_name()}, {os.cpu_count()} cores"

@@ -39,11 +39,12 @@ def page_text(page: Path) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
-def contradictions(executed: Path, html_dir: Path) -> list[str]:
-    """Each finding a page states that its glued numbers contradict, as a sentence."""
+def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
+    """Each finding a page states that its glued numbers contradict, as a sentence. `executed`
+    holds the executed notebooks, `pages` their rendered HTML and `book_pages` the intro's."""
     problems = []
     chapter = {stem: (glued_values(executed / f"{stem}.ipynb"),
-                      page_text(html_dir / "book" / "executed" / f"{stem}.html"))
+                      page_text(pages / f"{stem}.html"))
                for stem in ("00_world_and_base_model", "01_boundary_definition", "04_evaluation")}
 
     glue, text = chapter["00_world_and_base_model"]
@@ -72,7 +73,7 @@ def contradictions(executed: Path, html_dir: Path) -> list[str]:
     if glue["inbol_test_hybrid"] == 0 and "none occurred" not in glue["hybrid_example"]:
         problems.append("chapter 4 quotes a hybrid of InBoL, but InBoL's hybrid share is 0")
 
-    intro = page_text(html_dir / "book" / "intro.html")
+    intro = page_text(book_pages / "intro.html")
     for split in ("test", "ood"):
         if glue[f"headline_verdict_{split}"] not in intro:
             problems.append(f"the introduction does not state chapter 4's {split} verdict")

@@ -14,7 +14,9 @@ import nbformat
 import pytest
 import yaml
 
-from inbol_utils import pipeline
+from inbol_utils import parameters, pipeline, staging
+from inbol_utils.artifacts import atomic_file
+from inbol_utils.parameters import Param, Schema
 from inbol_utils.pipeline import PipelineError, main, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,14 +54,25 @@ def write_params(path: Path, artifacts: Path, stages: list[dict], **extra) -> Pa
     return path
 
 
+def tree(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder` with its bytes and modification time: "unchanged" means this."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture
 def study(tmp_path, monkeypatch):
     """Two stages (a writes a.txt, b reads it and writes b.txt) and their parameter file.
 
     The code digest is pinned, so that another engineer saving a file in inbol_utils/ while the
-    tests run cannot turn a "skipped" into a "ran".
+    tests run cannot turn a "skipped" into a "ran". The two notebooks get their schemas.
     """
     monkeypatch.setattr(pipeline, "code_digest", lambda: "pinned")
+    monkeypatch.setitem(parameters.SCHEMAS, "a", Schema({
+        "artifacts": parameters.ARTIFACTS, "value": Param("int", "a's number", low=0),
+        "seed": Param("int", "a seed", low=0)}))
+    monkeypatch.setitem(parameters.SCHEMAS, "b", Schema({
+        "artifacts": parameters.ARTIFACTS, "suffix": Param("text", "b's suffix")}))
     a = make_notebook(tmp_path / "a.ipynb", 'artifacts = ""\nvalue = 1\nseed = 0', WRITE_A)
     b = make_notebook(tmp_path / "b.ipynb", 'artifacts = ""\nsuffix = "!"', READ_A_WRITE_B)
     art = tmp_path / "art"
@@ -135,17 +148,86 @@ def test_failing_stage_stops_with_a_clear_message_and_no_stamp(study, capsys):
         run_pipeline(study["params"], study["executed"])
     message = str(info.value)
     assert "Stage a failed" in message and "ValueError" in message
-    assert "the world is flat" in message
-    partial = study["executed"] / "a.partial.ipynb"
+    assert "the world is flat" in message and "as they were before the stage" in message
+    partial = pipeline.partial_notebook(study["art"], "a")
     assert str(partial) in message and partial.is_file()
-    assert not (study["art"] / ".stamps" / "a.json").exists()
-    assert not (study["executed"] / "a.ipynb").exists()
-    assert not (study["executed"] / "b.ipynb").exists()  # the later stage never ran
-    assert not (study["art"] / "order.txt").exists()
+    assert partial.parent != study["executed"] and not list(study["executed"].iterdir())
+    assert not study["art"].exists()  # there was no artifacts folder before the stage
+    assert not staging.snapshot_dir(study["art"]).exists()
 
     # The command line reports the same and exits 1.
     assert main([str(study["params"]), "--executed-dir", str(study["executed"])]) == 1
     assert "Stage a failed" in capsys.readouterr().err
+
+
+FAIL_MIDWAY = """\
+import os
+from pathlib import Path
+from inbol_utils.artifacts import write_json
+out = Path(artifacts)
+write_json(out / "b.txt", "half")                       # an old file replaced
+write_json(out / "a.json", {"value": "changed"})        # another
+(out / "c.txt").write_text("new")                       # a new file
+(out / "keep.txt").unlink()                             # an old file deleted
+(out / "models" / "m" / "weights.bin").unlink()
+(out / "models" / "new").mkdir()                        # a new folder
+raise RuntimeError("the disk is full")
+"""
+
+
+def test_a_stage_failing_midway_leaves_every_artifact_as_before(study):
+    """Stage b changes, adds and deletes artifacts, then fails: the folder is restored exactly
+    (bytes and modification times), stamps and profile included, and the book keeps b's last
+    good notebook."""
+    run_pipeline(study["params"], study["executed"])
+    art = study["art"]
+    (art / "keep.txt").write_text("keep me")
+    (art / "a.json").write_text('{"value": "old"}')
+    (art / "models" / "m").mkdir(parents=True)
+    (art / "models" / "m" / "weights.bin").write_bytes(b"\0" * 4096)
+    before, chapter = tree(art), (study["executed"] / "b.ipynb").read_bytes()
+    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"', FAIL_MIDWAY)
+    with pytest.raises(PipelineError, match="the disk is full"):
+        run_pipeline(study["params"], study["executed"])
+    assert tree(art) == before
+    assert (study["executed"] / "b.ipynb").read_bytes() == chapter
+    assert not staging.snapshot_dir(art).exists()
+    assert "half" not in (art / "b.txt").read_text()
+
+
+def test_a_run_after_a_crash_first_restores_the_artifacts(study, capsys):
+    """A runner killed mid-stage leaves its snapshot; the next run puts it back first."""
+    run_pipeline(study["params"], study["executed"])
+    before = tree(study["art"])
+    staging.take(study["art"], "b")
+    with atomic_file(study["art"] / "a.txt") as handle:  # replaced, as every write of the package
+        handle.write("half-written")
+    (study["art"] / "b.txt").unlink()
+    (study["art"] / "stray.txt").write_text("stray")
+    run_pipeline(study["params"], study["executed"], only=["a"])
+    assert "restored" in capsys.readouterr().out
+    assert tree(study["art"]) == before
+
+
+def test_files_written_in_place_are_reported(study):
+    """The snapshot shares its files with the folder: a stage that writes one in place (instead
+    of replacing it) could not be undone, so the runner names it, and says so on a failure."""
+    run_pipeline(study["params"], study["executed"])
+    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"',
+                  'open(artifacts + "/a.txt", "a").write("more")')
+    records = run_pipeline(study["params"], study["executed"])
+    assert records[1]["written_in_place"] == ["a.txt"]
+    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "?"',
+                  'open(artifacts + "/a.txt", "a").write("more")\nraise ValueError("no")')
+    with pytest.raises(PipelineError, match=r"Except \['a.txt'\]: the stage wrote them in place"):
+        run_pipeline(study["params"], study["executed"])
+
+
+def test_profiles_get_their_own_executed_notebooks(study):
+    assert pipeline.default_executed_dir("params/smoke.yaml") == REPO / "book" / "executed" / "smoke"
+    assert pipeline.default_executed_dir(study["params"]).name == "params"
+    partial = pipeline.partial_notebook(study["art"], "a")
+    assert partial == study["art"].with_name("art.partial") / "a.ipynb"
 
 
 def test_missing_notebook_is_named(study):
@@ -170,11 +252,17 @@ def test_unknown_keys_and_empty_stages_are_named(study, tmp_path):
         run_pipeline(tmp_path / "missing.yaml", study["executed"])
 
 
+def test_a_notebook_without_a_schema_is_named(study, monkeypatch):
+    monkeypatch.delitem(parameters.SCHEMAS, "b")
+    with pytest.raises(PipelineError, match="stage 1: No parameter schema for notebook 'b'"):
+        run_pipeline(study["params"], study["executed"])
+
+
 def test_parameters_no_notebook_declares_are_named(study):
     stages = [{"notebook": study["stages"][0]["notebook"], "parameters": {"valeu": 2}},
               study["stages"][1]]
     write_params(study["params"], study["art"], stages)
-    with pytest.raises(PipelineError, match="a.ipynb declares no parameter 'valeu'"):
+    with pytest.raises(PipelineError, match="stage 0: a: unknown parameter 'valeu' = 2; its parameters are artifacts, value, seed"):
         run_pipeline(study["params"], study["executed"])
     write_params(study["params"], study["art"], study["stages"], common={"sed": 1})
     with pytest.raises(PipelineError, match=r"common parameter\(s\) \['sed'\]"):
@@ -225,7 +313,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
                 nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f`.")]
     source = tmp_path / "source.ipynb"
     nbformat.write(nb, source)
-    executed = book / "book" / "executed" / "00_world_and_base_model.ipynb"
+    executed = book / "book" / "executed" / "default" / "00_world_and_base_model.ipynb"
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
@@ -241,7 +329,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     html = book / "_build" / "html"
     assert (html / "index.html").is_file()
-    chapter = (html / "book" / "executed" / "00_world_and_base_model.html").read_text()
+    chapter = (html / "book" / "executed" / "default" / "00_world_and_base_model.html").read_text()
     assert "0.88" in chapter and "hello" in chapter
     assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()
     references = (html / "book" / "references.html").read_text().lower()
