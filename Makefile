@@ -1,7 +1,9 @@
 # The two commands of the README:
 #   make book   run the whole study (papermill, in order) and build the book into _build/html
-#   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build)
-# Both create .venv from scratch when it is missing.
+#   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build
+#               checked page by page in headless Chromium, a lint of the publishing workflow)
+# Both create .venv from scratch when it is missing; `make test` also installs Debian's chromium
+# (apt-get, through sudo unless root) when it is missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +11,7 @@ PARAMS ?= params/default.yaml
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: book pipeline test test-fast bench clean
+.PHONY: book pipeline test test-fast chromium bench clean
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +28,16 @@ pipeline: $(VENV)/.installed
 book: pipeline
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
+# The browser test's Chromium (Debian's package; nothing to do when it is installed).
+chromium:
+	bash .ci/install-chromium
+
 # One pytest worker per core (pytest-xdist): the smoke run, mostly kernel starts and imports,
 # runs beside the unit tests instead of after them.
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(PY) -m pytest -q -n auto --dist worksteal
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed chromium
 	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: $(VENV)/.installed

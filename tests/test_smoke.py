@@ -1,21 +1,27 @@
-"""The whole pipeline with tiny parameters, then a strict book build: what `make book` does."""
+"""The whole pipeline with tiny parameters, then a strict book build: what `make book` does; then
+every page of that book in headless Chromium, offline (tests/browser.py)."""
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+import yaml
 
+import browser
 from inbol_utils import metrics, protocol
 from inbol_utils.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PAGE = "book/executed/04_evaluation.html"
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_builds_the_book(tmp_path):
+def test_smoke_pipeline_builds_the_book(tmp_path, record_property):
     book = tmp_path / "book_root"
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
     for name in ("_config.yml", "_toc.yml", "references.bib"):
@@ -49,6 +55,22 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
                             "-W", "-n", "--keep-going"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = book / "_build" / "html"
-    for page in ("00_world_and_base_model", "04_evaluation"):
-        text = (html / "book" / "executed" / f"{page}.html").read_text()
-        assert "Traceback" not in text
+
+    # The same book in a browser (built once: the pytest budget has no room for a second smoke
+    # run). The screenshot's path and the browser's time are printed at the end of the run.
+    started = time.perf_counter()
+    screenshot = tmp_path / "04_evaluation.png"
+    problems, views = browser.check_book(html, screenshot={RESULTS_PAGE: screenshot})
+    record_property("browser_seconds", round(time.perf_counter() - started, 1))
+    tallest = max(views.values(), key=lambda view: view.height)
+    record_property("tallest_page", f"{tallest.name}, {tallest.height} px")
+    record_property("screenshot", str(screenshot))
+    if os.environ.get("INBOL_SCREENSHOTS"):
+        Path(os.environ["INBOL_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, Path(os.environ["INBOL_SCREENSHOTS"]) / screenshot.name)
+    assert not problems, "the smoke book in Chromium:\n" + browser.report(problems)
+    assert set(views) >= {"book/intro.html", RESULTS_PAGE} and screenshot.stat().st_size > 0
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    links = views[RESULTS_PAGE].links
+    assert repository in links and any(link.startswith(repository + "/issues/new") for link in links), \
+        "the repository and issue buttons should link to _config.yml's repository url"
