@@ -10,6 +10,9 @@ PY := $(VENV)/bin/python
 PARAMS ?= params/default.yaml
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Where the smoke test keeps its browser screenshot of the results page (pytest's own tmp folders
+# are recycled after three runs).
+export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
 .PHONY: book pipeline test test-fast chromium bench clean
 

@@ -23,11 +23,11 @@ CHROMIUM = Path(os.environ.get("INBOL_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
-# Page height at 1280 px wide. A chapter should read in one sitting: the default book's tallest
-# page (chapter 4, measured 2026-11-28) is about 13,000 px, 16 screens of 800 px, and the smoke
-# book's is shorter. 25,000 px leaves that chapter room to grow by nearly as much again (code
-# shown with literalinclude, exercises), while a page that prints training logs or long raw tables
-# (chapter 4 was over 40,000 px with its per-step loss tables) fails.
+# Page height at 1280 px wide. A chapter should read in one sitting: the tallest page, chapter 4,
+# measured 13,000 px in the default book and 13,900-15,200 px in the smoke book (2026-11-28; about
+# 18 screens of 800 px). 25,000 px leaves room for the chapter to grow (code shown with
+# literalinclude, exercises) while a page that prints training logs or long raw tables fails
+# (chapter 4 was over 40,000 px with its per-step loss tables).
 MAX_PAGE_HEIGHT = 25_000
 # Loading a page, MathJax typesetting it and its images decoding take seconds on a busy 2-core
 # machine; only a page that hangs reaches this.

@@ -64,10 +64,11 @@ def test_smoke_pipeline_builds_the_book(tmp_path, record_property):
     record_property("browser_seconds", round(time.perf_counter() - started, 1))
     tallest = max(views.values(), key=lambda view: view.height)
     record_property("tallest_page", f"{tallest.name}, {tallest.height} px")
+    if os.environ.get("INBOL_SCREENSHOTS"):  # a folder that outlives pytest's tmp folders
+        keep = Path(os.environ["INBOL_SCREENSHOTS"]).resolve()
+        keep.mkdir(parents=True, exist_ok=True)
+        screenshot = Path(shutil.copy(screenshot, keep / screenshot.name))
     record_property("screenshot", str(screenshot))
-    if os.environ.get("INBOL_SCREENSHOTS"):
-        Path(os.environ["INBOL_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(screenshot, Path(os.environ["INBOL_SCREENSHOTS"]) / screenshot.name)
     assert not problems, "the smoke book in Chromium:\n" + browser.report(problems)
     assert set(views) >= {"book/intro.html", RESULTS_PAGE} and screenshot.stat().st_size > 0
     repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
