@@ -2,8 +2,10 @@
 #   make book   run the whole study (papermill, in order) and build the book into _build/html;
 #               make book PARAMS=params/<profile>.yaml runs and builds another profile's book
 #               (executed notebooks in book/executed/<profile>/, html in _build/<profile>/_build/html)
-#   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build)
-# Both create .venv from scratch when it is missing.
+#   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build
+#               checked page by page in headless Chromium, a lint of the publishing workflow)
+# Both create .venv from scratch when it is missing; `make test` also installs Debian's chromium
+# (apt-get, through sudo unless root) when it is missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,8 +13,11 @@ PARAMS ?= params/default.yaml
 PROFILE := $(basename $(notdir $(PARAMS)))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Where the smoke test keeps its browser screenshot of the results page (pytest's own tmp folders
+# are recycled after three runs).
+export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book pipeline test test-fast bench clean
+.PHONY: book pipeline test test-fast chromium bench clean
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,12 +47,16 @@ else
 		-W -n --keep-going
 endif
 
+# The browser test's Chromium (Debian's package; nothing to do when it is installed).
+chromium:
+	bash .ci/install-chromium
+
 # One pytest worker per core (pytest-xdist): the smoke run, mostly kernel starts and imports,
 # runs beside the unit tests instead of after them.
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(PY) -m pytest -q -n auto --dist worksteal
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed chromium
 	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: $(VENV)/.installed

@@ -63,3 +63,14 @@ def pytest_collection_modifyitems(items):
     """Slow tests first: under pytest-xdist the smoke run then starts at once and the other
     worker takes the unit tests beside it, instead of the smoke run starting last."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The smoke test's browser check: its time, the tallest page, and where the screenshot of the
+    results page is (tests record them as properties, which pytest-xdist hands back from workers)."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        found = dict(getattr(report, "user_properties", []))
+        if report.when == "call" and "screenshot" in found:
+            terminalreporter.write_line(f"browser check of the smoke book: {found['browser_seconds']} s, "
+                                        f"tallest page {found['tallest_page']}; results page "
+                                        f"screenshot: {found['screenshot']}")

@@ -2,22 +2,27 @@
 On the way, chapter 4 runs a second time on a copy of the artifacts, in another process under
 another Python hash seed, and must write byte-identical results files (the book's promise:
 same machine, same bytes). It runs beside the first copy's chapter 4, on the second core that
-the other pytest worker has usually left by then."""
+the other pytest worker has usually left by then. Last, every page of the book in headless
+Chromium, offline (tests/browser.py)."""
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
+import yaml
 
+import browser
 from inbol_utils import environment, methods, metrics, protocol
 from inbol_utils.pipeline import partial_notebook, run_pipeline
 from prose import contradictions
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS_PAGE = "book/executed/default/04_evaluation.html"
 STAGES = ["00_world_and_base_model", "01_boundary_definition", "02_data_generation", "03_training",
           "04_evaluation"]
 
@@ -29,7 +34,7 @@ def smoke_params(path: Path, artifacts: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, monkeypatch):
+def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, monkeypatch, record_property):
     book = tmp_path / "book_root"
     shutil.copytree(ROOT / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
     for name in ("_config.yml", "_toc.yml", "references.bib"):
@@ -90,3 +95,23 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
         assert "Traceback" not in text
     assert environment.cpu_name() in text  # chapter 4 states the machine its results came from
     assert contradictions(chapters, html / "book" / "executed" / "default", html / "book") == []
+
+    # The same book in a browser (built once: the pytest budget has no room for a second smoke
+    # run). The screenshot's path and the browser's time are printed at the end of the run.
+    started = time.perf_counter()
+    screenshot = tmp_path / "04_evaluation.png"
+    problems, views = browser.check_book(html, screenshot={RESULTS_PAGE: screenshot})
+    record_property("browser_seconds", round(time.perf_counter() - started, 1))
+    tallest = max(views.values(), key=lambda view: view.height)
+    record_property("tallest_page", f"{tallest.name}, {tallest.height} px")
+    if os.environ.get("INBOL_SCREENSHOTS"):  # a folder that outlives pytest's tmp folders
+        keep = Path(os.environ["INBOL_SCREENSHOTS"]).resolve()
+        keep.mkdir(parents=True, exist_ok=True)
+        screenshot = Path(shutil.copy(screenshot, keep / screenshot.name))
+    record_property("screenshot", str(screenshot))
+    assert not problems, "the smoke book in Chromium:\n" + browser.report(problems)
+    assert set(views) >= {"book/intro.html", RESULTS_PAGE} and screenshot.stat().st_size > 0
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    links = views[RESULTS_PAGE].links
+    assert repository in links and any(link.startswith(repository + "/issues/new") for link in links), \
+        "the repository and issue buttons should link to _config.yml's repository url"
