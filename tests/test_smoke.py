@@ -8,7 +8,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from inbol_utils import metrics, protocol
+from inbol_utils import costs, metrics, protocol
 from inbol_utils.pipeline import run_pipeline
 from prose import contradictions
 
@@ -42,6 +42,11 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
     assert selection.groupby("method")["selected"].sum().to_dict() == {m: 1 for m in protocol.METHODS}
     comparisons = pd.read_csv(results / "comparisons.csv")
     assert set(comparisons["verdict"]) <= set(metrics.VERDICTS)
+    # The GPU-hour estimate's row formulas follow what the notebooks put through the model: within
+    # the share of answerable queries (likelihoods count gold answers), prefetched batches and
+    # checkpoints chosen before the schedule's end.
+    rows = costs.predicted_rows(costs.measured(tmp_path / "artifacts" / "profile.json"), params)
+    assert (rows["rows"] / rows["rows_formula"]).dropna().between(0.6, 1.3).all(), rows.to_string()
     for seed in (0, 1):  # every seed has its own base model and every trained method
         home = protocol.seed_dir(tmp_path / "artifacts", seed)
         assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in protocol.METHODS)
