@@ -4,7 +4,7 @@ Two signals of "does the model know this?", both per query:
   sampled     the fraction of N answers sampled at temperature T that are correct
               (as in Cheng et al. 2024), scored by the evaluation's own answer matcher;
   likelihood  the exact probability that one temperature-1 sample is correct: p(gold answer +
-              end-of-sequence) from one teacher-forced pass (`generation.answer_probability`).
+              end of turn) from one teacher-forced pass (`generation.answer_probability`).
 With T = 1, the sampled confidence is an unbiased estimate of the likelihood one, so the two
 should agree up to sampling noise; the likelihood costs one pass instead of N generations.
 """

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import profiling
+from . import chat, profiling
 from .inputs import encode, labelled_batch, prompt_text
 from .logprobs import sequence_logps
 
@@ -26,11 +26,12 @@ def _batches(n: int, batch_size: int, desc: str | None):
 def generate_answers(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                      num_samples: int = 1, temperature: float = 0.0, batch_size: int = 64,
                      max_new_tokens: int = 8, seed: int = 0, desc: str | None = None,
-                     share_prompt: bool = True) -> list[list[str]]:
+                     share_prompt: bool | None = None) -> list[list[str]]:
     """`num_samples` answers per question: greedy when temperature is 0, otherwise pure
     ancestral samples at `temperature` (no top-k or top-p, so a sample's chance of being right
     is exactly the model's probability of the right answer). The samples of a question share
-    its prompt's cache (`prefill_shared_prompt`); `share_prompt=False` leaves it to
+    its prompt's cache (`prefill_shared_prompt`) where the architecture allows it
+    (`SHARED_PROMPT_MODELS`, the default `share_prompt=None`); `share_prompt=False` leaves it to
     transformers' `num_return_sequences`, for a model whose cache cannot be repeated."""
     if temperature < 0 or num_samples < 1:
         raise ValueError(f"need temperature >= 0 and num_samples >= 1, got {temperature}, {num_samples}")
@@ -39,6 +40,8 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
         dict(do_sample=False, temperature=None, top_k=None, top_p=None)
     if not sample and num_samples > 1:
         raise ValueError("greedy decoding gives one answer per question; set temperature > 0")
+    if share_prompt is None:
+        share_prompt = model.config.model_type in SHARED_PROMPT_MODELS
     torch.manual_seed(seed)
     model.eval()
     tokenizer = processor.tokenizer
@@ -53,13 +56,22 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
             if num_samples > 1 and share_prompt:
                 batch = prefill_shared_prompt(model, batch, num_samples)
             elif num_samples > 1:
-                copies = {"num_return_sequences": num_samples}
+                copies = {"num_return_sequences": num_samples}  # the prompt goes through N times
+                profiling.count_tokens((num_samples - 1) * batch["attention_mask"].sum())
             out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, **options, **copies)
-            texts = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-            texts = [t.strip() for t in texts]
+                                 eos_token_id=chat.stop_token_ids(processor), **options, **copies)
+            new = out[:, batch["input_ids"].shape[1]:]
+            profiling.count_tokens((new != tokenizer.pad_token_id).sum(), decoded=True)
+            texts = chat.decode_answers(processor, new)
             answers += [texts[i:i + num_samples] for i in range(0, len(texts), num_samples)]
     return answers
+
+
+# Architectures whose prompt cache may be computed once and repeated for every sample: their
+# positions are plain token positions (tests check each against num_return_sequences).
+# Qwen2-VL's multimodal rotary positions are computed inside the model and kept from batch to
+# batch (rope_deltas), so it samples through num_return_sequences.
+SHARED_PROMPT_MODELS = ("llava", "idefics3")
 
 
 def prefill_shared_prompt(model, batch: dict[str, torch.Tensor], num_samples: int) -> dict:
@@ -74,8 +86,9 @@ def prefill_shared_prompt(model, batch: dict[str, torch.Tensor], num_samples: in
     """
     ids, mask = batch["input_ids"], batch["attention_mask"]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens only
+    images = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask")}
     prefix = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                   pixel_values=batch["pixel_values"], use_cache=True)
+                   **images, use_cache=True)
     prefix.cache.batch_repeat_interleave(num_samples)
     return {"input_ids": ids.repeat_interleave(num_samples, 0),
             "attention_mask": mask.repeat_interleave(num_samples, 0), "cache": prefix.cache}
@@ -89,7 +102,7 @@ def greedy_answers(model, processor, images, questions, **kwargs) -> list[str]:
 def response_logprobs(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                       responses: Sequence[str], batch_size: int = 128,
                       desc: str | None = None) -> torch.Tensor:
-    """log p(response + end-of-sequence | image, question), one teacher-forced pass per batch.
+    """log p(response + end of turn | image, question), one teacher-forced pass per batch.
 
     Rows are batched in order of length so that little of each pass is spent on padding (the
     pass is compute-bound on CPU); results come back in the callers' order.
@@ -114,7 +127,7 @@ def answer_probability(model, processor, images: Sequence[Image.Image], question
                        gold: Sequence[Sequence[str]], batch_size: int = 128,
                        desc: str | None = None) -> list[float]:
     """Exact-likelihood confidence: the probability that one temperature-1 sample is a gold
-    answer, i.e. the sum over distinct gold strings of p(answer + end-of-sequence)."""
+    answer, i.e. the sum over distinct gold strings of p(answer + end of turn)."""
     questions, gold = list(questions), list(gold)  # a `datasets` column re-reads on every access
     flat = [(i, a) for i, answers in enumerate(gold) for a in dict.fromkeys(answers)]
     logps = response_logprobs(model, processor, [images[i] for i, _ in flat],

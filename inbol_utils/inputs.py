@@ -30,6 +30,8 @@ from typing import Sequence
 import torch
 from PIL import Image
 
+from . import chat, profiling
+
 IGNORE_INDEX = -100  # the label of a position the loss skips (the Hugging Face convention)
 NON_MODEL_KEYS = ("labels", "pair_weight", "pair_margin")
 
@@ -44,8 +46,10 @@ def prompt_text(processor, question: str) -> str:
 
 
 def response_text(processor, response: str) -> str:
-    """What follows the prompt in a training example: the response, then end-of-sequence."""
-    return f" {response}{processor.tokenizer.eos_token}"
+    """What follows the prompt in a training example: the response as the chat template writes
+    an assistant turn, ended by the template's own end-of-turn marker (`chat.turn`)."""
+    turn = chat.turn(processor)
+    return f"{turn.lead}{response}{turn.end}"
 
 
 def encode(processor, images: Sequence[Image.Image], texts: Sequence[str], padding_side: str,
@@ -53,6 +57,7 @@ def encode(processor, images: Sequence[Image.Image], texts: Sequence[str], paddi
     """Images and full texts through the processor, padded on `padding_side`, on `device`."""
     processor.tokenizer.padding_side = padding_side
     batch = processor(images=list(images), text=list(texts), padding=True, return_tensors="pt")
+    profiling.count_tokens(batch["attention_mask"].sum(), len(texts))
     return {k: v.to(device) for k, v in batch.items()}
 
 

@@ -8,15 +8,15 @@ know which kind of model it holds.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import (
     AutoModelForImageTextToText,
-    AutoProcessor,
     CLIPVisionConfig,
     LlamaConfig,
     LlavaConfig,
@@ -27,12 +27,17 @@ from transformers import (
 from transformers.models.clip import CLIPImageProcessorPil
 from transformers.utils import logging as hf_logging
 
+from . import chat
 from .artifacts import atomic_dir
+from .image_only import load_processor
 
 # Shard-writing and weight-loading bars add noise to every notebook cell; training bars stay.
 hf_logging.disable_progress_bar()
 
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<s>", "</s>", "<image>")
+# The tokenizer's roles, then the other special tokens: ids 0-4, in this order.
+ROLES = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
+IMAGE_TOKEN = "<image>"
+NAMED_TOKENS = {"image_token": IMAGE_TOKEN}  # the processor finds its image token by this name
 TEMPLATE_WORDS = ("user:", "assistant:")
 
 # A plain-text chat format: "user: <image> what color is ... assistant: red</s>".
@@ -61,23 +66,26 @@ class ModelSize:
     heads: int = 4
 
 
-def build_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
+def build_tokenizer(words: Iterable[str], roles: Mapping[str, str] = ROLES,
+                    special: Sequence[str] = (IMAGE_TOKEN,),
+                    named: Mapping[str, str] = NAMED_TOKENS) -> PreTrainedTokenizerFast:
     """A word-level tokenizer: lowercase, split on whitespace, one id per word.
 
     Words are enough for a closed world and make every token readable in the book; special
-    tokens are matched before splitting, so "red</s>" is two tokens.
+    tokens are matched before splitting, so "red</s>" is two tokens. `roles` (pad, unk, bos,
+    eos), the other `special` tokens and the `named` ones a processor looks up (its image
+    token) default to our LLaVA's; another architecture passes its own
+    (`architectures`). The roles must include an unk token: the word level needs one.
     """
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
+    specials = list(dict.fromkeys([*roles.values(), *special]))
+    vocab = {tok: i for i, tok in enumerate(specials)}
     for word in sorted((set(words) | set(TEMPLATE_WORDS)) - set(vocab)):
         vocab[word] = len(vocab)
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=roles["unk_token"]))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        unk_token="<unk>", extra_special_tokens={"image_token": "<image>"},
-    )
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, **roles, extra_special_tokens=dict(named))
+    tokenizer.add_special_tokens({"additional_special_tokens": list(special)})
     return tokenizer
 
 
@@ -134,16 +142,29 @@ def save(model, processor, path: str | Path) -> None:
         processor.save_pretrained(tmp)
 
 
-def load(path: str | Path, device: str | None = None):
-    """Load any image-text-to-text model and its processor: ours, or one from the hub cache."""
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def torch_dtype(dtype: str) -> torch.dtype:
+    """A `DTYPES` name as torch's dtype; "auto" (a checkpoint's own) is float32 for a model
+    built here."""
+    return torch.float32 if dtype == "auto" else getattr(torch, dtype)
+
+
+def load(path: str | Path, device: str | None = None, dtype: str = "auto"):
+    """Load any image-text-to-text model and its processor: ours, or one from the hub cache.
+
+    `dtype` "auto" keeps the dtype the checkpoint was saved in: the study saves every model in
+    the dtype its base model was given (notebook 00's `dtype`), so that choice carries through
+    the whole run; "float32", "bfloat16" or "float16" casts."""
     path = str(path)
     if Path(path).exists() is False and "/" not in path:
         raise FileNotFoundError(
             f"Model {path!r} not found: give a folder written by `save` (e.g. "
             f"data/default/base_model) or a hub id available offline.")
     try:
-        processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path)
+        processor = load_processor(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
     except OSError as err:
         raise FileNotFoundError(
             f"Cannot load a model from {path!r}: it is neither a saved model folder nor a hub "
@@ -153,7 +174,13 @@ def load(path: str | Path, device: str | None = None):
 
 
 def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """This process's GPU if there is one (its LOCAL_RANK's under accelerate launch or
+    torchrun, so that data-parallel processes do not all load onto the first GPU), else the CPU."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
+VISION_ENCODERS = ("vision_tower", "vision_model", "visual")
+PROJECTORS = ("merger",)  # Qwen2-VL's projector sits inside `visual`; projectors keep training
 
 
 def count_parameters(model) -> int:
@@ -162,10 +189,13 @@ def count_parameters(model) -> int:
 
 def freeze_vision(model) -> int:
     """Freeze the vision encoder, as LLaVA does after pretraining; returns how many tensors.
-    Matches the encoder by name so it works for hub architectures too (vision_tower, vision_model)."""
+    Matches the encoder by name so it works for hub architectures too (LLaVA's vision_tower,
+    Idefics3's and SmolVLM's vision_model, Qwen2-VL's visual); the projector into the language
+    model keeps training, as LLaVA's does (Qwen2-VL's merger, inside `visual`)."""
     frozen = 0
     for name, param in model.named_parameters():
-        if "vision_tower" in name or "vision_model" in name:
+        parts = set(name.split("."))
+        if parts & set(VISION_ENCODERS) and not parts & set(PROJECTORS):
             param.requires_grad_(False)
             frozen += 1
     return frozen

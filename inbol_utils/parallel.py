@@ -38,7 +38,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def _call(fn_and_job: tuple[Callable, dict]) -> tuple[Any, dict[str, float]]:
-    """Run one job in a worker; its result comes back with the seconds it spent per part."""
+    """Run one job in a worker; its result comes back with the seconds and tokens it spent per part."""
     fn, job = fn_and_job
     return fn(**job), profiling.take()
 
@@ -71,7 +71,7 @@ def run(fn: Callable[..., Any], jobs: Sequence[dict], workers: int = 0) -> list[
             torch.set_num_threads(threads)
     with ProcessPoolExecutor(n, mp_context=_context(), initializer=_quiet_single_thread) as pool:
         results = []
-        for result, seconds in pool.map(_call, [(fn, job) for job in jobs]):
-            profiling.add(seconds)
+        for result, totals in pool.map(_call, [(fn, job) for job in jobs]):
+            profiling.add(totals)
             results.append(result)
         return results

@@ -26,6 +26,7 @@ CA_MODES = ("weight", "margin")  # dpo.CA_MODES besides "none" (vanilla DPO, alw
 CA_SIGNALS = ("label", "policy", "both")  # dpo.CA_SIGNALS
 C_VALUES = (0, 0.5, 1, 2, 4)  # metrics.C_VALUES: the Trust_c costs every score carries
 ABLATIONS = ("pairs", "anchor", "ca_signal", "ca_mode", "tau", "signal", "sources")
+DTYPES = ("float32", "bfloat16", "float16", "auto")  # modeling.DTYPES
 HEADS = 4  # modeling.ModelSize.heads: both widths are split across this many attention heads
 
 
@@ -48,6 +49,7 @@ class Param:
     many: bool = False
     min_items: int = 1
     distinct: bool = True
+    blank: bool = False  # a text that may be empty (meaning "none")
 
     def allowed(self) -> str:
         """What is allowed, in words: the second half of every message about this parameter."""
@@ -83,7 +85,7 @@ class Param:
             return (isinstance(value, dict) and set(value) <= set(REGIONS)
                     and all(_is_real(v) and 0 <= v <= 1 for v in value.values()))
         if self.kind in ("text", "path"):
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str) or not (value or self.blank):
                 return False
         elif self.kind == "int":
             if not isinstance(value, int) or isinstance(value, bool):
@@ -157,16 +159,24 @@ SCHEMAS: dict[str, Schema] = {
         "fact_scale": Param("real", "base-train rows per unit of fact exposure", low=0),
         "max_difficulty": Param("real", "difficulty of the hardest scenes (small, faint, noisy)", low=0, high=1),
         "knowledge_max_difficulty": Param("real", "difficulty of the scenes of knowledge queries", low=0, high=1),
+        "base_model": Param("text", "a checkpoint (hub-format folder or hub id) to start from; empty: the "
+                                    "study's own tiny LLaVA", blank=True),
+        "dtype": Param("text", "the weights' dtype, kept by every later model", choices=DTYPES),
+        "lora_rank": Param("int", "rank of the LoRA adapters base training fine-tunes; 0: every weight", low=0),
         "vision_width": Param("int", f"vision tower width, a multiple of its {HEADS} heads", low=HEADS),
         "vision_layers": _positive_int("vision tower layers"),
         "text_width": Param("int", f"language model width, a multiple of its {HEADS} heads", low=HEADS),
         "text_layers": _positive_int("language model layers"),
         "vision_steps": Param("int", "pretraining steps of the vision tower; 0 means none", low=0),
-        "base_steps": _positive_int("training steps of each base model"),
+        "base_steps": Param("int", "training steps of each base model on the world; 0 (only with a base_model) "
+                                   "uses the checkpoint as it is", low=0),
         "batch_size": _positive_int("base training batch size"),
         "learning_rate": Param("real", "base training learning rate", above=0),
         "probe_every": _positive_int("steps between accuracy probes during base training"),
     }, rules=(
+        Rule(lambda p: p["base_steps"] > 0 or p["base_model"],
+             "base_steps={base_steps}: the study's own base model must be trained (base_steps >= 1); "
+             "0 is for a base_model checkpoint used as it is"),
         Rule(lambda p: p["vision_width"] % HEADS == 0 and p["text_width"] % HEADS == 0,
              f"vision_width={{vision_width}} and text_width={{text_width}} must be multiples of {HEADS} "
              f"(the attention heads)"),
@@ -211,6 +221,7 @@ SCHEMAS: dict[str, Schema] = {
         "anchor_weight": Param("real", "weight of the chosen responses' NLL in the loss; 0 means no anchor", low=0),
         "ca_mode": Param("text", "CA-DPO's form; vanilla DPO is trained anyway", choices=CA_MODES),
         "ca_signal": Param("text", "CA-DPO's certainty: label, policy or both", choices=CA_SIGNALS),
+        "lora_rank": Param("int", "rank of the LoRA adapters every method trains; 0: every weight", low=0),
     }, inputs=(WORLD, BASE_MODEL, Input("seed{seed}/labels.parquet", BY_02),
                Input("seed{seed}/idk_it/labelling.json", BY_02))),
     "04_evaluation": Schema({

@@ -275,8 +275,8 @@ def publish(partial: Path, executed: Path) -> None:
 
 def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the kernel's start and
-    shutdown (the wall time no cell accounts for), and the core-seconds of each part of the
-    work (`profiling`), summed over the stage's processes."""
+    shutdown (the wall time no cell accounts for), and the core-seconds and tokens of each part
+    of the work (`profiling`), summed over the stage's processes."""
     cells = []
     for cell in json.loads(executed.read_text())["cells"]:
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
@@ -286,6 +286,7 @@ def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
     in_cells = sum(c["seconds"] for c in cells)
     return {"seconds": round(seconds, 1), "kernel_and_papermill": round(seconds - in_cells, 1),
             "cells": cells, "parts_core_seconds": {k: round(v, 1) for k, v in profiling.read(parts).items()},
+            "parts_tokens": profiling.read_tokens(parts),
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 

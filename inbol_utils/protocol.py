@@ -72,32 +72,55 @@ def build_world(artifacts: str | Path, config: world.WorldConfig):
 
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
                      vision_steps: int, steps: int, batch_size: int, lr: float,
-                     probe_every: int) -> dict:
-    """The seed's original MLLM: a fresh tiny LLaVA, its vision tower pretrained then frozen,
-    then trained on the world's answerable queries only (it never sees a refusal); saved to
-    seed<s>/base_model. Accuracy per question type on the validation split is tracked during
-    training. A job for `parallel.run`: one per seed."""
+                     probe_every: int, base_model: str = "", dtype: str = "float32",
+                     lora_rank: int = 0) -> dict:
+    """The seed's original MLLM, trained on the world's answerable queries only (it never sees
+    a refusal); saved to seed<s>/base_model in `dtype`. With no `base_model`, a fresh tiny
+    LLaVA sized by `size`, its vision tower pretrained then frozen; with one (a saved folder or
+    a hub id), that checkpoint, vision encoder frozen, fine-tuned for `steps` (0: as it is),
+    LoRA adapters of rank `lora_rank` if > 0 (merged when saved). Accuracy per question type on
+    the validation split is tracked during training. A job for `parallel.run`: one per seed."""
+    if dtype not in modeling.DTYPES:
+        raise ValueError(f"dtype must be one of {modeling.DTYPES}, got {dtype!r}")
+    if steps < 0 or (steps == 0 and not base_model):
+        raise ValueError(f"base_steps must be > 0 (or 0 with a base_model to use as it is), got {steps}")
     home = seed_dir(artifacts, seed)
-    made_from = recipe(job="base model", world=recipe_of(world_dir(artifacts)), size=size, seed=seed,
-                       vision_steps=vision_steps, steps=steps, batch_size=batch_size, lr=lr, probe_every=probe_every)
+    source = (recipe_of(base_model) if Path(base_model).exists() else base_model) if base_model else size
+    made_from = recipe(job="base model", world=recipe_of(world_dir(artifacts)), source=source, seed=seed,
+                       vision_steps=vision_steps, steps=steps, batch_size=batch_size, lr=lr, probe_every=probe_every,
+                       dtype=dtype, lora_rank=lora_rank)
     return reuse(home / "base_model", made_from, lambda: _train_base_model(
-        artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every))
+        artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every, base_model, dtype,
+        lora_rank))
 
 
-def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every) -> dict:
+def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every,
+                      base_model, dtype, lora_rank) -> dict:
     splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
-    processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
-    model = modeling.build_model(processor, size, seed=seed)
-    vision_accuracy = vision.pretrain_vision_tower(model, processor, config, vision_steps, seed=seed,
-                                                   progress=False)
+    if base_model:
+        model, processor = modeling.load(base_model, dtype=dtype)
+        modeling.freeze_vision(model)
+        vision_accuracy = []  # a checkpoint's vision encoder arrives pretrained
+    else:
+        processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
+        model = modeling.build_model(processor, size, seed=seed)
+        vision_accuracy = vision.pretrain_vision_tower(model, processor, config, vision_steps, seed=seed,
+                                                       progress=False)
+        model.to(modeling.torch_dtype(dtype))
     monitor = splits["validation"].filter(lambda r: r["family"] != "unanswerable").shuffle(seed=seed)
     monitor = monitor.select(range(min(300, len(monitor))))
     callback = training.ProbeCallback(evaluation.accuracy_probe(processor, monitor), every=probe_every)
-    rows = splits["base_train"].map(lambda r: {"response": r["answers"][0]})
     home = seed_dir(artifacts, seed)
-    args = training.training_arguments(str(home / "runs" / "base"), steps, batch_size, lr, seed,
-                                       disable_tqdm=True)
-    log = training.train_sft(model, processor, rows, args, [callback])
+    if steps:
+        model = recipes.lora(model, lora_rank) if lora_rank else model
+        rows = splits["base_train"].map(lambda r: {"response": r["answers"][0]})
+        args = training.training_arguments(str(home / "runs" / "base"), steps, batch_size, lr, seed,
+                                           disable_tqdm=True)
+        log = training.train_sft(model, processor, rows, args, [callback])
+        model = model.merge_and_unload() if lora_rank else model
+    else:
+        log = pd.DataFrame(columns=["step", "loss"])
+        callback.history.append({"step": 0, **callback.probe(model)})
     modeling.save(model, processor, home / "base_model")
     return {"seed": seed, "log": log, "curve": pd.DataFrame(callback.history),
             "vision_accuracy": vision_accuracy}
@@ -233,16 +256,17 @@ def _train_method(method, settings, home, start, out, world_path, validation_eve
                                       stop_at=stop_at)
     run = dict(out=out, steps=settings["steps"], lr=settings["lr"], batch_size=settings["batch_size"],
                seed=settings["seed"], quiet=True)
+    lora_rank = settings.get("lora_rank", 0)
     if stage == "idk_it":
         instructions = idk_data.load(data, idk_data.IDK_FEATURES, "IDK-IT set")
-        log = recipes.train_idk_it(start, instructions, out, recipes.arguments(**run), callbacks=[callback])
+        log = recipes.train_idk_it(start, instructions, out, recipes.arguments(**run), lora_rank, [callback])
     elif stage == "control":
-        log = recipes.train_control(start, recipes.load_pairs(data), out, recipes.arguments(**run),
-                                    callbacks=[callback])
+        log = recipes.train_control(start, recipes.load_pairs(data), out, recipes.arguments(**run), lora_rank,
+                                    [callback])
     else:
         args = recipes.arguments(**run, config_class=dpo.CADPOConfig,
                                  **{knob: settings[knob] for knob in PREFERENCE_KNOBS})
-        log = recipes.train_preferences(start, recipes.load_pairs(data, args), out, args, callbacks=[callback])
+        log = recipes.train_preferences(start, recipes.load_pairs(data, args), out, args, lora_rank, [callback])
     return {"log": log, "curve": pd.DataFrame(callback.history)}
 
 

@@ -43,7 +43,7 @@ def lora(model, rank: int):
     the vision encoder stays frozen and adapter-free."""
     from peft import LoraConfig, get_peft_model
 
-    target = r".*language_model.*\.(q_proj|v_proj)"
+    target = r".*(language_model|text_model).*\.(q_proj|v_proj)"  # text_model: Idefics3, SmolVLM
     return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=target))
 
 

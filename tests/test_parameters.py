@@ -42,6 +42,7 @@ def test_the_schemas_vocabularies_are_the_packages():
     assert parameters.C_VALUES == metrics.C_VALUES
     assert parameters.HEADS == modeling.ModelSize().heads
     assert parameters.ABLATIONS == ablations.ABLATIONS
+    assert parameters.DTYPES == modeling.DTYPES
 
 
 def test_kinds_bounds_and_lists():
@@ -88,7 +89,8 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                "00_world_and_base_model: fact_scale = -1 is not allowed; fact_scale "
                                "(base-train rows per unit of fact exposure) must be a number >= 0"),
     "00 fractional steps": (set_stage("00", base_steps=2.5), "base_steps = 2.5 is not allowed; "
-                            "base_steps (training steps of each base model) must be an integer >= 1"),
+                            "base_steps (training steps of each base model on the world; 0 (only with a base_model) "
+                            "uses the checkpoint as it is) must be an integer >= 0"),
     "01 n_samples outside the sweep": (set_stage("01", n_samples=5),
                                        "01_boundary_definition: n_samples=5 must be one of n_values=[1, 3]"),
     "01 zero temperature": (set_stage("01", temperature=0), "temperature = 0 is not allowed; temperature "

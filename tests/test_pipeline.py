@@ -289,7 +289,14 @@ def test_shipped_parameter_files_are_well_formed(name):
 # the book
 
 
-GLUE_CELL = 'from myst_nb import glue\nglue("demo_acc", 0.8765, display=False)\nprint("hello")'
+GLUE_CELL = """from myst_nb import glue
+import pandas as pd
+glue("demo_acc", 0.8765, display=False)
+print("hello")
+# what the introduction glues from chapter 4
+glue("headline_table", pd.DataFrame({"Trust in-domain": ["0.10 ± 0.01"]}, index=["InBoL"]), display=False)
+for split in ("test", "ood"):
+    glue(f"headline_verdict_{split}", "InBoL is level with IDK-IT alone", display=False)"""
 
 
 @pytest.mark.slow
@@ -302,6 +309,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
     for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy(REPO / name, book / name)
     shutil.copytree(REPO / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
+    shutil.copytree(REPO / "_static", book / "_static")
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import browser
-from inbol_utils import environment, methods, metrics, protocol
+from inbol_utils import costs, environment, methods, metrics, protocol
 from inbol_utils.pipeline import partial_notebook, run_pipeline
 from prose import contradictions
 
@@ -81,6 +81,11 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     assert selection.groupby("method")["selected"].sum().to_dict() == {m: 1 for m in methods.TRAINED}
     comparisons = pd.read_csv(results / "comparisons.csv")
     assert set(comparisons["verdict"]) <= set(metrics.VERDICTS)
+    # The GPU-hour estimate's row formulas follow what the notebooks put through the model: within
+    # the share of answerable queries (likelihoods count gold answers), prefetched batches and
+    # checkpoints chosen before the schedule's end.
+    rows = costs.predicted_rows(costs.measured(tmp_path / "artifacts" / "profile.json"), params)
+    assert (rows["rows"] / rows["rows_formula"]).dropna().between(0.6, 1.3).all(), rows.to_string()
     for seed in (0, 1):  # every seed has its own base model and every trained method
         home = protocol.seed_dir(artifacts, seed)
         assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in methods.TRAINED)
