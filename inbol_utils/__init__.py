@@ -2,8 +2,12 @@
 
 Small modules, one job each:
   world        the generated multimodal world and its splits (ground truth included)
+  sources      named data sources (generated, easy_vqa, datasets) and the record of which one built a world
+  real_data    a real VQA table in the same schema: image-disjoint splits, extrinsic constructions
+  easy_vqa     the easy-VQA adapter (the PyPI package's dataset; what each image contains)
+  vqa_datasets the generic adapter for any `datasets` VQA table (image/question/answers)
   modeling     tokenizer, processor and a tiny LLaVA, built offline; load/save in the hub format
-  vision       pretraining of the vision tower on the world's cells
+  vision       pretraining of the vision tower (the world's cells, or a source's image labels)
   generation   batched greedy and sampled answers (shared prompt cache), exact answer log-probabilities
   training     supervised training (base model and IDK-IT), loss on response tokens only
   answers      answer normalisation, refusal phrasings, refusal and hybrid detection

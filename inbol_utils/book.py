@@ -1,4 +1,4 @@
-"""Numbers into the book's prose: a thin layer over `myst_nb.glue`."""
+"""Numbers into the book's prose: a thin layer over `myst_nb.glue`; notes where a source lacks them."""
 from __future__ import annotations
 
 import numbers
@@ -17,3 +17,15 @@ def glue_value(name: str, value) -> None:
     elif isinstance(value, numbers.Real):
         value = float(value)
     glue(name, value, display=False)
+
+
+NOT_KNOWN = "not known on this source"
+
+
+def note_not_known(what: str, source: str) -> None:
+    """Show, in place of a table or figure, that it needs ground truth this data source lacks
+    (a real dataset does not say which queries lie beyond the model's intrinsic boundary)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"*{what}: {NOT_KNOWN} ({source}). A real dataset records no fact exposure, "
+                     f"difficulty or intrinsic boundary; only what the models do is measured.*"))

@@ -17,6 +17,14 @@ from .reuse import recipe, recipe_of, reuse
 TEST_SPLITS = ("test", "ood")
 HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_refusal", "known_acc",
             "known_refr", "unanswerable_refr", "beyond_intrinsic_refr", "truthful")
+# Metrics that need the intrinsic boundary's ground truth (which queries are inside it): a real
+# dataset has none, so on a real source they are left out rather than shown as a number.
+NEEDS_INTRINSIC_TRUTH = ("over_refusal", "beyond_intrinsic_refr", "truthful")
+
+
+def measurable(columns, intrinsic_truth: bool) -> list[str]:
+    """The metrics of `columns` that the source's ground truth supports (`sources.read_info`)."""
+    return [c for c in columns if intrinsic_truth or c not in NEEDS_INTRINSIC_TRUTH]
 
 
 def score_splits(model, processor, splits, **labels) -> pd.DataFrame:
@@ -103,7 +111,9 @@ def summary(frame: pd.DataFrame, c_values=metrics.C_VALUES) -> dict:
     world's ground truth (answerable and its fact, if any, shown) and from the base model's own
     knowledge (`base_known`)."""
     result = metrics.summarize(frame, c_values)
-    result["truthful"] = metrics.truthful_rate(frame.assign(known=frame["region_truth"] == "inside"))
+    # Real data does not say which answerable queries are known: no ground-truth truthful rate.
+    result["truthful"] = np.nan if (frame["region_truth"] == world.REGION_UNKNOWN).any() else \
+        metrics.truthful_rate(frame.assign(known=frame["region_truth"] == "inside"))
     result["truthful_known"] = metrics.truthful_rate(frame.assign(known=frame["base_known"]))
     return result
 
@@ -135,7 +145,7 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
     """Refusal rate on in-domain queries beyond a boundary, for held-out entities and
     constructions (never in InBoL training) vs those training saw: does refusal generalise?
     One row per method, seed, kind and held-out flag, so that the spread over seeds shows."""
-    beyond = scored[(scored["split"] == "test") & (scored["region_truth"] != "inside")].copy()
+    beyond = scored[(scored["split"] == "test") & scored["region_truth"].isin(world.REGIONS[1:])].copy()
     beyond["kind"] = np.where(beyond["family"] == "unanswerable", "construction", "unseen fact")
     beyond["refused"] = beyond["response_type"] == "refusal"
     return (beyond.groupby(["method", "seed", "kind", "heldout"], sort=False)["refused"]

@@ -32,7 +32,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
+from . import answers, confidence, evaluation, idk_data, modeling, parallel, recipes, sources, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
 from .reuse import mark, recipe, recipe_of, reuse
@@ -80,20 +80,24 @@ def start_model(home: Path, method: str) -> Path:
 # ---------------------------------------------------------------------------- base model and probe
 
 
-def build_world(artifacts: str | Path, config: world.WorldConfig):
-    """Generate the world, save it to <artifacts>/world and record its recipe (the config:
-    the same config always generates the same world). Returns (splits, facts)."""
-    splits, facts = world.build_world(config)
-    world.save_world(splits, facts, world_dir(artifacts))
-    mark(world_dir(artifacts), recipe(job="world", config=config))
-    return splits, facts
+def build_world(artifacts: str | Path, config: world.WorldConfig, source: str = "generated",
+                source_path: str = "") -> dict:
+    """Build the splits of `source` (`sources`: the generated world by default, sized by
+    `config`), save them to <artifacts>/world with the source's record, and record their recipe
+    (the same config and source always give the same splits). Returns the splits."""
+    splits = sources.build(source, source_path, config, world_dir(artifacts))
+    made_from = recipe(job="world", config=config) if source == "generated" else \
+        recipe(job="world", config=config, source=source, source_path=source_path)
+    mark(world_dir(artifacts), made_from)
+    return splits
 
 
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
                      vision_steps: int, steps: int, batch_size: int, lr: float,
                      probe_every: int) -> dict:
-    """The seed's original MLLM: a fresh tiny LLaVA, its vision tower pretrained then frozen,
-    then trained on the world's answerable queries only (it never sees a refusal); saved to
+    """The seed's original MLLM: a fresh tiny LLaVA, its vision tower pretrained then frozen
+    (with `vision_steps` = 0 it is not pretrained and trains with the rest), then trained on
+    the world's answerable queries only (it never sees a refusal); saved to
     seed<s>/base_model. Accuracy per question type on the validation split is tracked during
     training. A job for `parallel.run`: one per seed."""
     home = seed_dir(artifacts, seed)
@@ -105,10 +109,15 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
 
 def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every) -> dict:
     splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
-    processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
+    words = set(sources.read_info(world_dir(artifacts))["words"])
+    processor = modeling.build_processor(words | answers.refusal_words(), size)
     model = modeling.build_model(processor, size, seed=seed)
-    vision_accuracy = vision.pretrain_vision_tower(model, processor, config, vision_steps, seed=seed,
-                                                   progress=False)
+    task = sources.vision_task(world_dir(artifacts), config, seed) if vision_steps else None
+    if vision_steps and task is None:
+        raise ValueError("this data source has no image labels to pretrain the vision tower on: set "
+                         "vision_steps to 0 (the tower then trains end to end with the model)")
+    vision_accuracy = vision.pretrain_vision_tower(model, processor, task, vision_steps, seed=seed,
+                                                   progress=False) if vision_steps else []
     monitor = splits["validation"].filter(lambda r: r["family"] != "unanswerable").shuffle(seed=seed)
     monitor = monitor.select(range(min(300, len(monitor))))
     callback = training.ProbeCallback(evaluation.accuracy_probe(processor, monitor), every=probe_every)
