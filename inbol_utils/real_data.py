@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from . import profiling
 from .world import FEATURES, REGION_UNKNOWN, REGIONS
 
 CONSTRUCTIONS = ("absent", "blank", "noise", "swapped")
@@ -229,6 +230,7 @@ def to_split(table: VQATable, rows: list[_Row], split: str, heldout: tuple[str, 
     return datasets.Dataset.from_dict(columns, features=FEATURES)
 
 
+@profiling.part("data building")
 def build_splits(train: VQATable, test: VQATable, config: RealConfig) -> dict[str, datasets.Dataset]:
     """The pipeline's five splits from a real train and test table (see the module's doc)."""
     rng = np.random.default_rng([config.seed, 20])
