@@ -9,7 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from inbol_utils import idk_data, metrics, protocol
+from inbol_utils import metrics, protocol
 from inbol_utils.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,10 +57,12 @@ def test_smoke_pipeline_builds_the_book(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_pipeline_through_easy_vqa(tmp_path):
-    """Notebooks 00-02 through the easy-VQA adapter: the base models trained on its images, the
-    probe and the training data. Stages 03 and 04 read only what 02 and the world folder hold,
-    in the schema every source shares; what they do differently on a real source (metrics whose
-    ground truth is not known) is tested in test_sources.py, and params/easy_vqa.yaml runs them."""
+    """Notebooks 00 and 01 through the easy-VQA adapter: base models trained on its images, and
+    their probe. These are the stages with source-specific code (the adapter, the vision labels,
+    the figures that say "not known on this source"). From 02 on, the stages read what 01 and
+    the world folder hold, in the schema every source shares; what differs on a real source (the
+    "unknown" intrinsic truth in training data and metrics) is tested in test_sources.py, and
+    params/easy_vqa.yaml runs all five stages (too long for this suite's budget)."""
     params = tmp_path / "easy_vqa.yaml"
     params.write_text(f"""
 artifacts: {tmp_path / 'artifacts'}
@@ -72,25 +74,20 @@ stages:
                   base_steps: 8, probe_every: 4}}
   - notebook: notebooks/01_boundary_definition.ipynb
     parameters: {{n_samples: 2, n_values: [1, 2]}}
-  - notebook: notebooks/02_data_generation.ipynb
-    parameters: {{}}
 """)
     executed = tmp_path / "executed"
     records = run_pipeline(params, executed, force=True)
-    assert [r["status"] for r in records] == ["ran"] * 3
-    texts = {}
+    assert [r["status"] for r in records] == ["ran"] * 2
     for path in executed.glob("*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("output_type") == "error"], f"{path.name} has error output"
-        texts[path.stem] = str(outputs)
-    for stem in ("00_world_and_base_model", "01_boundary_definition"):
-        assert "not known on this source (easy_vqa)" in texts[stem]
+        assert "not known on this source (easy_vqa)" in str(outputs), path.name
     artifacts = tmp_path / "artifacts"
     assert json.loads((artifacts / "world" / "source.json").read_text())["source"] == "easy_vqa"
-    labels = pd.read_parquet(artifacts / "seed0" / "labels.parquet")
-    assert set(labels["region_truth"]) == {"unknown", "beyond-extrinsic"}
-    assert (labels.loc[labels["region_truth"] == "beyond-extrinsic", "region"] == "beyond-extrinsic").all()
-    assert set(labels.loc[labels["region_truth"] == "unknown", "region"]) <= {"inside", "beyond-intrinsic"}
-    idk = idk_data.load(artifacts / "seed0" / "idk_it", idk_data.IDK_FEATURES, "IDK-IT set")
-    assert len(idk) > 0 and {"rectangle", "circle", "triangle"} & set(idk["response"])
+    probe = pd.read_parquet(artifacts / "seed0" / "boundary.parquet")
+    assert len(probe) == 60 and set(probe["region_truth"]) == {"unknown", "beyond-extrinsic"}
+    unanswerable = probe["region_truth"] == "beyond-extrinsic"
+    assert (probe.loc[unanswerable, "likelihood_conf"] == 0).all()  # nothing in the image to know
+    assert probe.loc[~unanswerable, "likelihood_conf"].between(0, 1).all()
+    assert probe.loc[~unanswerable, "answers"].map(len).eq(1).all()
