@@ -175,12 +175,18 @@ def test_generic_adapter_reads_a_local_datasets_folder(local_vqa):
     assert (test_rows.loc[test_rows["construction"] == "annotated", "answers"].map(len) == 0).all()
 
 
-def test_generic_adapter_cuts_a_single_split_by_image_and_names_missing_columns(tmp_path):
+def test_generic_adapter_cuts_a_single_split_by_image_and_names_missing_columns(tmp_path, monkeypatch):
     folder = tmp_path / "one_split"
     datasets.Dataset.from_dict(_vqa_table(20, 0, False)).save_to_disk(str(folder))
     train, test = vqa_datasets.tables(str(folder))
     assert len(train.image_ids()) == 16 and len(test.image_ids()) == 4
     assert not set(train.image_ids()) & set(test.image_ids())
+    files = tmp_path / "parquet_files"  # a folder of data files, read by load_dataset
+    files.mkdir()
+    datasets.Dataset.from_dict(_vqa_table(20, 0, False)).to_parquet(str(files / "train.parquet"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    from_files, _ = vqa_datasets.tables(str(files))
+    assert from_files.image_ids() == train.image_ids()
     bad = tmp_path / "bad"
     datasets.Dataset.from_dict({"image": [_image((1, 2, 3))], "query": ["q"], "answers": [["a"]]}).save_to_disk(str(bad))
     with pytest.raises(ValueError, match="question"):
