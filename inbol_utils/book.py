@@ -1,4 +1,4 @@
-"""Numbers into the book's prose: a thin layer over `myst_nb.glue`."""
+"""Numbers into the book's prose: a thin layer over `myst_nb.glue`; notes where a source lacks them."""
 from __future__ import annotations
 
 import math
@@ -7,6 +7,8 @@ import numbers
 import pandas as pd
 
 from myst_nb import glue
+
+NOT_KNOWN = "not known on this source"  # a metric or figure that needs ground truth a real source lacks
 
 
 def glue_value(name: str, value) -> None:
@@ -37,9 +39,10 @@ HEADLINE_COLUMNS = {("test", "trust"): "Trust in-domain", ("ood", "trust"): "Tru
 def headline_table(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame:
     """The study's answer in one table: mean ± sd over seeds of the headline columns, one row
     per method. `table` is `evaluation.mean_spread`'s (method, split) x (metric, mean/std)
-    frame; `methods` maps each method's name to the label shown, in the order shown."""
+    frame; `methods` maps each method's name to the label shown, in the order shown. A column
+    the source cannot measure (`evaluation.measurable`) says so."""
     cells = {label: [mean_sd(table.loc[(m, split), (metric, "mean")], table.loc[(m, split), (metric, "std")])
-                     for m in methods]
+                     if metric in table else NOT_KNOWN for m in methods]
              for (split, metric), label in HEADLINE_COLUMNS.items()}
     return pd.DataFrame(cells, index=list(methods.values()))
 
@@ -74,3 +77,13 @@ def correlation_phrase(r: float) -> str:
         return "cannot be compared: one of them does not vary"
     return ("track each other closely" if r >= 0.9 else "agree, but loosely" if r >= 0.5
             else "barely agree")
+
+
+
+def note_not_known(what: str, source: str) -> None:
+    """Show, in place of a table or figure, that it needs ground truth this data source lacks
+    (a real dataset does not say which queries lie beyond the model's intrinsic boundary)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"*{what}: {NOT_KNOWN} ({source}). A real dataset records no fact exposure, "
+                     f"difficulty or intrinsic boundary; only what the models do is measured.*"))

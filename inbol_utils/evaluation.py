@@ -29,6 +29,14 @@ from .world import split_frame
 TEST_SPLITS = ("test", "ood")
 HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_refusal", "known_acc",
             "known_refr", "unanswerable_refr", "beyond_intrinsic_refr", "truthful")
+# Metrics that need the intrinsic boundary's ground truth (which queries are inside it): a real
+# dataset has none, so on a real source they are left out rather than shown as a number.
+NEEDS_INTRINSIC_TRUTH = ("over_refusal", "beyond_intrinsic_refr", "truthful")
+
+
+def measurable(columns, intrinsic_truth: bool) -> list[str]:
+    """The metrics of `columns` that the source's ground truth supports (`sources.read_info`)."""
+    return [c for c in columns if intrinsic_truth or c not in NEEDS_INTRINSIC_TRUTH]
 VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
                       "beyond_intrinsic_refr")
 # The paper's two headline claims, each "method beats rival" (checked by `claim_holds`).
@@ -172,7 +180,9 @@ def summary(df: pd.DataFrame, c_values: Sequence[float] = metrics.C_VALUES) -> d
         out["known_refr"] = _refusal_rate(types[known])
     out["unanswerable_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-extrinsic"])
     out["beyond_intrinsic_refr"] = _refusal_rate(types[df["region_truth"] == "beyond-intrinsic"])
-    out["truthful"] = metrics.truthful_rate(df.assign(known=df["region_truth"] == "inside"))
+    # Real data does not say which answerable queries are known: no ground-truth truthful rate.
+    out["truthful"] = np.nan if (df["region_truth"] == world.REGION_UNKNOWN).any() else \
+        metrics.truthful_rate(df.assign(known=df["region_truth"] == "inside"))
     if "base_known" in df:
         out["truthful_known"] = metrics.truthful_rate(df.assign(known=df["base_known"]))
     return out
@@ -193,7 +203,7 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
     """Refusal rate on in-domain queries beyond a boundary, for held-out entities and
     constructions (never in InBoL training) vs those training saw: does refusal generalise?
     One row per method, seed, kind and held-out flag, so that the spread over seeds shows."""
-    beyond = scored[(scored["split"] == "test") & (scored["region_truth"] != "inside")].copy()
+    beyond = scored[(scored["split"] == "test") & scored["region_truth"].isin(world.REGIONS[1:])].copy()
     beyond["kind"] = np.where(beyond["family"] == "unanswerable", "construction", "unseen fact")
     beyond["refused"] = beyond["response_type"] == "refusal"
     return (beyond.groupby(["method", "seed", "kind", "heldout"], sort=False)["refused"]

@@ -26,7 +26,7 @@ import pandas as pd
 from . import profiling
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .artifacts import atomic_dir, require
-from .world import REGIONS, select_ids
+from .world import REGIONS, TRUTHS, select_ids
 
 IDK_FEATURES = datasets.Features({
     "id": datasets.Value("string"), "image": datasets.Image(), "question": datasets.Value("string"),
@@ -163,9 +163,9 @@ def validate(ds: datasets.Dataset, features: datasets.Features, what: str) -> da
                 raise ValueError(f"{where}: field {field!r} must be a non-empty string, got {row[field]!r}")
         if "rejected" in row and not isinstance(row["rejected"], str):  # may be the model's empty answer
             raise ValueError(f"{where}: field 'rejected' must be a string, got {row['rejected']!r}")
-        for field in ("region", "region_truth"):
-            if row[field] not in REGIONS:
-                raise ValueError(f"{where}: field {field!r} must be one of {REGIONS}, got {row[field]!r}")
+        for field, allowed in (("region", REGIONS), ("region_truth", TRUTHS)):
+            if row[field] not in allowed:
+                raise ValueError(f"{where}: field {field!r} must be one of {allowed}, got {row[field]!r}")
         for field in ("confidence", "propensity"):
             if field in row and (row[field] is None or not 0.0 <= row[field] <= 1.0 + 1e-6):
                 raise ValueError(f"{where}: field {field!r} must lie in [0, 1], got {row[field]!r}")

@@ -4,7 +4,8 @@ and the paired comparison of two methods over seeds. Pure functions of scored ro
 
 Rates are fractions of all queries in the frame. Each row of a results frame is one query with
 its `response_type` (one of RESPONSE_TYPES, from answers.classify_response) and, where needed,
-its ground-truth `region_truth` (one of REGIONS) and `answerable` flag.
+its ground-truth `region_truth` (one of TRUTHS: a region, or "unknown" for an answerable query
+of a real dataset) and `answerable` flag.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from inbol_utils.answers import RESPONSE_TYPES
-from inbol_utils.world import REGIONS
+from inbol_utils.world import REGION_UNKNOWN, REGIONS, TRUTHS
 
 C_VALUES = (0, 0.5, 1, 2, 4)
 
@@ -59,15 +60,17 @@ def region_response_matrix(df: pd.DataFrame) -> pd.DataFrame:
     """Rows REGIONS, columns RESPONSE_TYPES (row-normalised) plus "n", the row's query count.
 
     A region with no queries gets a nan row and n = 0, so matrices from different runs always
-    have the same shape.
+    have the same shape. Real data's answerable queries, whose region is not known, get a row
+    "unknown" of their own (only when there are any).
     """
     _check_types(df["response_type"])
-    unknown = set(df["region_truth"]) - set(REGIONS)
+    unknown = set(df["region_truth"]) - set(TRUTHS)
     if unknown:
-        raise ValueError(f"unknown regions {sorted(unknown)}; expected {REGIONS}")
+        raise ValueError(f"unknown regions {sorted(unknown)}; expected {TRUTHS}")
+    rows = list(REGIONS) + ([REGION_UNKNOWN] if (df["region_truth"] == REGION_UNKNOWN).any() else [])
     counts = (
         df.groupby(["region_truth", "response_type"]).size().unstack(fill_value=0)
-        .reindex(index=list(REGIONS), columns=list(RESPONSE_TYPES), fill_value=0)
+        .reindex(index=rows, columns=list(RESPONSE_TYPES), fill_value=0)
     )
     n = counts.sum(axis=1)
     matrix = counts.div(n.where(n > 0), axis=0)

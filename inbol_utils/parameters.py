@@ -26,6 +26,7 @@ CA_MODES = ("weight", "margin")  # dpo.CA_MODES besides "none" (vanilla DPO, alw
 CA_SIGNALS = ("label", "policy", "both")  # dpo.CA_SIGNALS
 C_VALUES = (0, 0.5, 1, 2, 4)  # metrics.C_VALUES: the Trust_c costs every score carries
 ABLATIONS = ("pairs", "anchor", "ca_signal", "ca_mode", "tau", "signal", "sources")
+SOURCES = ("generated", "easy_vqa", "datasets")  # sources.SOURCES
 DTYPES = ("float32", "bfloat16", "float16", "auto")  # modeling.DTYPES
 HEADS = 4  # modeling.ModelSize.heads: both widths are split across this many attention heads
 
@@ -149,6 +150,9 @@ SCHEMAS: dict[str, Schema] = {
     "00_world_and_base_model": Schema({
         "artifacts": ARTIFACTS,
         "world_seed": Param("int", "the world: the benchmark every seed is measured on", low=0),
+        "source": Param("text", "where the splits come from", choices=SOURCES),
+        "source_path": Param("text", "source 'datasets' only: a local datasets folder or a cached hub name",
+                             blank=True),
         "seeds": Param("int", SEEDS.meaning, low=0, many=True),
         "workers": WORKERS,
         "n_base_perception": _positive_int("perception queries in base training"),
@@ -167,13 +171,19 @@ SCHEMAS: dict[str, Schema] = {
         "vision_layers": _positive_int("vision tower layers"),
         "text_width": Param("int", f"language model width, a multiple of its {HEADS} heads", low=HEADS),
         "text_layers": _positive_int("language model layers"),
-        "vision_steps": Param("int", "pretraining steps of the vision tower; 0 means none", low=0),
+        "vision_steps": Param("int", "pretraining steps of the vision tower; 0 means none (it trains end to "
+                                     "end)", low=0),
         "base_steps": Param("int", "training steps of each base model on the world; 0 (only with a base_model) "
                                    "uses the checkpoint as it is", low=0),
         "batch_size": _positive_int("base training batch size"),
         "learning_rate": Param("real", "base training learning rate", above=0),
         "probe_every": _positive_int("steps between accuracy probes during base training"),
     }, rules=(
+        Rule(lambda p: (p["source"] == "datasets") == bool(p["source_path"]),
+             "source_path={source_path!r} names the dataset of source 'datasets' and only that "
+             "(source={source!r})"),
+        Rule(lambda p: p["source"] != "datasets" or p["vision_steps"] == 0 or p["base_model"],
+             "source 'datasets' has no image labels to pretrain the vision tower on: set vision_steps to 0"),
         Rule(lambda p: p["base_steps"] > 0 or p["base_model"],
              "base_steps={base_steps}: the study's own base model must be trained (base_steps >= 1); "
              "0 is for a base_model checkpoint used as it is"),

@@ -32,7 +32,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import answers, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, training, vision, world
+from . import answers, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, sources, training, vision, world
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
 from .methods import ABSTAIN, BASE, IDKIT, REGISTRY
@@ -61,13 +61,16 @@ def start_model(home: Path, method: str) -> Path:
 # ---------------------------------------------------------------------------- base model and probe
 
 
-def build_world(artifacts: str | Path, config: world.WorldConfig):
-    """Generate the world, save it to <artifacts>/world and record its recipe (the config:
-    the same config always generates the same world). Returns (splits, facts)."""
-    splits, facts = world.build_world(config)
-    world.save_world(splits, facts, world_dir(artifacts))
-    mark(world_dir(artifacts), recipe(job="world", config=config))
-    return splits, facts
+def build_world(artifacts: str | Path, config: world.WorldConfig, source: str = "generated",
+                source_path: str = "") -> dict:
+    """Build the splits of `source` (`sources`: the generated world by default, sized by
+    `config`), save them to <artifacts>/world with the source's record, and record their recipe
+    (the same config and source always give the same splits). Returns the splits."""
+    splits = sources.build(source, source_path, config, world_dir(artifacts))
+    made_from = recipe(job="world", config=config) if source == "generated" else \
+        recipe(job="world", config=config, source=source, source_path=source_path)
+    mark(world_dir(artifacts), made_from)
+    return splits
 
 
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
@@ -76,7 +79,8 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
                      lora_rank: int = 0) -> dict:
     """The seed's original MLLM, trained on the world's answerable queries only (it never sees
     a refusal); saved to seed<s>/base_model in `dtype`. With no `base_model`, a fresh tiny
-    LLaVA sized by `size`, its vision tower pretrained then frozen; with one (a saved folder or
+    LLaVA sized by `size`, its vision tower pretrained then frozen (with `vision_steps` = 0
+    it is not pretrained and trains with the rest); with one (a saved folder or
     a hub id), that checkpoint, vision encoder frozen, fine-tuned for `steps` (0: as it is),
     LoRA adapters of rank `lora_rank` if > 0 (merged when saved). Accuracy per question type on
     the validation split is tracked during training. A job for `parallel.run`: one per seed."""
@@ -102,10 +106,15 @@ def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_
         modeling.freeze_vision(model)
         vision_accuracy = []  # a checkpoint's vision encoder arrives pretrained
     else:
-        processor = modeling.build_processor(world.world_words() | answers.refusal_words(), size)
+        words = set(sources.read_info(world_dir(artifacts))["words"])
+        processor = modeling.build_processor(words | answers.refusal_words(), size)
         model = modeling.build_model(processor, size, seed=seed)
-        vision_accuracy = vision.pretrain_vision_tower(model, processor, config, vision_steps, seed=seed,
-                                                       progress=False)
+        task = sources.vision_task(world_dir(artifacts), config, seed) if vision_steps else None
+        if vision_steps and task is None:
+            raise ValueError("this data source has no image labels to pretrain the vision tower on: set "
+                             "vision_steps to 0 (the tower then trains end to end with the model)")
+        vision_accuracy = vision.pretrain_vision_tower(model, processor, task, vision_steps, seed=seed,
+                                                       progress=False) if vision_steps else []
         model.to(modeling.torch_dtype(dtype))
     monitor = splits["validation"].filter(lambda r: r["family"] != "unanswerable").shuffle(seed=seed)
     monitor = monitor.select(range(min(300, len(monitor))))

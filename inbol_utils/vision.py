@@ -5,12 +5,16 @@ and count (strong, low-order signals) and loses shape: a linear probe on its out
 shape near chance although the raw pixels give it away almost perfectly. Real LLaVA never meets
 this problem because its CLIP tower arrives pretrained and stays frozen. We do the same: first
 train the tower alone to name the colour and shape in every grid cell (plain supervised
-classification on freshly generated scenes), then freeze it while the MLLM trains.
+classification on freshly generated scenes), then freeze it while the MLLM trains. A real
+source supplies its own labels where it has them (easy-VQA: each image's colour and shape).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -19,12 +23,25 @@ from . import profiling
 from .modeling import freeze_vision
 from .world import COLOURS, SHAPES, WorldConfig, random_scene, render
 
+IGNORE = -100  # a label the source does not know: left out of the loss and the accuracy
 
-def cell_features(hidden: torch.Tensor, image_size: int, patch_size: int) -> torch.Tensor:
-    """Patch tokens (batch, patches, width) averaged per grid cell -> (batch, 4, width)."""
+
+@dataclass
+class VisionTask:
+    """Images, and per-cell class labels for each attribute: `labels[name]` is (images,
+    grid * grid) class indices out of `classes[name]` (IGNORE where not known)."""
+
+    images: list[Image.Image]
+    labels: dict[str, torch.Tensor]
+    classes: dict[str, int]
+    grid: int  # cells per side: 2 for the world's 2x2 grid, 1 for one label per image
+
+
+def cell_features(hidden: torch.Tensor, image_size: int, patch_size: int, grid: int = 2) -> torch.Tensor:
+    """Patch tokens (batch, patches, width) averaged per grid cell -> (batch, grid * grid, width)."""
     side = image_size // patch_size
-    grid = hidden.reshape(hidden.shape[0], 2, side // 2, 2, side // 2, -1)
-    return grid.mean(dim=(2, 4)).reshape(hidden.shape[0], 4, -1)
+    cells = hidden.reshape(hidden.shape[0], grid, side // grid, grid, side // grid, -1)
+    return cells.mean(dim=(2, 4)).reshape(hidden.shape[0], grid * grid, -1)
 
 
 def scene_labels(rng: np.random.Generator, cfg: WorldConfig, n: int):
@@ -40,19 +57,23 @@ def scene_labels(rng: np.random.Generator, cfg: WorldConfig, n: int):
     return images, torch.tensor(colours), torch.tensor(shapes)
 
 
+def world_vision_task(rng: np.random.Generator, cfg: WorldConfig, n: int) -> VisionTask:
+    """The generated world's task: colour and shape (or empty) of each of the 2x2 cells."""
+    images, colours, shapes = scene_labels(rng, cfg, n)
+    return VisionTask(images, {"colour": colours, "shape": shapes},
+                      {"colour": len(COLOURS) + 1, "shape": len(SHAPES) + 1}, grid=2)
+
+
 @profiling.part("training")
-def pretrain_vision_tower(model, processor, cfg: WorldConfig, steps: int, batch_size: int = 64,
-                          lr: float = 2e-3, n_scenes: int = 6000, seed: int = 0,
-                          progress: bool = True) -> list[float]:
-    """Train `model`'s vision tower to classify each cell's colour and shape; then freeze it.
-    Returns the per-step accuracy (mean of colour and shape over cells) for the notebook."""
+def pretrain_vision_tower(model, processor, task: VisionTask, steps: int, batch_size: int = 64,
+                          lr: float = 2e-3, seed: int = 0, progress: bool = True) -> list[float]:
+    """Train `model`'s vision tower to classify each cell's attributes; then freeze it.
+    Returns the per-step accuracy (mean over attributes of the known cells) for the notebook."""
     tower = model.model.vision_tower
     vcfg = tower.config
     width = vcfg.hidden_size
-    heads = nn.ModuleDict({"colour": nn.Linear(width, len(COLOURS) + 1), "shape": nn.Linear(width, len(SHAPES) + 1)})
-    rng = np.random.default_rng([seed, 99])
-    images, colours, shapes = scene_labels(rng, cfg, n_scenes)
-    pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in task.classes.items()})
+    pixels = processor.image_processor(task.images, return_tensors="pt")["pixel_values"]
     params = list(tower.parameters()) + list(heads.parameters())
     optimiser = torch.optim.AdamW(params, lr=lr)
     schedule = get_cosine_schedule_with_warmup(optimiser, max(1, steps // 10), steps)
@@ -60,19 +81,24 @@ def pretrain_vision_tower(model, processor, cfg: WorldConfig, steps: int, batch_
     tower.train()
     accuracy = []
     for _ in tqdm(range(steps), desc="vision pretraining", disable=not progress):
-        idx = torch.randint(0, n_scenes, (batch_size,))
+        idx = torch.randint(0, len(task.images), (batch_size,))
         hidden = tower(pixels[idx].to(tower.device)).last_hidden_state[:, 1:]
-        feats = cell_features(hidden, vcfg.image_size, vcfg.patch_size)
-        logits_c, logits_s = heads["colour"](feats), heads["shape"](feats)
-        target_c, target_s = colours[idx].to(feats.device), shapes[idx].to(feats.device)
-        loss = nn.functional.cross_entropy(logits_c.flatten(0, 1), target_c.flatten()) + \
-            nn.functional.cross_entropy(logits_s.flatten(0, 1), target_s.flatten())
+        feats = cell_features(hidden, vcfg.image_size, vcfg.patch_size, task.grid)
+        loss, hits, scored = 0.0, 0.0, 0
+        for name, head in heads.items():
+            logits, target = head(feats), task.labels[name][idx].to(feats.device)
+            known = target != IGNORE
+            if not known.any():  # a batch with no known label of this attribute: nothing to learn
+                continue
+            loss = loss + nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
+            hits, scored = hits + (logits.argmax(-1) == target)[known].float().mean().item(), scored + 1
+        if not scored:
+            continue
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
-        hits = (logits_c.argmax(-1) == target_c).float().mean() + (logits_s.argmax(-1) == target_s).float().mean()
-        accuracy.append(hits.item() / 2)
+        accuracy.append(hits / scored)
     tower.eval()
     freeze_vision(model)
     return accuracy

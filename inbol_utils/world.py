@@ -74,6 +74,10 @@ PHRASINGS: dict[str, dict[str, str]] = {
 }
 EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
 REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")
+# The ground truth of an answerable query of a real dataset: no benchmark says whether the model
+# could know it, so its side of the intrinsic boundary is not known (see real_data).
+REGION_UNKNOWN = "unknown"
+TRUTHS = (*REGIONS, REGION_UNKNOWN)
 
 FEATURES = datasets.Features(
     {
@@ -84,7 +88,7 @@ FEATURES = datasets.Features(
         "family": datasets.Value("string"),  # perception | knowledge | unanswerable
         "qtype": datasets.Value("string"),  # color | shape | count | where | color_of_shape | fact
         "construction": datasets.Value("string"),  # none, or one of EXTRINSIC_CONSTRUCTIONS / digits
-        "region_truth": datasets.Value("string"),  # one of REGIONS
+        "region_truth": datasets.Value("string"),  # one of TRUTHS (REGIONS, or unknown: real data)
         "exposure": datasets.Value("int32"),  # base-train rows showing the fact; -1: no fact
         "entity": datasets.Value("string"),  # "red circle", or "" when no entity is involved
         "difficulty": datasets.Value("float32"),
@@ -485,16 +489,20 @@ def build_world(cfg: WorldConfig) -> tuple[dict[str, datasets.Dataset], Facts]:
     return splits, facts
 
 
-def save_world(splits: dict[str, datasets.Dataset], facts: Facts, path: str | Path) -> None:
-    """Write the splits (datasets, images as PNG) and the fact table, atomically."""
+def save_world(splits: dict[str, datasets.Dataset], facts: Facts | None, path: str | Path,
+               extra: dict[str, dict] | None = None) -> None:
+    """Write the splits (datasets, images as PNG), the fact table (a generated world's) and
+    any `extra` records (file name -> JSON), atomically."""
     import json
 
+    files = dict(extra or {})
+    if facts is not None:
+        files["facts.json"] = {"city": facts.city, "level": facts.level, "heldout": sorted(facts.heldout)}
     with atomic_dir(path) as tmp:
         for name, ds in splits.items():
             ds.save_to_disk(str(tmp / name))
-        (tmp / "facts.json").write_text(json.dumps(
-            {"city": facts.city, "level": facts.level, "heldout": sorted(facts.heldout)},
-            indent=2, sort_keys=True))
+        for name, record in files.items():
+            (tmp / name).write_text(json.dumps(record, indent=2, sort_keys=True))
 
 
 def select_ids(ds: datasets.Dataset, ids) -> datasets.Dataset:

@@ -13,7 +13,7 @@ import papermill
 import pytest
 import yaml
 
-from inbol_utils import ablations, dpo, idk_data, metrics, modeling, parameters, pipeline, staging, world
+from inbol_utils import ablations, dpo, idk_data, metrics, modeling, parameters, pipeline, sources, staging, world
 from inbol_utils.pipeline import PipelineError, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +43,7 @@ def test_the_schemas_vocabularies_are_the_packages():
     assert parameters.HEADS == modeling.ModelSize().heads
     assert parameters.ABLATIONS == ablations.ABLATIONS
     assert parameters.DTYPES == modeling.DTYPES
+    assert parameters.SOURCES == sources.SOURCES
 
 
 def test_kinds_bounds_and_lists():

@@ -4,6 +4,7 @@ another Python hash seed, and must write byte-identical results files (the book'
 same machine, same bytes). It runs beside the first copy's chapter 4, on the second core that
 the other pytest worker has usually left by then. Last, every page of the book in headless
 Chromium, offline (tests/browser.py)."""
+import json
 import os
 import shutil
 import subprocess
@@ -120,3 +121,41 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     links = views[RESULTS_PAGE].links
     assert repository in links and any(link.startswith(repository + "/issues/new") for link in links), \
         "the repository and issue buttons should link to _config.yml's repository url"
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_through_easy_vqa(tmp_path):
+    """Notebooks 00 and 01 through the easy-VQA adapter: base models trained on its images, and
+    their probe. These are the stages with source-specific code (the adapter, the vision labels,
+    the figures that say "not known on this source"). From 02 on, the stages read what 01 and
+    the world folder hold, in the schema every source shares; what differs on a real source (the
+    "unknown" intrinsic truth in training data and metrics) is tested in test_sources.py, and
+    params/easy_vqa.yaml runs all five stages (too long for this suite's budget)."""
+    params = tmp_path / "easy_vqa.yaml"
+    params.write_text(f"""
+artifacts: {tmp_path / 'artifacts'}
+common: {{world_seed: 0, seeds: [0], workers: 1, tau: 0.5}}
+stages:
+  - notebook: notebooks/00_world_and_base_model.ipynb
+    parameters: {{source: easy_vqa, n_base_perception: 200, n_probe: 60, n_validation: 30, n_test: 30,
+                  n_ood: 20, vision_width: 32, text_width: 32, text_layers: 1, vision_steps: 5,
+                  base_steps: 8, probe_every: 4}}
+  - notebook: notebooks/01_boundary_definition.ipynb
+    parameters: {{n_samples: 2, n_values: [1, 2]}}
+""")
+    executed = tmp_path / "executed"
+    records = run_pipeline(params, executed, force=True)
+    assert [r["status"] for r in records] == ["ran"] * 2
+    for path in executed.glob("*.ipynb"):
+        notebook = nbformat.read(path, as_version=4)
+        outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"], f"{path.name} has error output"
+        assert "not known on this source (easy_vqa)" in str(outputs), path.name
+    artifacts = tmp_path / "artifacts"
+    assert json.loads((artifacts / "world" / "source.json").read_text())["source"] == "easy_vqa"
+    probe = pd.read_parquet(artifacts / "seed0" / "boundary.parquet")
+    assert len(probe) == 60 and set(probe["region_truth"]) == {"unknown", "beyond-extrinsic"}
+    unanswerable = probe["region_truth"] == "beyond-extrinsic"
+    assert (probe.loc[unanswerable, "likelihood_conf"] == 0).all()  # nothing in the image to know
+    assert probe.loc[~unanswerable, "likelihood_conf"].between(0, 1).all()
+    assert probe.loc[~unanswerable, "answers"].map(len).eq(1).all()
