@@ -20,7 +20,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import metrics, world
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .generation import answer_probability, generate_answers, greedy_answers
 from .methods import BASE, COMPARISONS, IDKIT, INBOL, REGISTRY
