@@ -28,8 +28,12 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
+# The default book has a second part, the same study on easy-VQA (params/easy_vqa.yaml).
 pipeline: $(VENV)/.installed
 	$(PY) -m inbol_utils.pipeline $(PARAMS)
+ifeq ($(PROFILE),default)
+	$(PY) -m inbol_utils.pipeline params/easy_vqa.yaml
+endif
 
 # _toc.yml is the default profile's book; another profile's reads its own executed folder.
 book: pipeline
@@ -41,8 +45,9 @@ else
 	# beside its own chapters that glues theirs.
 	sed 's#executed/default/##; s#{doc}`glossary`#{doc}`../../glossary`#' book/intro.md \
 		> book/executed/$(PROFILE)/intro.md
-	sed 's#book/executed/default/#book/executed/$(PROFILE)/#; s#^root: book/intro#root: book/executed/$(PROFILE)/intro#' \
-		_toc.yml > _build/$(PROFILE)/_toc.yml
+	$(PY) -c 'import sys, yaml; from inbol_utils.pipeline import profile_toc; \
+		yaml.safe_dump(profile_toc(yaml.safe_load(open("_toc.yml")), sys.argv[1]), sys.stdout, sort_keys=False)' \
+		$(PROFILE) > _build/$(PROFILE)/_toc.yml
 	$(VENV)/bin/jupyter-book build . --toc _build/$(PROFILE)/_toc.yml --path-output _build/$(PROFILE) \
 		-W -n --keep-going
 endif

@@ -194,6 +194,28 @@ def profile_name(params_path: str | os.PathLike) -> str:
     return Path(params_path).stem
 
 
+def profile_toc(toc: dict, profile: str) -> dict:
+    """The table of contents of one profile's book, from _toc.yml (the default book).
+
+    _toc.yml's parts are the study (the default profile's executed chapters), other profiles'
+    parts (the easy-VQA part) and the reference pages. A profile's book keeps the study part,
+    read from its own executed folder, and the reference pages; a profile other than the default
+    also gets its own copy of the introduction (`make book` writes it beside its chapters)."""
+    study = "book/executed/default/"
+    def files(part: dict) -> list[str]:
+        return [c["file"] for c in part["chapters"]] + [s["file"] for c in part["chapters"]
+                                                       for s in c.get("sections", [])]
+    parts = []
+    for part in toc["parts"]:
+        if all(f.startswith(study) for f in files(part)):
+            parts.append({**part, "chapters": [{"file": c["file"].replace(study, f"book/executed/{profile}/")}
+                                               for c in part["chapters"]]})
+        elif not any(f.startswith("book/executed/") for f in files(part)):
+            parts.append(part)
+    root = toc["root"] if profile == "default" else f"book/executed/{profile}/intro"
+    return {**toc, "root": root, "parts": parts}
+
+
 def default_executed_dir(params_path: str | os.PathLike) -> Path:
     """Where a profile's executed notebooks go: the book of `make book PARAMS=params/<name>.yaml`."""
     return REPO_ROOT / "book" / "executed" / profile_name(params_path)

@@ -325,8 +325,10 @@ def test_book_skeleton_builds_strictly(tmp_path):
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
-    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    for chapter in toc["chapters"]:  # every other executed chapter of the toc gets a copy
+    # The default profile's book without the easy-VQA part (another profile's chapters)
+    toc = pipeline.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default")
+    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    for chapter in (c for part in toc["parts"] for c in part["chapters"]):  # every other executed chapter
         target = book / f"{chapter['file']}.ipynb"
         if chapter["file"].startswith("book/executed/") and not target.exists():
             shutil.copy(executed, target)
@@ -342,3 +344,17 @@ def test_book_skeleton_builds_strictly(tmp_path):
     assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()
     references = (html / "book" / "references.html").read_text().lower()
     assert "drawing the line: enhancing" in references
+
+
+NOTEBOOK_STEMS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
+
+
+def test_a_profiles_book_reads_its_own_chapters_and_keeps_the_reference_pages():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    default = pipeline.profile_toc(toc, "default")
+    files = [c["file"] for part in default["parts"] for c in part["chapters"]]
+    assert default["root"] == "book/intro" and "book/easy_vqa" not in files  # other profiles' parts go
+    assert files[:5] == [f"book/executed/default/{stem}" for stem in NOTEBOOK_STEMS] and "book/glossary" in files
+    smoke = pipeline.profile_toc(toc, "smoke")
+    assert smoke["root"] == "book/executed/smoke/intro"
+    assert [c["file"] for c in smoke["parts"][0]["chapters"]] == [f"book/executed/smoke/{s}" for s in NOTEBOOK_STEMS]

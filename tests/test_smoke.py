@@ -19,7 +19,7 @@ import yaml
 
 import browser
 from inbol_utils import costs, environment, methods, metrics, protocol
-from inbol_utils.pipeline import partial_notebook, run_pipeline
+from inbol_utils.pipeline import partial_notebook, profile_toc, run_pipeline
 from prose import contradictions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,8 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     artifacts, twin = tmp_path / "artifacts", tmp_path / "twin"
     params = smoke_params(tmp_path / "smoke.yaml", artifacts)
     chapters = book / "book" / "executed" / "default"  # where _toc.yml reads the default profile
+    toc = profile_toc(yaml.safe_load((ROOT / "_toc.yml").read_text()), "default")  # no easy-VQA part
+    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
 
     monkeypatch.setenv("PYTHONHASHSEED", "1")
     records = run_pipeline(params, chapters, force=True, only=STAGES[:4])
