@@ -41,6 +41,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy(ROOT / name, book / name)
     shutil.copytree(ROOT / "_static", book / "_static")
+    shutil.copytree(ROOT / "inbol_utils", book / "inbol_utils")  # the chapters' literalinclude blocks
     artifacts, twin = tmp_path / "artifacts", tmp_path / "twin"
     params = smoke_params(tmp_path / "smoke.yaml", artifacts)
     chapters = book / "book" / "executed" / "default"  # where _toc.yml reads the default profile
