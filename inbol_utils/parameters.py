@@ -128,7 +128,6 @@ class Schema:
 
 
 ARTIFACTS = Param("path", "the folder this notebook reads and writes (every stage's the same)")
-SEEDS = Param("int", "whole replicates: each its own base model, probe, data and trained models", low=0)
 WORKERS = Param("int", "parallel processes, one torch thread each; 0 means one per CPU core", low=0)
 TAU = Param("real", "a query counts as known when its confidence is at least tau", low=0, high=1)
 SIGNAL = Param("text", "which probe labels the data", choices=CONFIDENCE_SIGNALS)
@@ -153,7 +152,8 @@ SCHEMAS: dict[str, Schema] = {
         "source": Param("text", "where the splits come from", choices=SOURCES),
         "source_path": Param("text", "source 'datasets' only: a local datasets folder or a cached hub name",
                              blank=True),
-        "seeds": Param("int", SEEDS.meaning, low=0, many=True),
+        "seeds": Param("int", "whole replicates: each its own base model, probe, data and trained models",
+                       low=0, many=True),
         "workers": WORKERS,
         "n_base_perception": _positive_int("perception queries in base training"),
         "n_probe": _positive_int("queries of the InBoL training split, probed in 01 and halved in 02"),

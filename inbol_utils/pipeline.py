@@ -289,10 +289,13 @@ def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: b
 
 
 def publish(partial: Path, executed: Path) -> None:
-    """The finished notebook replaces the book's copy in one rename."""
+    """The finished notebook replaces the book's copy in one rename (and leaves no empty
+    folder of partial notebooks behind)."""
     with atomic_file(executed, "wb") as handle:
         handle.write(partial.read_bytes())
     partial.unlink()
+    if not any(partial.parent.iterdir()):
+        partial.parent.rmdir()
 
 
 def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:

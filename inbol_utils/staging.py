@@ -80,14 +80,14 @@ def restore(artifacts: str | os.PathLike) -> tuple[str | None, list[str]]:
     state = json.loads((snapshot / STATE).read_text())
     before = snapshot / "before"
     damaged = _changed(state, before)
+    discard = artifacts.with_name(f".{artifacts.name}.discarded")
     if not state["existed"] or before.is_dir():  # else the snapshot is already back in place
-        discard = artifacts.with_name(f".{artifacts.name}.discarded")
         _remove(discard)
         if artifacts.exists():
             os.replace(artifacts, discard)
         if state["existed"]:
             os.replace(before, artifacts)
-        _remove(discard)
+    _remove(discard)
     _drop_snapshot(snapshot)
     return state["stage"], damaged
 

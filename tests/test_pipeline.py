@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from inbol_utils import parameters, pipeline, staging
-from inbol_utils.artifacts import atomic_file
 from inbol_utils.parameters import Param, Schema
 from inbol_utils.pipeline import PipelineError, main, run_pipeline
 
@@ -96,7 +95,7 @@ def test_stages_run_in_order_and_write_executed_notebooks(study):
         executed = nbformat.read(study["executed"] / f"{stem}.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert (study["art"] / ".stamps" / f"{stem}.json").is_file()
-    assert not list(study["executed"].glob("*.partial.ipynb"))
+    assert not pipeline.partial_notebook(study["art"], "a").parent.exists()
 
 
 def test_second_run_skips_everything(study):
@@ -195,32 +194,37 @@ def test_a_stage_failing_midway_leaves_every_artifact_as_before(study):
     assert "half" not in (art / "b.txt").read_text()
 
 
-def test_a_run_after_a_crash_first_restores_the_artifacts(study, capsys):
-    """A runner killed mid-stage leaves its snapshot; the next run puts it back first."""
-    run_pipeline(study["params"], study["executed"])
-    before = tree(study["art"])
-    staging.take(study["art"], "b")
-    with atomic_file(study["art"] / "a.txt") as handle:  # replaced, as every write of the package
-        handle.write("half-written")
-    (study["art"] / "b.txt").unlink()
-    (study["art"] / "stray.txt").write_text("stray")
-    run_pipeline(study["params"], study["executed"], only=["a"])
-    assert "restored" in capsys.readouterr().out
-    assert tree(study["art"]) == before
+def test_a_run_after_a_crash_first_restores_the_artifacts(study, monkeypatch, capsys):
+    """A runner killed mid-stage leaves its snapshot; the next run puts it back before anything
+    else (here, before stopping on b's missing input, so no kernel starts)."""
+    art = study["art"]
+    art.mkdir()
+    (art / "a.txt").write_text("1")
+    before = tree(art)
+    staging.take(art, "b")
+    (art / "a.txt").unlink()
+    (art / "stray.txt").write_text("half-written")
+    monkeypatch.setitem(parameters.SCHEMAS, "b", Schema(parameters.SCHEMAS["b"].params,
+                                                        inputs=(parameters.Input("never.txt", "nobody"),)))
+    with pytest.raises(PipelineError, match="b: missing artifact"):
+        run_pipeline(study["params"], study["executed"], only=["b"])
+    assert f"restored {art} as it was before stage b, which did not finish" in capsys.readouterr().out
+    assert tree(art) == before and not staging.snapshot_dir(art).exists()
 
 
 def test_files_written_in_place_are_reported(study):
     """The snapshot shares its files with the folder: a stage that writes one in place (instead
     of replacing it) could not be undone, so the runner names it, and says so on a failure."""
-    run_pipeline(study["params"], study["executed"])
+    study["art"].mkdir()
+    (study["art"] / "a.txt").write_text("1")
     make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"',
                   'open(artifacts + "/a.txt", "a").write("more")')
-    records = run_pipeline(study["params"], study["executed"])
+    records = run_pipeline(study["params"], study["executed"], only=["b"])
     assert records[1]["written_in_place"] == ["a.txt"]
     make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "?"',
                   'open(artifacts + "/a.txt", "a").write("more")\nraise ValueError("no")')
     with pytest.raises(PipelineError, match=r"Except \['a.txt'\]: the stage wrote them in place"):
-        run_pipeline(study["params"], study["executed"])
+        run_pipeline(study["params"], study["executed"], only=["b"])
 
 
 def test_profiles_get_their_own_executed_notebooks(study):

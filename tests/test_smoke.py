@@ -1,9 +1,9 @@
 """The whole pipeline with tiny parameters, then a strict book build: what `make book` does.
 On the way, chapter 4 runs a second time on a copy of the artifacts, in another process under
 another Python hash seed, and must write byte-identical results files (the book's promise:
-same machine, same bytes). It runs beside the first copy's chapter 4, on the second core that
-the other pytest worker has usually left by then. Last, every page of the book in headless
-Chromium, offline (tests/browser.py)."""
+same machine, same bytes). It runs beside the first copy's chapter 4 and the book build, on the
+second core that the other pytest worker has usually left by then. Last, every page of the book
+in headless Chromium, offline (tests/browser.py)."""
 import json
 import os
 import shutil
@@ -57,6 +57,8 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
          "--only", "04_evaluation", "--executed-dir", str(tmp_path / "twin_chapters")],
         env={**os.environ, "PYTHONHASHSEED": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     records += run_pipeline(params, chapters)
+    build = subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),
+                            "-W", "-n", "--keep-going"], capture_output=True, text=True)
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output[-3000:]
     assert [r["status"] for r in records[5:]] == ["skipped"] * 4 + ["ran"]
@@ -95,8 +97,6 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
         assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in methods.TRAINED)
         assert (home / "base_model" / "config.json").is_file()
 
-    build = subprocess.run([str(Path(sys.executable).with_name("jupyter-book")), "build", str(book),
-                            "-W", "-n", "--keep-going"], capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = book / "_build" / "html"
     for page in ("00_world_and_base_model", "04_evaluation"):
