@@ -131,7 +131,7 @@ def artifacts(tmp_path) -> Path:
     """An artifacts folder with something in it, to show that nothing changes."""
     folder = tmp_path / "artifacts"
     (folder / "world").mkdir(parents=True)
-    (folder / "world" / "facts.json").write_text("{}")
+    (folder / "world" / "source.json").write_text("{}")
     (folder / "results").mkdir()
     (folder / "results" / "per_seed.csv").write_text("method,seed\n")
     return folder
