@@ -131,10 +131,16 @@ def t_quantile(n: int, level: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else math.inf
 
 
+def verdict(low: float, high: float) -> str:
+    """The verdict an interval of a difference gives: "beats" when it lies above 0, "trails"
+    when below, "is level with" when it contains 0."""
+    return VERDICTS[0] if low > 0 else VERDICTS[2] if high < 0 else VERDICTS[1]
+
+
 def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
     """Compare method A with method B on the same seeds: the mean paired difference a_i - b_i
     and its two-sided t interval at `level`. The verdict is read from the interval: "beats"
-    when it lies above 0, "trails" when below, "is level with" when it contains 0.
+    when it lies above 0, "trails" when below, "is level with" when it contains 0 (`verdict`).
 
     Pairing by seed removes what the two methods share (the seed's base model, probe and data),
     which is most of the spread. One seed gives no finite interval, so no verdict but "is level
@@ -148,5 +154,4 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.9
         return {"diff": mean, "low": -math.inf, "high": math.inf, "verdict": VERDICTS[1], "n": n}
     half = float(t_quantile(n, level) * diffs.std(ddof=1) / math.sqrt(n))
     low, high = mean - half, mean + half
-    verdict = VERDICTS[0] if low > 0 else VERDICTS[2] if high < 0 else VERDICTS[1]
-    return {"diff": mean, "low": low, "high": high, "verdict": verdict, "n": n}
+    return {"diff": mean, "low": low, "high": high, "verdict": verdict(low, high), "n": n}

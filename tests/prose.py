@@ -63,7 +63,7 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
             continue
         name = key.removeprefix("verdict_")
         low, high = glue[f"low_{name}"], glue[f"high_{name}"]
-        expected = metrics.VERDICTS[0] if low > 0 else metrics.VERDICTS[2] if high < 0 else metrics.VERDICTS[1]
+        expected = metrics.verdict(low, high)
         if verdict != expected:
             problems.append(f"chapter 4 says {name} {verdict!r}, but its interval [{low:.3f}, {high:.3f}] says "
                             f"{expected!r}")
