@@ -70,6 +70,13 @@ def size_phrase(observed: float, expected: float, what: str, tolerance: float = 
     return f"{'more' if observed > expected else 'less'} than {what} predicts"
 
 
+def untrained_refusal_phrase(refusal_rate: float) -> str:
+    """What a base model's refusals mean, in words: it was never shown one, so it answers
+    everything, or (rate > 0) some of its answers happen to read as refusals."""
+    return ("having never been shown a refusal, they answer everything" if refusal_rate == 0 else
+            "they were never shown a refusal, so these are answers that happen to read as one")
+
+
 def correlation_phrase(r: float) -> str:
     """How closely two signals agree, in words, from their correlation (nan when one of them
     is constant, as on a tiny model that is never right)."""

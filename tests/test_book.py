@@ -37,3 +37,5 @@ def test_phrases_follow_the_numbers():
     assert [book.correlation_phrase(r) for r in (0.95, 0.7, 0.1)] == [
         "track each other closely", "agree, but loosely", "barely agree"]
     assert book.correlation_phrase(float("nan")).startswith("cannot be compared")
+    assert "answer everything" in book.untrained_refusal_phrase(0.0)
+    assert "answer everything" not in book.untrained_refusal_phrase(0.02)
