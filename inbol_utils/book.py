@@ -94,3 +94,31 @@ def note_not_known(what: str, source: str) -> None:
 
     display(Markdown(f"*{what}: {NOT_KNOWN} ({source}). A real dataset records no fact exposure, "
                      f"difficulty or intrinsic boundary; only what the models do is measured.*"))
+
+
+# What a chapter's prose, written for the generated world, means on a real source.
+SOURCE_NAMES = {"easy_vqa": "easy-VQA", "datasets": "a `datasets` VQA table"}
+ON_A_REAL_SOURCE = {
+    0: "Where the prose describes 32x32 scenes, entities, made-up facts and their exposure, read the "
+       "source's own images and questions: its base models are trained on its training split, and the "
+       "figures of facts and exposure are replaced by a note.",
+    1: "The probe and both confidences run as described, but the boundary they draw cannot be checked: "
+       "nothing records which questions the model could know, so agreement with the truth is not measured.",
+    2: "The data are built as described; the queries beyond the extrinsic boundary are the constructed "
+       "ones (blank, noise, swapped and absent-attribute questions), and there are no never-shown facts.",
+    3: "The method and its tuning are exactly as described; only the rows differ.",
+    4: "Over-refusal inside the boundaries, refusal of never-shown facts and the truthful rate need "
+       "the intrinsic ground truth, which a real source lacks: those cells say so.",
+}
+
+
+def source_banner(source: str, chapter: int) -> None:
+    """Under a chapter's introduction: on a real data source, a note saying which of the prose,
+    written for the generated world, does not apply. Nothing on the generated world."""
+    from IPython.display import Markdown, display
+
+    if source == "generated":
+        return
+    name = SOURCE_NAMES.get(source, source)
+    display(Markdown(f":::{{note}}\n**This chapter ran on {name}**, not on the generated world. "
+                     f"{ON_A_REAL_SOURCE[chapter]}\n:::"))

@@ -25,17 +25,28 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 T = TypeVar("T")
 
 
-def code_digest() -> str:
-    """Hash inbol_utils/*.py: the notebooks and jobs run it, so a change there can change results."""
+# Modules that present results (prose phrases, figures, cost estimates, benchmarks) or run the
+# notebooks (runner, parameter checks, staging, time records): no job's result depends on them,
+# so editing the book's prose reruns the notebooks (their stamps hash every module) but retrains
+# nothing.
+PRESENTATION = ("bench.py", "book.py", "costs.py", "parameters.py", "pipeline.py", "plots.py",
+                "profiling.py", "staging.py")
+
+
+def code_digest(leave_out: tuple[str, ...] = ()) -> str:
+    """Hash inbol_utils/*.py but `leave_out`: the notebooks and jobs run it, so a change there
+    can change results."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        if path.name not in leave_out:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
 def recipe(**ingredients) -> str:
-    """The digest of a job's ingredients (plain values and input recipes) and of the code."""
-    text = json.dumps({**ingredients, "code": code_digest()}, sort_keys=True, default=str)
+    """The digest of a job's ingredients (plain values and input recipes) and of the code its
+    result can depend on (every module but `PRESENTATION`)."""
+    text = json.dumps({**ingredients, "code": code_digest(PRESENTATION)}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

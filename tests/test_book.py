@@ -39,3 +39,17 @@ def test_phrases_follow_the_numbers():
     assert book.correlation_phrase(float("nan")).startswith("cannot be compared")
     assert "answer everything" in book.untrained_refusal_phrase(0.0)
     assert "answer everything" not in book.untrained_refusal_phrase(0.02)
+
+
+def test_a_real_source_gets_a_banner_per_chapter_and_the_generated_world_none(capsys):
+    from unittest import mock
+
+    shown = []
+    with mock.patch("IPython.display.display", side_effect=shown.append):
+        book.source_banner("generated", 0)
+        assert shown == []
+        for chapter in range(5):
+            book.source_banner("easy_vqa", chapter)
+    texts = [m.data for m in shown]
+    assert len(texts) == 5 and len(set(texts)) == 5  # one note per chapter, each its own
+    assert all(t.startswith(":::{note}") and t.endswith(":::") and "easy-VQA" in t for t in texts)

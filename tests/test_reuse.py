@@ -39,10 +39,22 @@ def test_recipes_follow_ingredients_code_and_unrecorded_inputs(tmp_path, monkeyp
     assert reuse.recipe(lr=1e-4, seed=0) == reuse.recipe(seed=0, lr=1e-4)
     assert reuse.recipe(lr=1e-4) != reuse.recipe(lr=2e-4)
     before = reuse.recipe(lr=1e-4)
-    monkeypatch.setattr(reuse, "code_digest", lambda: "edited code")
+    monkeypatch.setattr(reuse, "code_digest", lambda leave_out=(): "edited code")
     assert reuse.recipe(lr=1e-4) != before
     # an input written without a record never lets anything made from it be reused
     assert reuse.recipe_of(tmp_path / "by hand") != reuse.recipe_of(tmp_path / "by hand")
+
+
+def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):
+    """A job's recipe leaves out the modules that only present results; a stage's stamp does not."""
+    package = tmp_path / "inbol_utils"
+    shutil.copytree(reuse.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
+    job, stage = reuse.recipe(lr=1e-4), reuse.code_digest()
+    (package / "book.py").write_text((package / "book.py").read_text() + "\n# a new phrase\n")
+    assert reuse.recipe(lr=1e-4) == job and reuse.code_digest() != stage
+    (package / "dpo.py").write_text((package / "dpo.py").read_text() + "\n# a new loss\n")
+    assert reuse.recipe(lr=1e-4) != job
 
 
 def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp_path, trained_tiny,
