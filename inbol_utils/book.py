@@ -99,16 +99,26 @@ def note_not_known(what: str, source: str) -> None:
 # What a chapter's prose, written for the generated world, means on a real source.
 SOURCE_NAMES = {"easy_vqa": "easy-VQA", "datasets": "a `datasets` VQA table"}
 ON_A_REAL_SOURCE = {
-    0: "Where the prose describes 32x32 scenes, entities, made-up facts and their exposure, read the "
-       "source's own images and questions: its base models are trained on its training split, and the "
-       "figures of facts and exposure are replaced by a note.",
+    0: "Only the method carries over from this chapter's prose. There are no entities, made-up facts, "
+       "exposure or difficulty bands: sentences about them print nan, and their figures are replaced by a "
+       "note. The out-of-domain split and the unanswerable constructions are the source's own (this part's "
+       "opening page describes them), the vision tower is pretrained on the source's image labels where it "
+       "has them, and the world's knobs in \"Try it\" (`fact_scale`, `max_difficulty`) do nothing here. To "
+       "rerun, use this run's parameter file (`params/easy_vqa.yaml` for the easy-VQA part) where a command "
+       "says `params/default.yaml`.",
     1: "The probe and both confidences run as described, but the boundary they draw cannot be checked: "
-       "nothing records which questions the model could know, so agreement with the truth is not measured.",
+       "nothing records which questions the model could know, so everything about \"the fact was shown\", "
+       "exposure or never-shown facts prints nan or \"not known\". Agreement with the greedy answer's "
+       "correctness is measured.",
     2: "The data are built as described; the queries beyond the extrinsic boundary are the constructed "
        "ones (blank, noise, swapped and absent-attribute questions), and there are no never-shown facts.",
-    3: "The method and its tuning are exactly as described; only the rows differ.",
-    4: "Over-refusal inside the boundaries, refusal of never-shown facts and the truthful rate need "
-       "the intrinsic ground truth, which a real source lacks: those cells say so.",
+    3: "The method and its tuning are exactly as described; only the rows differ. Which way the model "
+       "drifts without the anchor is measured in chapter 4's ablation, and need not be the generated "
+       "world's.",
+    4: "Over-refusal inside the boundaries, refusal of never-shown facts, hybrids inside the boundaries "
+       "and the truthful rate need the intrinsic ground truth, which a real source lacks: those cells say "
+       "so, and sentences that quote them print nan. With few seeds the 95% t quantile is large, so \"is "
+       "level with\" means that the study could not tell, with little power to tell.",
 }
 
 

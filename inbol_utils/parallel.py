@@ -9,6 +9,7 @@ what they print goes nowhere (the notebooks show their results instead).
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -65,10 +66,13 @@ def run(fn: Callable[..., Any], jobs: Sequence[dict], workers: int = 0) -> list[
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        try:
-            return [fn(**job) for job in jobs]
-        finally:
-            torch.set_num_threads(threads)
+        # As in a worker, what the jobs print goes nowhere: a Trainer run here would otherwise
+        # print its log lines into the notebook, and so into the book.
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            try:
+                return [fn(**job) for job in jobs]
+            finally:
+                torch.set_num_threads(threads)
     with ProcessPoolExecutor(n, mp_context=_context(), initializer=_quiet_single_thread) as pool:
         results = []
         for result, totals in pool.map(_call, [(fn, job) for job in jobs]):

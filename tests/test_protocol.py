@@ -83,6 +83,17 @@ def test_parallel_jobs_keep_their_order_run_single_threaded_and_raise(monkeypatc
         parallel.run(_job, jobs, workers=-1)
 
 
+def _chatty(x: int) -> int:
+    print(f"step {x}: loss 0.5")  # as Trainer prints its log lines when its progress bar is off
+    return x
+
+
+def test_a_job_run_in_this_process_prints_nothing_here(capsys):
+    """One job runs in the notebook's own process; its prints must not land in the book."""
+    assert parallel.run(_chatty, [{"x": 3}], workers=0) == [3]
+    assert capsys.readouterr().out == ""
+
+
 def _busy(seconds: float) -> None:
     """Spend `seconds` of CPU time (parts count CPU time, so sleeping would count nothing)."""
     end = time.process_time() + seconds
