@@ -391,6 +391,8 @@ def test_book_skeleton_builds_strictly(tmp_path):
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
+    (executed.parent / "results").mkdir()  # what the runner copies there; the introduction links it
+    (executed.parent / "results" / "main_table.csv").write_text("method,trust\nInBoL,0.1\n")
     # The default profile's book without the easy-VQA part (another profile's chapters)
     toc = pipeline.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default")
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
@@ -405,6 +407,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     html = book / "_build" / "html"
     assert (html / "index.html").is_file()
+    assert [p.read_text() for p in (html / "_downloads").rglob("main_table.csv")] == ["method,trust\nInBoL,0.1\n"]
     chapter = (html / "book" / "executed" / "default" / "00_world_and_base_model.html").read_text()
     assert "0.88" in chapter and "hello" in chapter
     assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()
