@@ -111,6 +111,13 @@ def error_output(view: PageView) -> list[str]:
     return found  # (a resource that failed to load is reported by failed_requests, with its url)
 
 
+def training_logs(view: PageView) -> list[str]:
+    """Trainer's per-step log lines ({'loss': ...}) printed into a chapter: the curves are figures."""
+    found = len(re.findall(r"\{'loss': ", view.text))
+    return [f"{found} training log line(s) in the page ({{'loss': ...}}): keep Trainer's logs off stdout "
+            "(training.quiet)"] if found else []
+
+
 def broken_images(view: PageView) -> list[str]:
     return [f"image does not load: {img['src']}" for img in view.images if img["width"] == 0]
 
@@ -171,7 +178,7 @@ def too_wide(view: PageView) -> list[str]:
             f"(at {VIEWPORT['width']} px)" for t in view.wide_tables]
 
 
-PAGE_CHECKS = (error_output, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests,
+PAGE_CHECKS = (error_output, training_logs, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests,
                unlinked_downloads, too_wide)
 
 

@@ -31,6 +31,7 @@ PAGES = {
     "math.html": '<p>Untypeset <span class="math">\\(N\\)</span> and a raw $$z$$.</p>',
     "tall.html": f'<div style="height: {browser.MAX_PAGE_HEIGHT + 1000}px">tall</div>',
     "download.html": f'<p>{download("_downloads/0b/gone.csv")} and <code class="xref download">cut.csv</code></p>',
+    "logs.html": "<pre>{'loss': '4.463', 'grad_norm': '1.84'}\n{'loss': '4.452', 'grad_norm': '1.8'}</pre>",
     "wide.html": '<table><tr><th>wide</th></tr><tr><td style="min-width: 3000px">1</td></tr></table>',
     "network.html": '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>',
 }
@@ -46,6 +47,7 @@ EXPECTED = {
     "network.html": ["needs the network: https://cdn.jsdelivr.net"],
     "download.html": ["link to a missing file: _downloads/0b/gone.csv", "download with no file behind it: 'cut.csv'"],
     "wide.html": ["table 'wide' is 30"],
+    "logs.html": ["2 training log line(s) in the page"],
 }
 
 
