@@ -16,7 +16,7 @@ from accelerate import PartialState
 from transformers import TrainingArguments
 
 from . import dpo, idk_data, modeling, profiling
-from .training import loss_log, quiet, train_sft, training_arguments
+from .training import loss_log, train_sft, training_arguments
 
 PREFERENCES_FROM = "notebook 03 (training: on-policy pairs) or 02 (base-sampled pairs)"
 
@@ -95,8 +95,8 @@ def train_preferences(policy: str | Path, pairs: datasets.Dataset, out: str | Pa
     ones and zeros for vanilla DPO."""
     model, processor = trainable(policy, lora_rank)
     reference, _ = modeling.load(policy)
-    trainer = quiet(dpo.CADPOTrainer(model=model, args=args, ref_model=reference, processing_class=processor,
-                                     train_dataset=pairs, callbacks=list(callbacks)))
+    trainer = dpo.CADPOTrainer(model=model, args=args, ref_model=reference, processing_class=processor,
+                               train_dataset=pairs, callbacks=list(callbacks))
     with profiling.part("training"):
         trainer.train()
     model.eval()

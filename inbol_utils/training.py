@@ -13,7 +13,6 @@ import datasets
 import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from . import profiling
 from .inputs import SFTCollator
@@ -63,25 +62,6 @@ class ProbeCallback(TrainerCallback):
             model.load_state_dict(self._best_state)
 
 
-class QuietProgress(ProgressCallback):
-    """Trainer's progress bar without the line it prints for every logged step. The bar goes to
-    stderr, which the book leaves out; the log lines go to stdout, where they would fill the
-    chapters with per-step loss dicts. The steps stay in `trainer.state.log_history`
-    (`loss_log`), which the chapters plot."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        pass
-
-
-def quiet(trainer: Trainer) -> Trainer:
-    """`trainer` with no per-step log lines on stdout: its progress bar becomes `QuietProgress`,
-    and PrinterCallback (which prints them when the bar is off) goes."""
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(QuietProgress)
-    return trainer
-
-
 def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, seed: int,
                        warmup_ratio: float = 0.05, logging_steps: int | None = None,
                        config_class: type[TrainingArguments] = TrainingArguments,
@@ -107,8 +87,8 @@ def training_arguments(output_dir: str, steps: int, batch_size: int, lr: float, 
 def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArguments,
               callbacks: list[TrainerCallback] = ()) -> pd.DataFrame:
     """Train in place; return the logged history (step, loss, learning rate) as a frame."""
-    trainer = quiet(Trainer(model=model, args=args, train_dataset=dataset,
-                            data_collator=SFTCollator(processor), callbacks=list(callbacks)))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                      data_collator=SFTCollator(processor), callbacks=list(callbacks))
     with profiling.part("training"):
         trainer.train()
     model.eval()

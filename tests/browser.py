@@ -114,8 +114,8 @@ def error_output(view: PageView) -> list[str]:
 def training_logs(view: PageView) -> list[str]:
     """Trainer's per-step log lines ({'loss': ...}) printed into a chapter: the curves are figures."""
     found = len(re.findall(r"\{'loss': ", view.text))
-    return [f"{found} training log line(s) in the page ({{'loss': ...}}): keep Trainer's logs off stdout "
-            "(training.quiet)"] if found else []
+    return [f"{found} training log line(s) in the page ({{'loss': ...}}): a job run in the kernel "
+            "printed them (parallel.run keeps jobs' output out of the notebook)"] if found else []
 
 
 def broken_images(view: PageView) -> list[str]:

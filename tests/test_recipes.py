@@ -21,7 +21,7 @@ def changed(before, after) -> list[str]:
     return [n for n, p in after.named_parameters() if not torch.equal(p, old[n])]
 
 
-def test_lora_idk_it_trains_only_the_language_model(tmp_path, processor, tiny_model, tiny_world, capsys):
+def test_lora_idk_it_trains_only_the_language_model(tmp_path, processor, tiny_model, tiny_world):
     modeling.save(tiny_model, processor, tmp_path / "base")
     args = recipes.arguments(tmp_path / "lora", steps=3, lr=5e-2, batch_size=4, seed=0)
     log = recipes.train_idk_it(tmp_path / "base", idk_rows(tiny_world), tmp_path / "lora", args, lora_rank=2)
@@ -29,11 +29,9 @@ def test_lora_idk_it_trains_only_the_language_model(tmp_path, processor, tiny_mo
     names = changed(tiny_model, trained)
     assert len(log) > 0 and names
     assert all("language_model" in n and ("q_proj" in n or "v_proj" in n) for n in names)
-    assert "'loss'" not in capsys.readouterr().out  # the log is returned, not printed into the chapter
 
 
-def test_preference_training_moves_the_policy_from_its_reference(tmp_path, processor, tiny_model, tiny_world,
-                                                                  capsys):
+def test_preference_training_moves_the_policy_from_its_reference(tmp_path, processor, tiny_model, tiny_world):
     modeling.save(tiny_model, processor, tmp_path / "idk")
     rows = tiny_world[0]["probe"].select(range(8))
     pairs = datasets.Dataset.from_dict({
@@ -46,7 +44,6 @@ def test_preference_training_moves_the_policy_from_its_reference(tmp_path, proce
                              config_class=dpo.CADPOConfig, beta=0.1, anchor_weight=1.0, ca_mode="weight")
     log = recipes.train_preferences(tmp_path / "idk", dpo.with_pair_terms(pairs, 0.5, args), tmp_path / "dpo", args)
     assert {"rewards/margins", "rewards/accuracies", "logps/chosen"} <= set(log.columns)
-    assert "'loss'" not in capsys.readouterr().out
     policy, _ = modeling.load(tmp_path / "dpo", device="cpu")
     def margin(model):
         images, questions = list(pairs["image"]), pairs["question"]
