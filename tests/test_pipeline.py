@@ -384,14 +384,15 @@ def test_book_skeleton_builds_strictly(tmp_path):
                 nbformat.v4.new_code_cell('artifacts = "data/default"',
                                           metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(GLUE_CELL),
-                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f`.")]
+                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f` (every number: "
+                                              "{download}`main_table.csv <results/main_table.csv>`).")]
     source = tmp_path / "source.ipynb"
     nbformat.write(nb, source)
     executed = book / "book" / "executed" / "default" / "00_world_and_base_model.ipynb"
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
-    (executed.parent / "results").mkdir()  # what the runner copies there; the introduction links it
+    (executed.parent / "results").mkdir()  # what the runner copies there, for the chapter's download
     (executed.parent / "results" / "main_table.csv").write_text("method,trust\nInBoL,0.1\n")
     # The default profile's book without the easy-VQA part (another profile's chapters)
     toc = pipeline.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default")
