@@ -47,6 +47,18 @@ def headline_table(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame
     return pd.DataFrame(cells, index=list(methods.values()))
 
 
+def spread_table(table: pd.DataFrame, split: str, columns: dict[str, str], methods: dict[str, str]) -> pd.DataFrame:
+    """One narrow view of the main table: mean ± sd over seeds (three decimals, as the prose
+    glues them) of `columns` (metric -> header) on one split, one row per method (`methods`
+    maps each method's name to its label, in the order shown). `table` is
+    `evaluation.mean_spread`'s frame. A metric the source cannot measure is not in `table` and
+    is left out: a column that says "not known" in every row would only widen the table."""
+    cells = {header: [mean_sd(table.loc[(m, split), (metric, "mean")], table.loc[(m, split), (metric, "std")], 3)
+                      for m in methods]
+             for metric, header in columns.items() if metric in table}
+    return pd.DataFrame(cells, index=list(methods.values())).rename_axis(split)
+
+
 def verdict_phrase(row: pd.Series, rival: str) -> str:
     """"beats IDK-IT alone (+0.031, 95% interval +0.012 to +0.050)", from one row of
     `evaluation.compare`'s output and the rival's name as the sentence says it."""

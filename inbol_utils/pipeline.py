@@ -20,6 +20,15 @@ parameter file's name (params/smoke.yaml: book/executed/smoke), so that profiles
 each other's chapters. A notebook runs in `<artifacts>.partial/<stem>.ipynb` and moves to the
 executed dir when it succeeds; a failed one stays there, outside the book.
 
+The chapters show rounded or trimmed tables and link the full ones, `<artifacts>/results/*.csv`,
+as downloads (`{download}` roles with a path relative to the chapter, `results/<name>.csv`). So
+after every stage, run or skipped, the runner mirrors those files into `<executed-dir>/results/`
+in one rename (`publish_results`): the book's copy is always a complete set from one state of
+the artifacts, and a failed stage, which restores the artifacts, leaves the previous set. Only
+the runner does this: a notebook executed by hand with papermill into the book's folder gets its
+downloads the next time the runner runs on that profile (every stage skipped when current);
+until then the strict book build stops at the link ("download file not readable").
+
 Before anything runs, every stage's parameters (the notebook's defaults, then `common`, then
 the stage's own) are checked against the notebook's schema (`inbol_utils.parameters`), and
 before each stage runs, its input artifacts. A stage changes the artifacts folder completely or
@@ -42,11 +51,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import filecmp
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,7 +67,7 @@ import papermill
 import yaml
 
 from inbol_utils import parameters, profiling, staging
-from inbol_utils.artifacts import atomic_file, write_json
+from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
 from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -298,6 +309,27 @@ def publish(partial: Path, executed: Path) -> None:
         partial.parent.rmdir()
 
 
+def publish_results(artifacts: Path, executed_dir: Path) -> bool:
+    """Mirror `<artifacts>/results/*.csv` into `<executed_dir>/results/`, where the chapters link
+    them as downloads, replacing the book's copy in one rename (a copy cut short leaves the old
+    set whole). Returns whether anything changed; an unchanged copy is left alone."""
+    source = artifacts / "results"
+    files = sorted(source.glob("*.csv")) if source.is_dir() else []
+    target = executed_dir / "results"
+    present = sorted(target.iterdir()) if target.is_dir() else []
+    if [f.name for f in files] == [p.name for p in present] and all(
+            filecmp.cmp(f, target / f.name, shallow=False) for f in files):
+        return False
+    if not files:
+        shutil.rmtree(target)
+        return True
+    with atomic_dir(target) as tmp:
+        tmp.chmod(0o755)  # a folder of the published site, not a private temporary one
+        for f in files:
+            shutil.copyfile(f, tmp / f.name)
+    return True
+
+
 def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the kernel's start and
     shutdown (the wall time no cell accounts for), and the core-seconds and tokens of each part
@@ -360,7 +392,8 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     Each record: stem, status ("ran", "skipped" or "not selected"), seconds, fingerprint,
     executed (path) and, for a stage that ran, written_in_place (files it modified in place,
     see `staging`; none in this study). `executed_dir` defaults to the profile's
-    (`default_executed_dir`). `only` limits which stages may run (by notebook stem); `force`
+    (`default_executed_dir`); after each stage its `results/` mirrors the artifacts' results
+    CSVs (`publish_results`). `only` limits which stages may run (by notebook stem); `force`
     reruns them even when current. Raises PipelineError on the first problem; a failed stage
     leaves the artifacts as they were before it and writes no stamp, so the next run retries it.
     """
@@ -414,6 +447,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
             else:
                 print(f"{header}: not stamped, an upstream stage is out of date", flush=True)
             print(f"{header}: done in {record['seconds']:.1f} s", flush=True)
+        publish_results(artifacts, executed_dir)  # also when skipped: a book folder made afresh
         records.append(record)
         previous = fp
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "

@@ -66,6 +66,17 @@ _SNAPSHOT_JS = """async (notProse) => {
     math: math.length,
     mathUnrendered: math.filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 80)),
     glue: [...document.querySelectorAll('span.pasted-text')].map(e => e.textContent),
+    // Sphinx renders a {download} role whose file it could not copy as code with no link.
+    downloadsUnlinked: [...document.querySelectorAll('code.download')].filter(e => !e.closest('a[href]'))
+      .map(e => e.textContent.trim()),
+    wideTables: [...document.querySelectorAll('table')].map(table => {
+      const column = table.closest('article') || document.body;
+      const style = getComputedStyle(column);
+      const width = column.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      const head = [...(table.rows[0] ? table.rows[0].cells : [])].map(c => c.textContent.trim()).filter(t => t);
+      return {width: Math.round(table.getBoundingClientRect().width), column: Math.floor(width),
+              head: head.join(' | ').slice(0, 80)};
+    }).filter(t => t.width > t.column),
   };
 }"""
 
@@ -85,6 +96,8 @@ class PageView:
     math_unrendered: list[str]
     glue: list[str]
     glue_roles: int  # `{glue:text}` roles in the page's source
+    downloads_unlinked: list[str] = field(default_factory=list)  # `{download}` roles with no file
+    wide_tables: list[dict] = field(default_factory=list)  # tables wider than the text column
     browser_errors: list[str] = field(default_factory=list)  # uncaught JS errors, console errors
     failed: list[str] = field(default_factory=list)  # requests that failed: "url (reason)"
 
@@ -96,6 +109,13 @@ def error_output(view: PageView) -> list[str]:
     found += [f"browser error: {e}" for e in view.browser_errors
               if not e.startswith(THEME_NOISE) and not e.startswith("Failed to load resource")]
     return found  # (a resource that failed to load is reported by failed_requests, with its url)
+
+
+def training_logs(view: PageView) -> list[str]:
+    """Trainer's per-step log lines ({'loss': ...}) printed into a chapter: the curves are figures."""
+    found = len(re.findall(r"\{'loss': ", view.text))
+    return [f"{found} training log line(s) in the page ({{'loss': ...}}): a job run in the kernel "
+            "printed them (parallel.run keeps jobs' output out of the notebook)"] if found else []
 
 
 def broken_images(view: PageView) -> list[str]:
@@ -143,7 +163,23 @@ def failed_requests(view: PageView) -> list[str]:
             for f in view.failed]
 
 
-PAGE_CHECKS = (error_output, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests)
+def unlinked_downloads(view: PageView) -> list[str]:
+    """A `{download}` role whose file Sphinx could not find renders as plain code (a strict
+    build stops on it; a lenient one does not). The links that did render are checked, like
+    every internal link, by `broken_links`."""
+    return [f"download with no file behind it: {text!r} (did the runner copy results/ beside the "
+            "chapters?)" for text in view.downloads_unlinked]
+
+
+def too_wide(view: PageView) -> list[str]:
+    """A table wider than the text column is cut off or scrolls sideways inside its box: show
+    fewer, rounder or transposed columns, and link the full table as a CSV download."""
+    return [f"table {t['head']!r} is {t['width']} px wide in a {t['column']} px column "
+            f"(at {VIEWPORT['width']} px)" for t in view.wide_tables]
+
+
+PAGE_CHECKS = (error_output, training_logs, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests,
+               unlinked_downloads, too_wide)
 
 
 def broken_links(views: dict[str, PageView], root: Path) -> dict[str, list[str]]:
@@ -223,7 +259,7 @@ def view_page(tab, root: Path, page: str, screenshot: Path | None = None) -> Pag
                     error_outputs=seen["errorOutputs"], images=seen["images"], links=seen["links"],
                     ids=set(seen["ids"]), math=seen["math"], math_unrendered=seen["mathUnrendered"],
                     glue=seen["glue"], glue_roles=glue_roles(root, page), browser_errors=errors,
-                    failed=failed)
+                    failed=failed, downloads_unlinked=seen["downloadsUnlinked"], wide_tables=seen["wideTables"])
 
 
 def check_book(root: Path, screenshot: dict[str, Path] | None = None

@@ -30,6 +30,17 @@ def test_headline_table_is_mean_and_sd_per_method():
     assert table.loc["base", "helpfulness"] == "0.11\u00a0±\u00a00.01"
 
 
+def test_spread_table_is_one_split_of_the_measurable_columns():
+    runs = pd.DataFrame([{"method": m, "split": s, "seed": seed, "trust": v + seed / 100 + (s == "ood"), "acc": v}
+                         for m, v in (("base", 0.1), ("InBoL", 0.5)) for s in ("test", "ood") for seed in (0, 2)])
+    table = evaluation.mean_spread(runs, ["trust", "acc"])
+    shown = book.spread_table(table, "ood", {"trust": "Trust", "over_refusal": "over-refusal", "acc": "Acc"},
+                              {"InBoL": "InBoL", "base": "the base"})
+    assert list(shown.columns) == ["Trust", "Acc"]  # over_refusal: not measured, left out
+    assert shown.index.name == "ood" and list(shown.index) == ["InBoL", "the base"]
+    assert shown.loc["InBoL", "Trust"] == "1.510\u00a0±\u00a00.014" and shown.loc["the base", "Acc"] == "0.100\u00a0±\u00a00.000"
+
+
 def test_phrases_follow_the_numbers():
     assert book.size_phrase(0.11, 0.10, "noise") == "about what noise predicts"
     assert book.size_phrase(0.20, 0.10, "noise") == "more than noise predicts"

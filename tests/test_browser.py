@@ -11,11 +11,18 @@ MATHJAX = Path(importlib.import_module("sphinx-mathjax-offline").__file__).paren
 HEAD = '<html><head><script defer src="_static/mathjax/tex-chtml.js"></script></head><body>'
 NO_MATHJAX = "<html><body>"  # as a page whose MathJax did not load
 
+
+def download(href: str) -> str:
+    """A `{download}` role as Sphinx renders it when it found the file."""
+    return f'<a class="reference download internal" download="" href="{href}"><code class="xref download">{href}</code></a>'
+
+
 PAGES = {
     "clean.html": '<p>Inline <span class="math">\\(x^2\\)</span>, then</p><div class="math">\\[y = 1\\]</div>'
                   '<p>A glued <span class="pasted-text">0.500</span>.</p><img src="figure.png">'
                   '<p id="here"><a href="clean.html#here">here</a>, <a href="https://example.org">out</a>, '
-                  '<code>$HOME and \\(code\\)</code></p>',
+                  '<code>$HOME and \\(code\\)</code></p>'
+                  f'<p>{download("_downloads/0a/table.csv")}</p><table><tr><th>a</th></tr><tr><td>0.5</td></tr></table>',
     "traceback.html": '<div class="output traceback"><pre>Traceback (most recent call last):\n  ...</pre></div>'
                       '<script>notAFunction()</script>',
     "image.html": '<img src="_images/missing.png">',
@@ -23,6 +30,9 @@ PAGES = {
     "glue.html": "<p>Glued <span class=\"pasted-text\">'beats'</span>; raw {glue:text}`key` here.</p>",
     "math.html": '<p>Untypeset <span class="math">\\(N\\)</span> and a raw $$z$$.</p>',
     "tall.html": f'<div style="height: {browser.MAX_PAGE_HEIGHT + 1000}px">tall</div>',
+    "download.html": f'<p>{download("_downloads/0b/gone.csv")} and <code class="xref download">cut.csv</code></p>',
+    "logs.html": "<pre>{'loss': '4.463', 'grad_norm': '1.84'}\n{'loss': '4.452', 'grad_norm': '1.8'}</pre>",
+    "wide.html": '<table><tr><th>wide</th></tr><tr><td style="min-width: 3000px">1</td></tr></table>',
     "network.html": '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>',
 }
 SOURCES = {"clean.md": "A glued {glue:text}`key:.3f`.", "glue.md": "{glue:text}`a` and {glue:text}`b`"}
@@ -35,6 +45,9 @@ EXPECTED = {
     "math.html": ["math not typeset by MathJax: '\\\\(N\\\\)'", "raw math markup in the text: '$$z$$'"],
     "tall.html": ["px tall at 1280 px wide"],
     "network.html": ["needs the network: https://cdn.jsdelivr.net"],
+    "download.html": ["link to a missing file: _downloads/0b/gone.csv", "download with no file behind it: 'cut.csv'"],
+    "wide.html": ["table 'wide' is 30"],
+    "logs.html": ["2 training log line(s) in the page"],
 }
 
 
@@ -45,6 +58,8 @@ def test_browser_checks_pass_a_clean_page_and_name_each_defect(tmp_path):
     for name, text in SOURCES.items():
         (tmp_path / "_sources" / name).write_text(text)
     Image.new("RGB", (20, 10), "teal").save(tmp_path / "figure.png")
+    (tmp_path / "_downloads" / "0a").mkdir(parents=True)
+    (tmp_path / "_downloads" / "0a" / "table.csv").write_text("a\n0.5\n")
     for name, body in PAGES.items():
         (tmp_path / name).write_text((NO_MATHJAX if name == "math.html" else HEAD) + body + "</body></html>")
     (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=gone.html" />')

@@ -228,6 +228,68 @@ def test_files_written_in_place_are_reported(study):
         run_pipeline(study["params"], study["executed"], only=["b"])
 
 
+WRITE_RESULTS = """\
+from pathlib import Path
+results = Path(artifacts) / "results"; results.mkdir(parents=True, exist_ok=True)
+for name in names:
+    (results / f"{name}.csv").write_text(f"{name},{suffix}\\n")
+(results / "notes.json").write_text("{}")
+if suffix == "fail":
+    raise RuntimeError("the disk is full")
+"""
+
+
+def results_stage(study, monkeypatch, names: list[str], suffix: str) -> None:
+    """Stage b becomes one that writes results/<name>.csv for each name (and a JSON file)."""
+    make_notebook(study["root"] / "b.ipynb", f'artifacts = ""\nsuffix = {suffix!r}\nnames = {names!r}',
+                  WRITE_RESULTS)
+    monkeypatch.setitem(parameters.SCHEMAS, "b", Schema({
+        "artifacts": parameters.ARTIFACTS, "suffix": Param("text", "b's suffix"),
+        "names": Param("text", "results to write", many=True)}))
+
+
+def test_results_csvs_are_mirrored_beside_the_chapters(study, monkeypatch):
+    """The chapters link <executed>/results/*.csv as downloads: after each stage that folder is a
+    complete copy of the artifacts' results CSVs, of one state of them, never a mix."""
+    results_stage(study, monkeypatch, ["main", "per_seed"], "one")
+    run_pipeline(study["params"], study["executed"])
+    copy = study["executed"] / "results"
+    assert tree(copy).keys() == {"main.csv", "per_seed.csv"}  # CSVs only, as the chapters link them
+    assert (copy / "main.csv").read_text() == "main,one\n" and oct(copy.stat().st_mode)[-3:] == "755"
+
+    # A failed stage restores the artifacts and leaves the book's set as it was.
+    before = tree(copy)
+    results_stage(study, monkeypatch, ["main"], "fail")
+    with pytest.raises(PipelineError, match="the disk is full"):
+        run_pipeline(study["params"], study["executed"])
+    assert tree(copy) == before
+
+    # A copy cut short (here after its first file) leaves the old set whole, and no temporary folder.
+    (study["art"] / "results" / "main.csv").write_text("main,two\n")
+    with monkeypatch.context() as patch:
+        copied, real_copy = [], shutil.copyfile
+        def copy_once(source, target):
+            if copied:
+                raise OSError("no space left on device")
+            copied.append(real_copy(source, target))
+        patch.setattr(pipeline.shutil, "copyfile", copy_once)
+        with pytest.raises(OSError, match="no space"):
+            pipeline.publish_results(study["art"], study["executed"])
+    assert tree(copy) == before
+    assert sorted(p.name for p in study["executed"].iterdir()) == ["a.ipynb", "b.ipynb", "results"]
+
+    # The next run mirrors the new set (per_seed.csv gone from the artifacts, gone from the book),
+    # and a book folder made afresh gets its copy even when every stage is skipped.
+    results_stage(study, monkeypatch, ["main"], "two")
+    shutil.rmtree(study["art"] / "results")
+    run_pipeline(study["params"], study["executed"])
+    assert {name: data for name, (data, _) in tree(copy).items()} == {"main.csv": b"main,two\n"}
+    shutil.rmtree(copy)
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "skipped"]
+    assert {name: data for name, (data, _) in tree(copy).items()} == {"main.csv": b"main,two\n"}
+    assert pipeline.publish_results(study["art"], study["executed"]) is False  # unchanged: left alone
+
+
 def test_profiles_get_their_own_executed_notebooks(study):
     assert pipeline.default_executed_dir("params/smoke.yaml") == REPO / "book" / "executed" / "smoke"
     assert pipeline.default_executed_dir(study["params"]).name == "params"
@@ -326,13 +388,16 @@ def test_book_skeleton_builds_strictly(tmp_path):
                 nbformat.v4.new_code_cell('artifacts = "data/default"',
                                           metadata={"tags": ["parameters"]}),
                 nbformat.v4.new_code_cell(GLUE_CELL),
-                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f`.")]
+                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f` (every number: "
+                                              "{download}`main_table.csv <results/main_table.csv>`).")]
     source = tmp_path / "source.ipynb"
     nbformat.write(nb, source)
     executed = book / "book" / "executed" / "default" / "00_world_and_base_model.ipynb"
     executed.parent.mkdir(parents=True)
     papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
                                progress_bar=False, cwd=str(tmp_path))
+    (executed.parent / "results").mkdir()  # what the runner copies there, for the chapter's download
+    (executed.parent / "results" / "main_table.csv").write_text("method,trust\nInBoL,0.1\n")
     # The default profile's book without the easy-VQA part (another profile's chapters)
     toc = pipeline.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default")
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
@@ -347,6 +412,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     html = book / "_build" / "html"
     assert (html / "index.html").is_file()
+    assert [p.read_text() for p in (html / "_downloads").rglob("main_table.csv")] == ["method,trust\nInBoL,0.1\n"]
     chapter = (html / "book" / "executed" / "default" / "00_world_and_base_model.html").read_text()
     assert "0.88" in chapter and "hello" in chapter
     assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()

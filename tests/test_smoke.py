@@ -73,7 +73,9 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     for method in methods.TRAINED:  # another seed is another replicate: other models, other answers
         assert (responses[method].xs(0, level="seed") != responses[method].xs(1, level="seed")).any(), method
 
-    assert sorted(p.name for p in chapters.iterdir()) == [f"{stem}.ipynb" for stem in STAGES]
+    assert sorted(p.name for p in chapters.iterdir()) == [f"{stem}.ipynb" for stem in STAGES] + ["results"]
+    csvs = sorted(p.name for p in results.glob("*.csv"))  # what the chapters link as downloads
+    assert sorted(p.name for p in (chapters / "results").iterdir()) == csvs
     assert not list(partial_notebook(artifacts, "x").parent.glob("*.ipynb"))
     for executed in chapters.glob("*.ipynb"):
         notebook = nbformat.read(executed, as_version=4)
@@ -99,6 +101,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
 
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = book / "_build" / "html"
+    assert sorted(p.name for p in (html / "_downloads").rglob("*.csv")) == csvs  # every one linked
     for page in ("00_world_and_base_model", "04_evaluation"):
         text = (html / "book" / "executed" / "default" / f"{page}.html").read_text()
         assert "Traceback" not in text
