@@ -39,3 +39,10 @@ def test_phrases_follow_the_numbers():
     assert book.correlation_phrase(float("nan")).startswith("cannot be compared")
     assert "answer everything" in book.untrained_refusal_phrase(0.0)
     assert "answer everything" not in book.untrained_refusal_phrase(0.02)
+
+
+def test_sampling_phrase_says_how_each_model_reads_a_sampled_prompt():
+    assert book.sampling_phrase(True, False) == ("once per sample, where this run's model read it once for all "
+                                                 "its samples")
+    assert book.sampling_phrase(False, False) == "once per sample, as this run's model does"
+    assert book.sampling_phrase(True, True) == "once for all its samples, as this run's model does"
