@@ -40,14 +40,8 @@ book: pipeline
 ifeq ($(PROFILE),default)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 else
-	mkdir -p _build/$(PROFILE)
-	# The introduction glues the default profile's chapter 4: this profile's book gets a copy
-	# beside its own chapters that glues theirs.
-	sed 's#executed/default/##; s#{doc}`glossary`#{doc}`../../glossary`#' book/intro.md \
-		> book/executed/$(PROFILE)/intro.md
-	$(PY) -c 'import sys, yaml; from inbol_utils.pipeline import profile_toc; \
-		yaml.safe_dump(profile_toc(yaml.safe_load(open("_toc.yml")), sys.argv[1]), sys.stdout, sort_keys=False)' \
-		$(PROFILE) > _build/$(PROFILE)/_toc.yml
+	# Its table of contents, and a copy of the introduction beside its chapters that glues theirs.
+	$(PY) -m inbol_utils.profile_book $(PARAMS)
 	$(VENV)/bin/jupyter-book build . --toc _build/$(PROFILE)/_toc.yml --path-output _build/$(PROFILE) \
 		-W -n --keep-going
 endif

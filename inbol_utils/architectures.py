@@ -91,27 +91,38 @@ def build(architecture: str, words: Iterable[str], size: modeling.ModelSize = mo
     """A freshly initialised (model, processor) of `architecture` (one of ARCHITECTURES) sized
     by `size`, its vocabulary the template's words and `words`."""
     builders = {"llava": _llava, "qwen2_vl": _qwen2_vl, "idefics3": _idefics3}
-    if architecture not in builders:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
-    model, processor = builders[architecture](set(words), size, seed)
+    processor = build_processor(architecture, words, size)
+    model = builders[architecture](processor, size, seed)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = chat.stop_token_ids(processor)
     return model.eval(), processor
 
 
-def _llava(words: set[str], size: modeling.ModelSize, seed: int):
-    processor = modeling.build_processor(words, size)
-    return modeling.build_model(processor, size, seed), processor
+def build_processor(architecture: str, words: Iterable[str], size: modeling.ModelSize = modeling.ModelSize()):
+    """The processor of `build`'s model alone (its chat template, tokenizer and image
+    processor): enough to count the tokens a row takes in this architecture, with no model."""
+    builders = {"llava": modeling.build_processor, "qwen2_vl": _qwen2_vl_processor,
+                "idefics3": _idefics3_processor}
+    if architecture not in builders:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    return builders[architecture](set(words), size)
 
 
-def _qwen2_vl(words: set[str], size: modeling.ModelSize, seed: int):
-    tokenizer = QWEN2_VL.tokenizer(words)
+def _llava(processor, size: modeling.ModelSize, seed: int):
+    return modeling.build_model(processor, size, seed)
+
+
+def _qwen2_vl_processor(words: set[str], size: modeling.ModelSize) -> ImageOnlyQwen2VLProcessor:
     image_processor = Qwen2VLImageProcessorPil(
         patch_size=size.patch_size // 2, merge_size=2, temporal_patch_size=2,
         size={"shortest_edge": size.image_size ** 2, "longest_edge": size.image_size ** 2},
         image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    processor = ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                          chat_template=QWEN2_VL_TEMPLATE)
+    return ImageOnlyQwen2VLProcessor(image_processor=image_processor, tokenizer=QWEN2_VL.tokenizer(words),
+                                     chat_template=QWEN2_VL_TEMPLATE)
+
+
+def _qwen2_vl(processor: ImageOnlyQwen2VLProcessor, size: modeling.ModelSize, seed: int):
+    tokenizer = processor.tokenizer
     half = size.text_width // size.heads // 2  # mrope splits each head's rotary half in three
     ids = tokenizer.convert_tokens_to_ids
     config = Qwen2VLConfig(
@@ -128,18 +139,21 @@ def _qwen2_vl(words: set[str], size: modeling.ModelSize, seed: int):
         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
     torch.manual_seed(seed)
-    return Qwen2VLForConditionalGeneration(config), processor
+    return Qwen2VLForConditionalGeneration(config)
 
 
-def _idefics3(words: set[str], size: modeling.ModelSize, seed: int):
-    tokenizer = IDEFICS3.tokenizer(words)
+def _idefics3_processor(words: set[str], size: modeling.ModelSize) -> Idefics3Processor:
     image_processor = Idefics3ImageProcessorPil(
         size={"longest_edge": size.image_size}, max_image_size={"longest_edge": size.image_size},
         do_image_splitting=False, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    return Idefics3Processor(image_processor=image_processor, tokenizer=IDEFICS3.tokenizer(words),
+                             image_seq_len=(size.image_size // (size.patch_size // 2)) ** 2 // 4,
+                             chat_template=SMOLVLM_TEMPLATE)
+
+
+def _idefics3(processor: Idefics3Processor, size: modeling.ModelSize, seed: int):
+    tokenizer = processor.tokenizer
     patch = size.patch_size // 2
-    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                                  image_seq_len=(size.image_size // patch) ** 2 // 4,
-                                  chat_template=SMOLVLM_TEMPLATE)
     config = Idefics3Config(  # vocab_size after the processor: Idefics3Processor adds tokens it lacks
         text_config=LlamaConfig(
             vocab_size=len(tokenizer), hidden_size=size.text_width, intermediate_size=4 * size.text_width,
@@ -151,7 +165,7 @@ def _idefics3(words: set[str], size: modeling.ModelSize, seed: int):
                            image_size=size.image_size, patch_size=patch),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), scale_factor=2)
     torch.manual_seed(seed)
-    return Idefics3ForConditionalGeneration(config), processor
+    return Idefics3ForConditionalGeneration(config)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -89,6 +89,15 @@ def untrained_refusal_phrase(refusal_rate: float) -> str:
             "they were never shown a refusal, so these are answers that happen to read as one")
 
 
+def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
+    """How the target's sampler reads a prompt, against the measured run's: once for all its
+    samples, or once per sample (`generation.SHARED_PROMPT_MODELS`)."""
+    how = {True: "once for all its samples", False: "once per sample"}
+    if measured_shared == target_shared:
+        return f"{how[target_shared]}, as this run's model does"
+    return f"{how[target_shared]}, where this run's model read it {how[measured_shared]}"
+
+
 def correlation_phrase(r: float) -> str:
     """How closely two signals agree, in words, from their correlation (nan when one of them
     is constant, as on a tiny model that is never right)."""

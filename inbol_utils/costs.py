@@ -1,43 +1,50 @@
 """GPU hours of a run at other sizes, from the tokens a smaller run measured.
 
-    python -m inbol_utils.costs data/hub_smoke/profile.json params/hub_smoke.yaml params/hub.yaml \\
-        --model-params 2.2e9
+    python -m inbol_utils.costs data/hub_smoke/profile.json params/hub.yaml --model-params 2.2e9
 
-The runner writes each stage's counts to <artifacts>/profile.json (`profiling.count_tokens`):
-for each part of the work, the rows and tokens that went through the model in forward passes
-and the tokens generated one step at a time. `estimate` carries each count to the target
-parameters by the ratio of the rows that part processes there and in the measured run (`ROWS`:
-the dominant terms of each notebook's loops, upper bounds where a chosen checkpoint can stop
-early), then prices it on a GPU (`Throughput`):
+The runner writes each stage's counts to <artifacts>/profile.json (`profiling.count_tokens`),
+with the parameters the stage ran with: for each part of the work, the rows and tokens that went
+through the model in forward passes and the tokens generated one step at a time. `estimate`
+carries each count to the target parameters by the ratio of the rows that part processes there
+and in the measured run (`ROWS`: the dominant terms of each notebook's loops, upper bounds where
+a chosen checkpoint can stop early), then prices it on a GPU (`Throughput`):
   training     6 N FLOPs a token (forward and backward) in notebook 00; 8 N in notebooks 03 and
                04, whose preference stages also run the frozen reference (an upper bound for
                their SFT steps);
   forward      2 N FLOPs a token (prompts, teacher-forced answers);
   decoded      at a decoding rate in tokens a second: one step a token is bound by memory
                traffic, not by FLOPs,
-with N the target model's parameters and a FLOP rate `mfu` times the GPU's peak. Measured on a
-tiny model of the target's architecture (`architectures`), the rows have the target's chat
-template and image tokens; `row_factor` stands for what its real tokenizer adds (the template's
-newlines, punctuation as tokens of its own).
+with N the target model's parameters and a FLOP rate `mfu` times the GPU's peak. `row_factor`
+stands for what the target's processor adds to a row: its chat template (`template_factors`
+measures it on the run's own rows, through a tiny processor of the target's architecture) and
+its real tokenizer (the template's newlines, punctuation as tokens of its own), which cannot be
+measured offline. Notebook 05 (chapter 5) prices params/hub.yaml from the run it closes.
 """
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
-import papermill
+from PIL import Image
 
+from . import inputs
 from .pipeline import load_params
 from .profiling import DECODED, ROWS
 
+# The stages whose work the estimate carries (the last stage, notebook 05, is the estimate).
 STAGES = ("00_world_and_base_model", "01_boundary_definition", "02_data_generation", "03_training",
           "04_evaluation")
+# FLOPs a token, per parameter: a training step (forward and backward) in notebook 00; one in
+# notebooks 03 and 04, whose preference stages also run the frozen reference; a forward pass.
+TRAINING_FLOPS, PREFERENCE_TRAINING_FLOPS, FORWARD_FLOPS = 6, 8, 2
+# The parts of the work whose rows are prompts alone (generation reads the prompt); the other
+# parts (training, likelihoods) read prompt and response.
+PROMPT_PARTS = ("greedy answers", "sampling")
 # Notebook 04's ablations: (variants, of which relabel the probe and retrain IDK-IT and its pairs).
 ABLATION_VARIANTS = {"pairs": lambda p: (1, 0), "anchor": lambda p: (1, 0),
                      "ca_signal": lambda p: (len({"label", "policy"} - {p["ca_signal"]}), 0),
@@ -97,12 +104,7 @@ SAMPLES_OF: dict[tuple[str, str], Callable[[dict], float]] = {
 def parameters(params_path: str | Path) -> dict[str, dict]:
     """Every notebook parameter of every stage of a parameter file: the notebook's default,
     overridden by the file (what the runner passes)."""
-    result = {}
-    for stage in load_params(params_path)["stages"]:
-        defaults = {name: ast.literal_eval(spec["default"])
-                    for name, spec in papermill.inspect_notebook(str(stage["notebook"])).items()}
-        result[stage["stem"]] = {**defaults, **stage["parameters"]}
-    return result
+    return {stage["stem"]: stage["values"] for stage in load_params(params_path)["stages"]}
 
 
 def namespace(parameters_by_stage: dict[str, dict], stage: str) -> dict:
@@ -115,11 +117,29 @@ def namespace(parameters_by_stage: dict[str, dict], stage: str) -> dict:
     return {**merged, **parameters_by_stage.get(stage, {})}
 
 
+def _profiled_stages(profile_path: str | Path) -> dict[str, dict]:
+    """The profiles of `STAGES`, every one of them: an estimate from part of a run is no estimate."""
+    stages = json.loads(Path(profile_path).read_text())["stages"]
+    missing = [stage for stage in STAGES if stage not in stages]
+    if missing:
+        raise ValueError(f"{profile_path} has no profile of {missing}: run those stages with the runner "
+                         f"(python -m inbol_utils.pipeline), which records each stage's counts.")
+    return {stage: stages[stage] for stage in STAGES}
+
+
+def measured_parameters(profile_path: str | Path) -> dict[str, dict]:
+    """The parameters each stage of the measured run ran with, as the runner recorded them."""
+    stages = _profiled_stages(profile_path)
+    if not all("parameters" in profile for profile in stages.values()):
+        raise ValueError(f"{profile_path} does not record the stages' parameters: run the pipeline again "
+                         f"with this version of inbol_utils (the runner records them per stage).")
+    return {stage: profile["parameters"] for stage, profile in stages.items()}
+
+
 def measured(profile_path: str | Path) -> pd.DataFrame:
     """One row per (stage, part) of a run's profile: rows, tokens and decoded tokens."""
-    stages = json.loads(Path(profile_path).read_text())["stages"]
     records = []
-    for stage, profile in stages.items():
+    for stage, profile in _profiled_stages(profile_path).items():
         counts = profile.get("parts_tokens", {})
         for part in {key.removesuffix(DECODED).removesuffix(ROWS) for key in counts}:
             records.append({"stage": stage, "part": part, "rows": counts.get(part + ROWS, 0),
@@ -134,13 +154,47 @@ def _formula(table: dict, params: dict[str, dict], key: tuple[str, str]) -> floa
     return table[key](namespace(params, key[0])) if key in table else math.nan
 
 
-def predicted_rows(frame: pd.DataFrame, params_path: str | Path) -> pd.DataFrame:
-    """`frame` (stage, part) with the rows and samples `ROWS_OF` and `SAMPLES_OF` give for the
-    parameter file's run (nan where a part has no formula)."""
-    params = parameters(params_path)
+def predicted_rows(profile_path: str | Path) -> pd.DataFrame:
+    """The measured (stage, part) rows of a run's profile beside the rows and samples `ROWS_OF`
+    and `SAMPLES_OF` give for the parameters it ran with (nan where a part has no formula)."""
+    frame, params = measured(profile_path), measured_parameters(profile_path)
     keys = list(zip(frame["stage"], frame["part"]))
     return frame.assign(rows_formula=[_formula(ROWS_OF, params, k) for k in keys],
                         samples_formula=[_formula(SAMPLES_OF, params, k) for k in keys])
+
+
+def row_tokens(processor, images: Sequence[Image.Image], questions: Sequence[str],
+               responses: Sequence[str]) -> dict[str, int]:
+    """The tokens the rows take through `processor`, as the study's code builds them
+    (`inputs`): the prompts alone, and prompt with response (a training row)."""
+    prompts = [inputs.prompt_text(processor, q) for q in questions]
+    rows = [p + inputs.response_text(processor, r) for p, r in zip(prompts, responses)]
+    return {kind: int(processor(images=list(images), text=texts, padding=True, return_tensors="pt")
+                      ["attention_mask"].sum())
+            for kind, texts in (("prompt", prompts), ("row", rows))}
+
+
+def image_tokens(processor, image: Image.Image) -> int:
+    """The tokens one image becomes in `processor`'s prompts (its image token, repeated)."""
+    batch = processor(images=[image], text=[inputs.prompt_text(processor, "")], return_tensors="pt")
+    return int((batch["input_ids"] == processor.image_token_id).sum())
+
+
+def template_factors(measured_processor, target_processor, images: Sequence[Image.Image],
+                     questions: Sequence[str], responses: Sequence[str]) -> dict[str, float]:
+    """How many tokens the same rows take through the target's processor per token through the
+    measured run's: its chat template, image tokens and (word-level) tokenizer. One factor per
+    kind of row, "prompt" (the parts of `PROMPT_PARTS`) and "row" (the others)."""
+    measured_tokens = row_tokens(measured_processor, images, questions, responses)
+    target_tokens = row_tokens(target_processor, images, questions, responses)
+    return {kind: target_tokens[kind] / measured_tokens[kind] for kind in measured_tokens}
+
+
+def part_factors(factors: Mapping[str, float], tokenizer_factor: float) -> dict[str, float]:
+    """`estimate`'s row factor of every part of the work: the template factor of its kind of
+    row (`template_factors`) times what the target's real tokenizer adds."""
+    parts = sorted({part for _, part in ROWS_OF})
+    return {part: factors["prompt" if part in PROMPT_PARTS else "row"] * tokenizer_factor for part in parts}
 
 
 @dataclass(frozen=True)
@@ -155,43 +209,66 @@ class Throughput:
     decode_tokens_per_s: float = 2000.0
 
 
-def estimate(profile_path: str | Path, measured_params: str | Path, target_params: str | Path,
-             model_params: float, row_factor: float = 1.0,
-             throughput: Throughput = Throughput()) -> pd.DataFrame:
+def estimate(profile_path: str | Path, target_params: str | Path, model_params: float,
+             row_factor: float | Mapping[str, float] = 1.0, throughput: Throughput = Throughput(),
+             prompt_shared: tuple[bool, bool] = (False, False)) -> pd.DataFrame:
     """GPU hours per (stage, part) of the run `target_params` describes on a model of
-    `model_params` parameters, from the counts of the run `measured_params` described (its
-    profile at `profile_path`). Parts without a row formula keep their measured counts."""
+    `model_params` parameters, from the counts of the run whose profile is at `profile_path`
+    (and the parameters it records). `row_factor`: the target's tokens per measured token, one
+    for every part or one per part (`part_factors`). `prompt_shared`: whether the measured run's
+    sampler and the target's read a prompt once for all its samples or once per sample
+    (`generation.SHARED_PROMPT_MODELS`). Parts without a row formula keep their measured counts."""
     frame = measured(profile_path)
-    source, target = parameters(measured_params), parameters(target_params)
+    source, target = measured_parameters(profile_path), parameters(target_params)
     keys = list(zip(frame["stage"], frame["part"]))
-    # Sampling: a prompt whose cache is not shared goes through the model once per sample, so
-    # its tokens scale with the samples (an upper bound where the cache is shared).
-    table = [SAMPLES_OF if k in SAMPLES_OF else ROWS_OF for k in keys]
-    sample_scale = pd.Series([_formula(t, target, k) / _formula(t, source, k) if k in t else 1.0
-                              for t, k in zip(table, keys)])
-    frame["tokens_target"] = frame["tokens"] * sample_scale * row_factor
-    frame["decoded_target"] = frame["decoded"] * sample_scale
-    per_token = [(6 if stage == STAGES[0] else 8) if part == "training" else 2 for stage, part in keys]
+
+    def passes(params: dict, key: tuple[str, str], shared: bool) -> float:
+        """The rows that go through the model: a sampled prompt once, or once per sample."""
+        return _formula(SAMPLES_OF if key in SAMPLES_OF and not shared else ROWS_OF, params, key)
+
+    token_scale = [passes(target, k, prompt_shared[1]) / passes(source, k, prompt_shared[0]) if k in ROWS_OF
+                   else 1.0 for k in keys]
+    decoded_table = [SAMPLES_OF if k in SAMPLES_OF else ROWS_OF for k in keys]
+    decoded_scale = [_formula(t, target, k) / _formula(t, source, k) if k in t else 1.0
+                     for t, k in zip(decoded_table, keys)]
+    frame["tokens_target"] = (frame["tokens"] * pd.Series(token_scale)
+                              * [_factor(row_factor, part) for part in frame["part"]])
+    frame["decoded_target"] = frame["decoded"] * pd.Series(decoded_scale)
+    per_token = [(TRAINING_FLOPS if stage == STAGES[0] else PREFERENCE_TRAINING_FLOPS) if part == "training"
+                 else FORWARD_FLOPS for stage, part in keys]
     flops = frame["tokens_target"] * per_token * model_params
     seconds = (flops / (throughput.peak_tflops * 1e12 * throughput.mfu)
                + frame["decoded_target"] / throughput.decode_tokens_per_s)
     return frame.assign(gpu_hours=seconds / 3600)
 
 
+def _factor(row_factor: float | Mapping[str, float], part: str) -> float:
+    if not isinstance(row_factor, Mapping):
+        return row_factor
+    if part not in row_factor:
+        raise ValueError(f"row_factor gives no factor for the part {part!r} (it has {sorted(row_factor)}): "
+                         f"give one for every part of the profile, e.g. with part_factors.")
+    return row_factor[part]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.costs", description=__doc__.split("\n")[0])
     parser.add_argument("profile", help="profile.json of the measured run (its artifacts folder)")
-    parser.add_argument("measured_params", help="the parameter file the measured run used")
     parser.add_argument("target_params", help="the parameter file to estimate, e.g. params/hub.yaml")
     parser.add_argument("--model-params", type=float, required=True, help="the target model's parameters")
     parser.add_argument("--row-factor", type=float, default=1.0,
-                        help="the target tokenizer's tokens per measured token (a word-level count: 1.3 for Qwen2-VL)")
+                        help="the target processor's tokens per measured token (chapter 5 measures the template's part)")
     parser.add_argument("--peak-tflops", type=float, default=Throughput.peak_tflops)
     parser.add_argument("--mfu", type=float, default=Throughput.mfu)
     parser.add_argument("--decode-tokens-per-s", type=float, default=Throughput.decode_tokens_per_s)
+    for side in ("measured", "target"):
+        parser.add_argument(f"--{side}-shares-prompt", action="store_true",
+                            help=f"the {side} run's sampler reads a prompt once for all its samples (LLaVA, "
+                                 f"Idefics3; Qwen2-VL reads it once per sample)")
     args = parser.parse_args(argv)
-    table = estimate(args.profile, args.measured_params, args.target_params, args.model_params, args.row_factor,
-                     Throughput(args.peak_tflops, args.mfu, args.decode_tokens_per_s))
+    table = estimate(args.profile, args.target_params, args.model_params, args.row_factor,
+                     Throughput(args.peak_tflops, args.mfu, args.decode_tokens_per_s),
+                     (args.measured_shares_prompt, args.target_shares_prompt))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.round({"gpu_hours": 2, "tokens_target": 0, "decoded_target": 0}).to_string(index=False))
         print(table.groupby("stage")["gpu_hours"].sum().round(2).to_string())

@@ -252,6 +252,32 @@ SCHEMAS: dict[str, Schema] = {
         Rule(lambda p: "signal" not in p["ablations"] or p["signal_values"],
              "ablations={ablations} include 'signal', so signal_values must not be empty"),
     ), inputs=(WORLD, Input("training.json", BY_03))),
+    "05_scaling_up": Schema({
+        "artifacts": ARTIFACTS,
+        "seeds": Param("int", "the run's seeds; the first one's processor and IDK-IT rows are measured",
+                       low=0, many=True),
+        "target_params": Param("text", "the parameter file of the run to price: params/hub.yaml or a copy "
+                                       "with other sizes"),
+        "model_params": Param("real", "the parameters of the target's model", above=0),
+        "tokenizer_factor": Param("real", "tokens of the target's real tokenizer per token of its word-level "
+                                          "stand-in: an assumption, the real one is not available offline",
+                                  above=0),
+        "template_rows": _positive_int("rows of the first seed's IDK-IT set encoded through both templates"),
+        "peak_tflops": Param("real", "the GPU's dense bf16 peak in TFLOP/s", above=0),
+        "mfu": Param("real", "the share of the peak that training steps and forward passes reach",
+                     low=0.01, high=1),
+        "decode_tokens_per_s": Param("real", "tokens generated a second", above=0),
+        "pessimistic_mfu": Param("real", "mfu of the pessimistic estimate", low=0.01, high=1),
+        "pessimistic_decode_tokens_per_s": Param("real", "decode_tokens_per_s of the pessimistic estimate",
+                                                 above=0),
+    }, rules=(
+        Rule(lambda p: p["pessimistic_mfu"] <= p["mfu"]
+             and p["pessimistic_decode_tokens_per_s"] <= p["decode_tokens_per_s"],
+             "the pessimistic rates (pessimistic_mfu={pessimistic_mfu}, pessimistic_decode_tokens_per_s="
+             "{pessimistic_decode_tokens_per_s}) must not exceed mfu={mfu} and decode_tokens_per_s="
+             "{decode_tokens_per_s}"),
+    ), inputs=(Input("profile.json", "the runner (python -m inbol_utils.pipeline), after every stage"),
+               BASE_MODEL, Input("seed{seed}/idk_it/labelling.json", BY_02))),
 }
 
 

@@ -44,8 +44,10 @@ skipped when its own ingredients are unchanged (`inbol_utils.reuse`): a new tau 
 notebooks 01-04, but not the probe of the base models.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
-time, the kernel's start and stop, and the core-seconds of each part of the work
-(`inbol_utils.profiling`); `make bench` prints it.
+time, the kernel's start and stop, the core-seconds and tokens of each part of the work
+(`inbol_utils.profiling`) and the parameters it ran with; `make bench` prints it, and the last
+stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
+profile is written before the next stage starts.
 """
 from __future__ import annotations
 
@@ -205,28 +207,6 @@ def profile_name(params_path: str | os.PathLike) -> str:
     return Path(params_path).stem
 
 
-def profile_toc(toc: dict, profile: str) -> dict:
-    """The table of contents of one profile's book, from _toc.yml (the default book).
-
-    _toc.yml's parts are the study (the default profile's executed chapters), other profiles'
-    parts (the easy-VQA part) and the reference pages. A profile's book keeps the study part,
-    read from its own executed folder, and the reference pages; a profile other than the default
-    also gets its own copy of the introduction (`make book` writes it beside its chapters)."""
-    study = "book/executed/default/"
-    def files(part: dict) -> list[str]:
-        return [c["file"] for c in part["chapters"]] + [s["file"] for c in part["chapters"]
-                                                       for s in c.get("sections", [])]
-    parts = []
-    for part in toc["parts"]:
-        if all(f.startswith(study) for f in files(part)):
-            parts.append({**part, "chapters": [{"file": c["file"].replace(study, f"book/executed/{profile}/")}
-                                               for c in part["chapters"]]})
-        elif not any(f.startswith("book/executed/") for f in files(part)):
-            parts.append(part)
-    root = toc["root"] if profile == "default" else f"book/executed/{profile}/intro"
-    return {**toc, "root": root, "parts": parts}
-
-
 def default_executed_dir(params_path: str | os.PathLike) -> Path:
     """Where a profile's executed notebooks go: the book of `make book PARAMS=params/<name>.yaml`."""
     return REPO_ROOT / "book" / "executed" / profile_name(params_path)
@@ -330,10 +310,11 @@ def publish_results(artifacts: Path, executed_dir: Path) -> bool:
     return True
 
 
-def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
+def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the kernel's start and
     shutdown (the wall time no cell accounts for), and the core-seconds and tokens of each part
-    of the work (`profiling`), summed over the stage's processes."""
+    of the work (`profiling`), summed over the stage's processes; with the parameter `values`
+    it ran with, so that the counts can be carried to other sizes (`costs`)."""
     cells = []
     for cell in json.loads(executed.read_text())["cells"]:
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
@@ -343,7 +324,7 @@ def stage_profile(executed: Path, parts: Path, seconds: float) -> dict:
     in_cells = sum(c["seconds"] for c in cells)
     return {"seconds": round(seconds, 1), "kernel_and_papermill": round(seconds - in_cells, 1),
             "cells": cells, "parts_core_seconds": {k: round(v, 1) for k, v in profiling.read(parts).items()},
-            "parts_tokens": profiling.read_tokens(parts),
+            "parts_tokens": profiling.read_tokens(parts), "parameters": values,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -374,7 +355,7 @@ def run_stage(stage: dict, artifacts: Path, log_output: bool) -> tuple[float, li
         finally:
             del os.environ[profiling.ENV]
         seconds = time.perf_counter() - start
-        save_profile(artifacts, stem, stage_profile(partial, parts, seconds))
+        save_profile(artifacts, stem, stage_profile(partial, parts, seconds, stage["values"]))
     except BaseException as err:
         _, damaged = staging.restore(artifacts)
         if damaged and isinstance(err, PipelineError):

@@ -64,3 +64,10 @@ def test_a_real_source_gets_a_banner_per_chapter_and_the_generated_world_none(ca
     texts = [m.data for m in shown]
     assert len(texts) == 5 and len(set(texts)) == 5  # one note per chapter, each its own
     assert all(t.startswith(":::{note}") and t.endswith(":::") and "easy-VQA" in t for t in texts)
+
+
+def test_sampling_phrase_says_how_each_model_reads_a_sampled_prompt():
+    assert book.sampling_phrase(True, False) == ("once per sample, where this run's model read it once for all "
+                                                 "its samples")
+    assert book.sampling_phrase(False, False) == "once per sample, as this run's model does"
+    assert book.sampling_phrase(True, True) == "once for all its samples, as this run's model does"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from inbol_utils import costs, generation, inputs, modeling, profiling
+from inbol_utils import answers as answers_module
+from inbol_utils import architectures, costs, generation, inputs, profiling, world
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,21 +29,27 @@ def test_generation_counts_what_goes_through_the_model(processor, tiny_model, ti
     assert profiling.take()["tokens"]["sampling"] == prompt_tokens  # one pass over each prompt
 
 
-def _profile(path: Path, stage: str, counts: dict) -> Path:
-    path.write_text(json.dumps({"machine": "test", "stages": {stage: {"parts_tokens": counts}}}))
+SMOKE = ROOT / "params" / "smoke.yaml"
+
+
+def _profile(path: Path, counts: dict[str, dict], params: Path = SMOKE, drop: str | None = None) -> Path:
+    """A runner's profile of `params`' run: every stage of `costs.STAGES` (but `drop`), with the
+    parameters it ran with and the token counts `counts` gives it."""
+    ran = costs.parameters(params)
+    stages = {stage: {"parts_tokens": counts.get(stage, {}), "parameters": ran[stage]}
+              for stage in costs.STAGES if stage != drop}
+    path.write_text(json.dumps({"machine": "test", "stages": stages}))
     return path
 
 
 def test_estimate_scales_each_part_by_its_rows_and_prices_it(tmp_path):
-    smoke = ROOT / "params" / "smoke.yaml"
     longer = tmp_path / "longer.yaml"
-    longer.write_text(smoke.read_text().replace("base_steps: 12", "base_steps: 48"))
-    stage = costs.STAGES[0]
-    profile = _profile(tmp_path / "profile.json", stage, {"training": 1000, "training (rows)": 50,
-                                                          "greedy answers": 400, "greedy answers (rows)": 20,
-                                                          "greedy answers (decoded)": 40})
+    longer.write_text(SMOKE.read_text().replace("base_steps: 12", "base_steps: 48"))
+    profile = _profile(tmp_path / "profile.json", {costs.STAGES[0]: {
+        "training": 1000, "training (rows)": 50, "greedy answers": 400, "greedy answers (rows)": 20,
+        "greedy answers (decoded)": 40}})
     rate = costs.Throughput(peak_tflops=100.0, mfu=0.5, decode_tokens_per_s=10.0)
-    table = costs.estimate(profile, smoke, longer, model_params=1e9, row_factor=2.0, throughput=rate)
+    table = costs.estimate(profile, longer, model_params=1e9, row_factor=2.0, throughput=rate)
     training, greedy = (table.set_index("part").loc[p] for p in ("training", "greedy answers"))
     assert training["tokens_target"] == 1000 * 4 * 2.0  # four times the steps, twice the tokens a row
     # greedy answers: the probes during training grow with the steps (every 6: 2 -> 8), the test split does not
@@ -55,10 +62,66 @@ def test_estimate_scales_each_part_by_its_rows_and_prices_it(tmp_path):
                                                  + greedy["decoded_target"] / 10.0) / 3600)
 
 
-def test_estimate_needs_a_profile_with_token_counts(tmp_path):
-    profile = _profile(tmp_path / "profile.json", costs.STAGES[0], {})
+def test_a_prompt_read_once_for_its_samples_is_counted_once_per_sample_where_the_target_reads_it_so(tmp_path):
+    """The probe's sampling in notebook 01 of the smoke run: 120 prompts, 3 samples each on the first
+    seed and 3 on the second (n_values [1, 3], n_samples 3), so 720 samples."""
+    probe = costs.STAGES[1]
+    profile = _profile(tmp_path / "profile.json", {probe: {"sampling": 2400, "sampling (rows)": 240,
+                                                           "sampling (decoded)": 1500}})
+    prompts, samples = 2 * 120, 120 * (3 + 3)
+    by_sharing = {shared: costs.estimate(profile, SMOKE, 1e9, prompt_shared=shared).set_index("part").loc["sampling"]
+                  for shared in [(True, True), (True, False), (False, False)]}
+    assert by_sharing[(True, True)]["tokens_target"] == pytest.approx(2400)  # the same run, priced as it ran
+    assert by_sharing[(False, False)]["tokens_target"] == pytest.approx(2400)
+    assert by_sharing[(True, False)]["tokens_target"] == pytest.approx(2400 * samples / prompts)
+    assert {round(row["decoded_target"]) for row in by_sharing.values()} == {1500}  # every sample decodes its own
+
+
+def test_a_factor_per_part_must_name_every_part(tmp_path):
+    profile = _profile(tmp_path / "profile.json", {costs.STAGES[0]: {"training": 1000, "training (rows)": 50,
+                                                                     "greedy answers": 400}})
+    factors = costs.part_factors({"prompt": 2.0, "row": 1.5}, tokenizer_factor=1.2)
+    assert factors == pytest.approx({"greedy answers": 2.4, "likelihoods": 1.8, "sampling": 2.4, "training": 1.8})
+    table = costs.estimate(profile, SMOKE, 1e9, factors).set_index("part")
+    assert table.loc["training", "tokens_target"] == pytest.approx(1000 * 1.8)
+    assert table.loc["greedy answers", "tokens_target"] == pytest.approx(400 * 2.4)
+    with pytest.raises(ValueError, match="no factor for the part 'greedy answers'"):
+        costs.estimate(profile, SMOKE, 1e9, {"training": 1.0})
+
+
+def test_estimate_needs_every_stage_its_counts_and_its_parameters(tmp_path):
     with pytest.raises(ValueError, match="no token counts"):
-        costs.measured(profile)
+        costs.measured(_profile(tmp_path / "empty.json", {}))
+    with pytest.raises(ValueError, match=r"has no profile of \['04_evaluation'\]: run those stages"):
+        costs.measured(_profile(tmp_path / "partial.json", {costs.STAGES[0]: {"training": 1}}, drop=costs.STAGES[4]))
+    old = json.loads(_profile(tmp_path / "old.json", {costs.STAGES[0]: {"training": 1}}).read_text())
+    del old["stages"][costs.STAGES[2]]["parameters"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="does not record the stages' parameters"):
+        costs.measured_parameters(tmp_path / "old.json")
+
+
+def test_template_factors_count_what_the_study_puts_through_each_processor(processor, tiny_world):
+    """Rows through the study's LLaVA and through a tiny Qwen2-VL: what `inputs` encodes (and the
+    runner's profile counts), and Qwen2-VL's template adds the same system turn and markers to
+    every prompt, while a response costs both the same (its words and an end-of-turn marker)."""
+    rows = tiny_world[0]["probe"].select(range(8))
+    images, questions = list(rows["image"]), rows["question"]
+    responses = [gold[0] if gold else "i don't know" for gold in rows["answers"]]  # answers and refusals
+    qwen = architectures.build_processor("qwen2_vl", world.world_words() | answers_module.refusal_words())
+    counted = {}
+    for name, proc in (("llava", processor), ("qwen2_vl", qwen)):
+        counted[name] = costs.row_tokens(proc, images, questions, responses)
+        profiling.take()
+        with profiling.part("greedy answers"):
+            inputs.encode(proc, images, [inputs.prompt_text(proc, q) for q in questions], "left", "cpu")
+        assert profiling.take()["tokens"]["greedy answers"] == counted[name]["prompt"], name
+    assert counted["llava"]["row"] - counted["llava"]["prompt"] == counted["qwen2_vl"]["row"] - counted["qwen2_vl"]["prompt"]
+    overhead = counted["qwen2_vl"]["prompt"] - counted["llava"]["prompt"]
+    assert overhead > 0 and overhead % len(rows) == 0  # the same added tokens on every prompt
+    factors = costs.template_factors(processor, qwen, images, questions, responses)
+    assert factors == {kind: counted["qwen2_vl"][kind] / counted["llava"][kind] for kind in ("prompt", "row")}
+    assert costs.image_tokens(processor, images[0]) == costs.image_tokens(qwen, images[0]) == 4  # one a grid cell
 
 
 def test_ablation_variants_follow_notebook_04s_list():

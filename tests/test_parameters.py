@@ -123,6 +123,11 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                      "include 'tau', so tau_values must not be empty"),
     "04 a Trust cost not computed": (set_stage("04", c_values=[3]), "c_values = [3] is not allowed"),
     "04 negative workers": (set_common(workers=-1), "04_evaluation: workers = -1 is not allowed"),
+    "05 mfu above the peak": (set_stage("05", mfu=1.5), "05_scaling_up: mfu = 1.5 is not allowed; mfu (the share "
+                              "of the peak that training steps and forward passes reach) must be a number in [0.01, 1]"),
+    "05 pessimistic above the estimate": (set_stage("05", pessimistic_decode_tokens_per_s=5000.0),
+                                          "05_scaling_up: the pessimistic rates (pessimistic_mfu=0.1, "
+                                          "pessimistic_decode_tokens_per_s=5000.0) must not exceed mfu=0.25"),
 }
 
 
@@ -168,7 +173,7 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path, artifacts):
     change = set_common(seeds=[])
     message = assert_stops(smoke_params(tmp_path, artifacts, lambda raw: (change(raw), set_stage("03", ca_mode="x")(raw))),
                            artifacts, "stage 3: 03_training: ca_mode = 'x'")
-    assert message.count("seeds = [] is not allowed") == 4  # 00 to 03 declare seeds
+    assert message.count("seeds = [] is not allowed") == 5  # 00 to 03 and 05 declare seeds
 
 
 def test_yaml_exponents_are_numbers(tmp_path, artifacts):
@@ -195,6 +200,12 @@ def test_a_missing_input_stops_the_runner_before_the_kernel(tmp_path, artifacts)
     message = assert_stops(params, artifacts, "03_training: missing artifact ", only=["03_training"])
     assert f"{artifacts}/seed0/base_model/config.json. It is written by notebook 00" in message
     assert f"{artifacts}/seed1/labels.parquet. It is written by notebook 02 (data generation)" in message
+
+
+def test_chapter_5_needs_the_runners_profile(tmp_path, artifacts):
+    params = smoke_params(tmp_path, artifacts)
+    assert_stops(params, artifacts, f"05_scaling_up: missing artifact {artifacts}/profile.json. It is written by the "
+                 "runner (python -m inbol_utils.pipeline), after every stage", only=["05_scaling_up"])
 
 
 def test_a_corrupted_input_is_named(tmp_path, artifacts):

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 import yaml
 
-from inbol_utils import parameters, pipeline, staging
+from inbol_utils import parameters, pipeline, profile_book, staging
 from inbol_utils.parameters import Param, Schema
 from inbol_utils.pipeline import PipelineError, main, run_pipeline
 
@@ -399,7 +399,7 @@ def test_book_skeleton_builds_strictly(tmp_path):
     (executed.parent / "results").mkdir()  # what the runner copies there, for the chapter's download
     (executed.parent / "results" / "main_table.csv").write_text("method,trust\nInBoL,0.1\n")
     # The default profile's book without the easy-VQA part (another profile's chapters)
-    toc = pipeline.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default")
+    toc = profile_book.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default", NOTEBOOK_STEMS)
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     for chapter in (c for part in toc["parts"] for c in part["chapters"]):  # every other executed chapter
         target = book / f"{chapter['file']}.ipynb"
@@ -425,10 +425,46 @@ NOTEBOOK_STEMS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 
 def test_a_profiles_book_reads_its_own_chapters_and_keeps_the_reference_pages():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    default = pipeline.profile_toc(toc, "default")
+    default = profile_book.profile_toc(toc, "default", NOTEBOOK_STEMS)
     files = [c["file"] for part in default["parts"] for c in part["chapters"]]
     assert default["root"] == "book/intro" and "book/easy_vqa" not in files  # other profiles' parts go
-    assert files[:5] == [f"book/executed/default/{stem}" for stem in NOTEBOOK_STEMS] and "book/glossary" in files
-    smoke = pipeline.profile_toc(toc, "smoke")
+    assert files[:6] == [f"book/executed/default/{stem}" for stem in NOTEBOOK_STEMS] and "book/glossary" in files
+    smoke = profile_book.profile_toc(toc, "smoke", NOTEBOOK_STEMS)
     assert smoke["root"] == "book/executed/smoke/intro"
     assert [c["file"] for c in smoke["parts"][0]["chapters"]] == [f"book/executed/smoke/{s}" for s in NOTEBOOK_STEMS]
+    # a profile that stops before the last chapter (easy-VQA's) lists only the chapters it runs
+    four = profile_book.profile_toc(toc, "easy_vqa", NOTEBOOK_STEMS[:5])
+    assert [c["file"] for c in four["parts"][0]["chapters"]] == [f"book/executed/easy_vqa/{s}"
+                                                                   for s in NOTEBOOK_STEMS[:5]]
+
+
+def test_a_profiles_book_is_written_where_the_makefile_builds_it(tmp_path):
+    """`python -m inbol_utils.profile_book PARAMS` (the Makefile's `book` for a profile other
+    than the default): the toc of the profile's stages, and the introduction beside its chapters,
+    its glue and links pointing at them and at the book's other pages."""
+    for name in ("_toc.yml", "book/intro.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, tmp_path / name)
+    params = tmp_path / "params" / "mine.yaml"
+    params.parent.mkdir()
+    params.write_text((REPO / "params" / "easy_vqa.yaml").read_text())
+    path = profile_book.write(params, tmp_path)
+    assert path == tmp_path / "_build" / "mine" / "_toc.yml"
+    toc = yaml.safe_load(path.read_text())
+    assert toc["root"] == "book/executed/mine/intro"
+    assert toc["parts"][0]["chapters"][-1] == {"file": "book/executed/mine/04_evaluation"}  # easy-VQA runs 00-04
+    intro = (tmp_path / "book" / "executed" / "mine" / "intro.md").read_text()
+    assert "{glue:text}`04_evaluation.ipynb::headline_verdict_test:s`" in intro
+    assert ":doc: 04_evaluation.ipynb\n" in intro and "{doc}`../../glossary`" in intro
+    assert "executed/default/04_evaluation" not in intro
+    assert "`book/executed/default/`" in intro  # prose that names the folder is left as it is
+
+
+def test_the_intro_copy_relinks_every_form_of_reference():
+    text = ("{doc}`glossary`, {doc}`the terms <glossary>`, {doc}`executed/default/03_training`, "
+            "{glue:text}`executed/default/01_boundary_definition.ipynb::conf_corr:.2f`, "
+            "{glue}`executed/default/00_world_and_base_model.ipynb::n_seeds`\n:doc: executed/default/04_evaluation.ipynb\n")
+    assert profile_book.intro_copy(text) == (
+        "{doc}`../../glossary`, {doc}`the terms <../../glossary>`, {doc}`03_training`, "
+        "{glue:text}`01_boundary_definition.ipynb::conf_corr:.2f`, "
+        "{glue}`00_world_and_base_model.ipynb::n_seeds`\n:doc: 04_evaluation.ipynb\n")

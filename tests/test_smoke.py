@@ -19,13 +19,14 @@ import yaml
 
 import browser
 from inbol_utils import costs, environment, methods, metrics, protocol
-from inbol_utils.pipeline import partial_notebook, profile_toc, run_pipeline
-from prose import contradictions
+from inbol_utils.pipeline import partial_notebook, run_pipeline
+from inbol_utils.profile_book import profile_toc
+from prose import contradictions, glued_values
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PAGE = "book/executed/default/04_evaluation.html"
 STAGES = ["00_world_and_base_model", "01_boundary_definition", "02_data_generation", "03_training",
-          "04_evaluation"]
+          "04_evaluation", "05_scaling_up"]
 
 
 def smoke_params(path: Path, artifacts: Path) -> Path:
@@ -45,12 +46,12 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     artifacts, twin = tmp_path / "artifacts", tmp_path / "twin"
     params = smoke_params(tmp_path / "smoke.yaml", artifacts)
     chapters = book / "book" / "executed" / "default"  # where _toc.yml reads the default profile
-    toc = profile_toc(yaml.safe_load((ROOT / "_toc.yml").read_text()), "default")  # no easy-VQA part
+    toc = profile_toc(yaml.safe_load((ROOT / "_toc.yml").read_text()), "default", STAGES)  # no easy-VQA part
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
 
     monkeypatch.setenv("PYTHONHASHSEED", "1")
     records = run_pipeline(params, chapters, force=True, only=STAGES[:4])
-    assert [r["status"] for r in records] == ["ran"] * 4 + ["not selected"]
+    assert [r["status"] for r in records] == ["ran"] * 4 + ["not selected"] * 2
     shutil.copytree(artifacts, twin, copy_function=os.link)  # every write replaces files: links are safe
     rerun = subprocess.Popen(
         [sys.executable, "-m", "inbol_utils.pipeline", str(smoke_params(tmp_path / "twin.yaml", twin)),
@@ -61,7 +62,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
                             "-W", "-n", "--keep-going"], capture_output=True, text=True)
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output[-3000:]
-    assert [r["status"] for r in records[5:]] == ["skipped"] * 4 + ["ran"]
+    assert [r["status"] for r in records[6:]] == ["skipped"] * 4 + ["ran"] * 2
     assert all(r["written_in_place"] == [] for r in records if r["status"] == "ran")
 
     results = artifacts / "results"
@@ -92,7 +93,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     # The GPU-hour estimate's row formulas follow what the notebooks put through the model: within
     # the share of answerable queries (likelihoods count gold answers), prefetched batches and
     # checkpoints chosen before the schedule's end.
-    rows = costs.predicted_rows(costs.measured(tmp_path / "artifacts" / "profile.json"), params)
+    rows = costs.predicted_rows(artifacts / "profile.json")
     assert (rows["rows"] / rows["rows_formula"]).dropna().between(0.6, 1.3).all(), rows.to_string()
     for seed in (0, 1):  # every seed has its own base model and every trained method
         home = protocol.seed_dir(artifacts, seed)
@@ -102,11 +103,18 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = book / "_build" / "html"
     assert sorted(p.name for p in (html / "_downloads").rglob("*.csv")) == csvs  # every one linked
-    for page in ("00_world_and_base_model", "04_evaluation"):
-        text = (html / "book" / "executed" / "default" / f"{page}.html").read_text()
-        assert "Traceback" not in text
-    assert environment.cpu_name() in text  # chapter 4 states the machine its results came from
+    pages = {page: (html / "book" / "executed" / "default" / f"{page}.html").read_text()
+             for page in ("00_world_and_base_model", "04_evaluation", "05_scaling_up")}
+    assert not [page for page, text in pages.items() if "Traceback" in text]
+    assert environment.cpu_name() in pages["04_evaluation"]  # chapter 4 states the machine its results came from
     assert contradictions(chapters, html / "book" / "executed" / "default", html / "book") == []
+    # Chapter 5 prices params/hub.yaml from this run's profile: Qwen2-VL's template adds a system
+    # turn to every row, and the stages' hours add up to the glued total.
+    scaling = glued_values(chapters / "05_scaling_up.ipynb")
+    assert scaling["template_factor_prompt"] > scaling["template_factor_row"] > 1
+    stage_hours = [scaling[f"gpu_hours_{stem[:2]}"] for stem in STAGES if f"gpu_hours_{stem[:2]}" in scaling]
+    assert len(stage_hours) == 4 and sum(stage_hours) == pytest.approx(scaling["gpu_hours_total"])  # 02: no model
+    assert scaling["gpu_hours_pessimistic"] > scaling["gpu_hours_total"] > 0
 
     # The same book in a browser (built once: the pytest budget has no room for a second smoke
     # run). The screenshot's path and the browser's time are printed at the end of the run.
