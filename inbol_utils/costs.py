@@ -180,13 +180,11 @@ def image_tokens(processor, image: Image.Image) -> int:
     return int((batch["input_ids"] == processor.image_token_id).sum())
 
 
-def template_factors(measured_processor, target_processor, images: Sequence[Image.Image],
-                     questions: Sequence[str], responses: Sequence[str]) -> dict[str, float]:
+def template_factors(measured_tokens: Mapping[str, int], target_tokens: Mapping[str, int]) -> dict[str, float]:
     """How many tokens the same rows take through the target's processor per token through the
-    measured run's: its chat template, image tokens and (word-level) tokenizer. One factor per
-    kind of row, "prompt" (the parts of `PROMPT_PARTS`) and "row" (the others)."""
-    measured_tokens = row_tokens(measured_processor, images, questions, responses)
-    target_tokens = row_tokens(target_processor, images, questions, responses)
+    measured run's (both counted by `row_tokens`): its chat template, image tokens and
+    (word-level) tokenizer. One factor per kind of row, "prompt" (the parts of `PROMPT_PARTS`)
+    and "row" (the others)."""
     return {kind: target_tokens[kind] / measured_tokens[kind] for kind in measured_tokens}
 
 
