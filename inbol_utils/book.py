@@ -36,13 +36,17 @@ HEADLINE_COLUMNS = {("test", "trust"): "Trust in-domain", ("ood", "trust"): "Tru
                     ("test", "unanswerable_refr"): "refuses unanswerable"}
 
 
+def _spread(table: pd.DataFrame, method: str, split: str, metric: str, digits: int = 2) -> str:
+    """One cell of `evaluation.mean_spread`'s frame as "mean ± sd"."""
+    return mean_sd(table.loc[(method, split), (metric, "mean")], table.loc[(method, split), (metric, "std")], digits)
+
+
 def headline_table(table: pd.DataFrame, methods: dict[str, str]) -> pd.DataFrame:
     """The study's answer in one table: mean ± sd over seeds of the headline columns, one row
     per method. `table` is `evaluation.mean_spread`'s (method, split) x (metric, mean/std)
     frame; `methods` maps each method's name to the label shown, in the order shown. A column
     the source cannot measure (`evaluation.measurable`) says so."""
-    cells = {label: [mean_sd(table.loc[(m, split), (metric, "mean")], table.loc[(m, split), (metric, "std")])
-                     if metric in table else NOT_KNOWN for m in methods]
+    cells = {label: [_spread(table, m, split, metric) if metric in table else NOT_KNOWN for m in methods]
              for (split, metric), label in HEADLINE_COLUMNS.items()}
     return pd.DataFrame(cells, index=list(methods.values()))
 
@@ -53,8 +57,7 @@ def spread_table(table: pd.DataFrame, split: str, columns: dict[str, str], metho
     maps each method's name to its label, in the order shown). `table` is
     `evaluation.mean_spread`'s frame. A metric the source cannot measure is not in `table` and
     is left out: a column that says "not known" in every row would only widen the table."""
-    cells = {header: [mean_sd(table.loc[(m, split), (metric, "mean")], table.loc[(m, split), (metric, "std")], 3)
-                      for m in methods]
+    cells = {header: [_spread(table, m, split, metric, 3) for m in methods]
              for metric, header in columns.items() if metric in table}
     return pd.DataFrame(cells, index=list(methods.values())).rename_axis(split)
 
