@@ -47,6 +47,7 @@ def test_recipes_follow_ingredients_code_and_unrecorded_inputs(tmp_path, monkeyp
 
 def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):
     """A job's recipe leaves out the modules that only present results; a stage's stamp does not."""
+    assert set(reuse.PRESENTATION) <= {p.name for p in reuse.PACKAGE_DIR.glob("*.py")}  # no stale name
     package = tmp_path / "inbol_utils"
     shutil.copytree(reuse.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
