@@ -77,6 +77,15 @@ def headline_verdict(comparisons: pd.DataFrame, method: str, rivals: dict[str, s
     return f"{method} " + ", ".join(phrases[:-1]) + (" and " if len(phrases) > 1 else "") + phrases[-1]
 
 
+def phrase(template: str, otherwise: str, **values) -> str:
+    """A sentence of the prose with its numbers in place (`template.format(**values)`), or
+    `otherwise` when any value is missing (nan: a metric the source cannot measure, an ablation
+    that was not run), so that no page prints "nan" where a sentence needs a number."""
+    if any(isinstance(v, numbers.Real) and math.isnan(v) for v in values.values()):
+        return otherwise
+    return template.format(**values)
+
+
 def size_phrase(observed: float, expected: float, what: str, tolerance: float = 0.25) -> str:
     """"about what X predicts" when `observed` is within `tolerance` (relative) of `expected`,
     else "more" or "less than": a sentence that stays true whichever way the run went."""

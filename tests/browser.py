@@ -56,7 +56,7 @@ _SNAPSHOT_JS = """async (notProse) => {
   }
   return {
     height: document.documentElement.scrollHeight,
-    prose: prose.join(''),
+    prose: prose.join(' '),  // one text node from the next: a table cell's "NaN" stays a word
     text: document.body.innerText,
     errorOutputs: [...document.querySelectorAll('.output.traceback, .output.stderr, .system-message')]
       .map(e => e.className + ': ' + e.textContent.trim().slice(0, 120)),
@@ -178,8 +178,16 @@ def too_wide(view: PageView) -> list[str]:
             f"(at {VIEWPORT['width']} px)" for t in view.wide_tables]
 
 
+def missing_numbers(view: PageView) -> list[str]:
+    """"nan" in prose or a table: a sentence or cell that quotes a number this run does not have
+    (a source without the ground truth, an ablation not run) must say so in words instead."""
+    prose = " ".join(view.prose.split())
+    found = list(dict.fromkeys(m.group() for m in re.finditer(r".{0,50}\bnan\b.{0,30}", prose, re.I)))
+    return [f"a missing number printed as nan: {text!r}" for text in found]
+
+
 PAGE_CHECKS = (error_output, training_logs, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests,
-               unlinked_downloads, too_wide)
+               unlinked_downloads, too_wide, missing_numbers)
 
 
 def broken_links(views: dict[str, PageView], root: Path) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
 """The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
+import numpy as np
 import pandas as pd
 
 from inbol_utils import book, evaluation
@@ -50,6 +51,13 @@ def test_phrases_follow_the_numbers():
     assert book.correlation_phrase(float("nan")).startswith("cannot be compared")
     assert "answer everything" in book.untrained_refusal_phrase(0.0)
     assert "answer everything" not in book.untrained_refusal_phrase(0.02)
+
+
+def test_a_sentence_with_a_missing_number_is_replaced_whole():
+    said = "IDK-IT refuses {idkit:.3f}, InBoL {inbol:.3f}"
+    assert book.phrase(said, "not measured", idkit=0.5, inbol=np.float64(0.25)) == "IDK-IT refuses 0.500, InBoL 0.250"
+    assert book.phrase(said, "not measured", idkit=0.5, inbol=np.float64("nan")) == "not measured"
+    assert book.phrase("{n} seeds: {verdict}", "-", n=2, verdict="is level with") == "2 seeds: is level with"
 
 
 def test_a_real_source_gets_a_banner_per_chapter_and_the_generated_world_none(capsys):

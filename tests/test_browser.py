@@ -19,7 +19,7 @@ def download(href: str) -> str:
 
 PAGES = {
     "clean.html": '<p>Inline <span class="math">\\(x^2\\)</span>, then</p><div class="math">\\[y = 1\\]</div>'
-                  '<p>A glued <span class="pasted-text">0.500</span>.</p><img src="figure.png">'
+                  '<p>A glued <span class="pasted-text">0.500</span>, as in nanoGPT.</p><img src="figure.png">'
                   '<p id="here"><a href="clean.html#here">here</a>, <a href="https://example.org">out</a>, '
                   '<code>$HOME and \\(code\\)</code></p>'
                   f'<p>{download("_downloads/0a/table.csv")}</p><table><tr><th>a</th></tr><tr><td>0.5</td></tr></table>',
@@ -33,6 +33,8 @@ PAGES = {
     "download.html": f'<p>{download("_downloads/0b/gone.csv")} and <code class="xref download">cut.csv</code></p>',
     "logs.html": "<pre>{'loss': '4.463', 'grad_norm': '1.84'}\n{'loss': '4.452', 'grad_norm': '1.8'}</pre>",
     "wide.html": '<table><tr><th>wide</th></tr><tr><td style="min-width: 3000px">1</td></tr></table>',
+    "nan.html": '<p>IDK-IT refuses <span class="pasted-text">nan</span> of them.</p>',
+    "nan_table.html": '<table><tr><th>over-refusal</th></tr><tr><td>NaN</td></tr></table>',
     "network.html": '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>',
 }
 SOURCES = {"clean.md": "A glued {glue:text}`key:.3f`.", "glue.md": "{glue:text}`a` and {glue:text}`b`"}
@@ -47,6 +49,8 @@ EXPECTED = {
     "network.html": ["needs the network: https://cdn.jsdelivr.net"],
     "download.html": ["link to a missing file: _downloads/0b/gone.csv", "download with no file behind it: 'cut.csv'"],
     "wide.html": ["table 'wide' is 30"],
+    "nan.html": ["printed as nan: 'IDK-IT refuses nan of them.'"],
+    "nan_table.html": ["printed as nan: 'over-refusal NaN'"],
     "logs.html": ["2 training log line(s) in the page"],
 }
 
