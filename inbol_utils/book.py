@@ -101,6 +101,50 @@ def untrained_refusal_phrase(refusal_rate: float) -> str:
             "they were never shown a refusal, so these are answers that happen to read as one")
 
 
+def difference_phrase(value: float, other: float, spread: float, more: str, less: str, same: str) -> str:
+    """`more`, `less` or `same`: how `value` stands against `other`, where a gap no wider than
+    `spread` (an sd over seeds, say) counts as no difference, so the prose never reads one."""
+    if abs(value - other) <= spread:
+        return same
+    return more if value > other else less
+
+
+def crossing_phrase(above: pd.Series) -> str:
+    """Where one curve lies above another, in words ("from c = 0.5 on", "at every c shown",
+    "at no c shown", "at c = 0 and 4"), from booleans indexed by the curves' x values in order."""
+    xs = [f"{x:g}" for x in above.index[above.to_numpy(bool)]]
+    if not xs:
+        return "at no c shown"
+    if len(xs) == len(above):
+        return "at every c shown"
+    first = int(above.to_numpy(bool).argmax())
+    if above.iloc[first:].all():
+        return f"from c = {xs[0]} on"
+    return "at c = " + (", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0])
+
+
+def top_shares_phrase(shares: pd.Series, cover: float = 0.8, most: int = 3) -> str | None:
+    """The few largest parts of a whole, in words: "fact (75%) and where (20%), 95% in all",
+    taking parts in order of size until they cover `cover` of it (at most `most` of them);
+    None when the whole is empty."""
+    if shares.sum() == 0:
+        return None
+    ordered = (shares / shares.sum()).sort_values(ascending=False)
+    taken = ordered.iloc[:min(most, int((ordered.cumsum() < cover).sum()) + 1)]
+    parts = [f"{name} ({share:.0%})" for name, share in taken.items()]
+    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    return listed if len(parts) == 1 else f"{listed}, {taken.sum():.0%} in all"
+
+
+def known_clauses(values: dict[str, float], spec: str = ".3f") -> str | None:
+    """"with the margin form 0.339 and with no term at all 0.340": each clause whose number this
+    run has (a key is the clause's words), joined; None when it has none of them."""
+    clauses = [f"{words} {value:{spec}}" for words, value in values.items() if not math.isnan(value)]
+    if not clauses:
+        return None
+    return ", ".join(clauses[:-1]) + (" and " if len(clauses) > 1 else "") + clauses[-1]
+
+
 def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
     """How the target's sampler reads a prompt, against the measured run's: once for all its
     samples, or once per sample (`generation.SHARED_PROMPT_MODELS`)."""
@@ -133,7 +177,7 @@ def note_not_known(what: str, source: str) -> None:
 SOURCE_NAMES = {"easy_vqa": "easy-VQA", "datasets": "a `datasets` VQA table"}
 ON_A_REAL_SOURCE = {
     0: "Only the method carries over from this chapter's prose. There are no entities, made-up facts, "
-       "exposure or difficulty bands: sentences about them print nan, and their figures are replaced by a "
+       "exposure or difficulty bands: sentences about them say so, and their figures are replaced by a "
        "note. The out-of-domain split and the unanswerable constructions are the source's own (this part's "
        "opening page describes them), the vision tower is pretrained on the source's image labels where it "
        "has them, and the world's knobs in \"Try it\" (`fact_scale`, `max_difficulty`) do nothing here. To "
@@ -141,7 +185,7 @@ ON_A_REAL_SOURCE = {
        "says `params/default.yaml`.",
     1: "The probe and both confidences run as described, but the boundary they draw cannot be checked: "
        "nothing records which questions the model could know, so everything about \"the fact was shown\", "
-       "exposure or never-shown facts prints nan or \"not known\". Agreement with the greedy answer's "
+       "exposure or never-shown facts is \"not known\" here. Agreement with the greedy answer's "
        "correctness is measured.",
     2: "The data are built as described; the queries beyond the extrinsic boundary are the constructed "
        "ones (blank, noise, swapped and absent-attribute questions), and there are no never-shown facts.",
@@ -149,8 +193,8 @@ ON_A_REAL_SOURCE = {
        "drifts without the anchor is measured in chapter 4's ablation, and need not be the generated "
        "world's.",
     4: "Over-refusal inside the boundaries, refusal of never-shown facts, hybrids inside the boundaries "
-       "and the truthful rate need the intrinsic ground truth, which a real source lacks: those cells say "
-       "so, and sentences that quote them print nan. With few seeds the 95% t quantile is large, so \"is "
+       "and the truthful rate need the intrinsic ground truth, which a real source lacks: those cells and "
+       "the sentences that would quote them say so. With few seeds the 95% t quantile is large, so \"is "
        "level with\" means that the study could not tell, with little power to tell.",
 }
 

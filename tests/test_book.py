@@ -79,3 +79,30 @@ def test_sampling_phrase_says_how_each_model_reads_a_sampled_prompt():
                                                  "its samples")
     assert book.sampling_phrase(False, False) == "once per sample, as this run's model does"
     assert book.sampling_phrase(True, True) == "once for all its samples, as this run's model does"
+
+
+def test_comparison_phrases_call_a_gap_within_the_spread_no_difference():
+    words = ("more often than", "less often than", "about as often as")
+    assert book.difference_phrase(0.47, 0.75, 0.29, *words) == "about as often as"
+    assert book.difference_phrase(0.47, 0.75, 0.10, *words) == "less often than"
+    assert book.difference_phrase(0.90, 0.75, 0.10, *words) == "more often than"
+    c = [0, 0.5, 1, 2, 4]
+    assert book.crossing_phrase(pd.Series([False, True, True, True, True], index=c)) == "from c = 0.5 on"
+    assert book.crossing_phrase(pd.Series([True] * 5, index=c)) == "at every c shown"
+    assert book.crossing_phrase(pd.Series([False] * 5, index=c)) == "at no c shown"
+    assert book.crossing_phrase(pd.Series([True, False, False, False, True], index=c)) == "at c = 0 and 4"
+    assert book.crossing_phrase(pd.Series([False, False, True, False, False], index=c)) == "at c = 1"
+
+
+def test_top_shares_name_the_parts_that_make_up_most_of_a_whole():
+    refusals = pd.Series({"where": 245, "fact": 941, "shape": 25, "identify": 27, "count": 0})
+    assert book.top_shares_phrase(refusals) == "fact (76%) and where (20%), 96% in all"
+    assert book.top_shares_phrase(pd.Series({"a": 9, "b": 1})) == "a (90%)"
+    assert book.top_shares_phrase(pd.Series({"a": 0, "b": 0})) is None
+    assert book.top_shares_phrase(pd.Series({"a": 1, "b": 1, "c": 1, "d": 1})) == "a (25%), b (25%) and c (25%), 75% in all"
+
+
+def test_known_clauses_leave_out_the_numbers_a_run_lacks():
+    said = {"with the margin form": 0.3391, "with no term at all": float("nan"), "with the label alone": 0.3}
+    assert book.known_clauses(said) == "with the margin form 0.339 and with the label alone 0.300"
+    assert book.known_clauses({"alone": float("nan")}) is None
