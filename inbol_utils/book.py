@@ -149,11 +149,12 @@ def propensity_phrase(propensity: Sequence[float], n_samples: int) -> str:
     head = (f"{100 * share:.0f}% of the pairs have the same policy propensity, {modal:g} (their rejected "
             f"response {given.format(k=k, n=n_samples)})")
     if share < 0.5:
-        return f"{head}: the propensities vary, so the product can order the pairs differently from the label's " \
-               "certainty alone"
+        return f"{head}: the propensities vary, so the product (label × policy) can order the pairs differently " \
+               "from the label certainty alone"
     if k == 0:
-        return f"{head}: their product is 0, whatever the label's certainty"
-    return f"{head}: their product lies between 0 and {modal:g} and orders them as the label's certainty does"
+        return f"{head}: for them the product (label × policy) is 0, whatever the label certainty"
+    return (f"{head}: for them the product (label × policy) lies between 0 and {modal:g} and orders them as the "
+            "label certainty does")
 
 
 def last_checkpoint_phrase(selection: pd.DataFrame, names: Mapping[str, str]) -> str:

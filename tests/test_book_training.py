@@ -32,14 +32,14 @@ def test_propensity_phrase_names_the_common_value_and_what_it_does():
     mostly_once = [0.1] * 8 + [0.0, 0.3]
     assert book.propensity_phrase(mostly_once, 10) == (
         "80% of the pairs have the same policy propensity, 0.1 (their rejected response was given by one of the "
-        "IDK-IT model's 10 samples): their product lies between 0 and 0.1 and orders them as the label's "
-        "certainty does")
+        "IDK-IT model's 10 samples): for them the product (label × policy) lies between 0 and 0.1 and orders "
+        "them as the label certainty does")
     twice = book.propensity_phrase([0.4] * 3 + [0.2], 5)
     assert twice.startswith("75% of the pairs have the same policy propensity, 0.4 (their rejected response was "
                             "given by 2 of the IDK-IT model's 5 samples)")
     never = book.propensity_phrase([0.0] * 3 + [0.2], 5)
     assert "a refusal that none of the IDK-IT model's 5 samples gave" in never
-    assert never.endswith("their product is 0, whatever the label's certainty")
+    assert never.endswith("for them the product (label × policy) is 0, whatever the label certainty")
     spread = book.propensity_phrase([0.2, 0.2, 0.4, 0.6, 0.8], 5)
     assert spread.startswith("40% of the pairs") and "can order the pairs differently" in spread
 
