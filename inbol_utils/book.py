@@ -116,6 +116,18 @@ def _join(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
+def seed_range_phrase(percents: Sequence[float], why: str) -> str:
+    """How a percentage varies over the seeds, as a parenthesis: its range and `why` it varies
+    when it does ("(mean over 3 seeds; from 54.9% to 58.1%: why)"), else that it does not (one
+    seed, or the same value on every seed, as on a smoke run where nothing is known)."""
+    low, high = f"{min(percents):.1f}%", f"{max(percents):.1f}%"
+    if len(percents) == 1:
+        return "(one seed)"
+    if low == high:
+        return f"(the same on all {len(percents)} seeds)"
+    return f"(mean over {len(percents)} seeds; from {low} to {high}: {why})"
+
+
 def pair_balance_phrase(pairs: pd.DataFrame, tolerance: float = 0.05) -> str:
     """Which way the preference pairs lean, from `pairs` (one row per pair: `seed`, `id`,
     `region`): the share that choose a refusal (every pair beyond the boundary) and how many
@@ -146,14 +158,14 @@ def propensity_phrase(propensity: Sequence[float], n_samples: int) -> str:
     given = ("was a refusal that none of the IDK-IT model's {n} samples gave" if k == 0 else
              "was given by one of the IDK-IT model's {n} samples" if k == 1 else
              "was given by {k} of the IDK-IT model's {n} samples")
-    head = (f"{100 * share:.0f}% of the pairs have the same policy propensity, {modal:g} (their rejected "
+    head = (f"{100 * share:.0f}% of the pairs have the same policy propensity, {modal:.2g} (their rejected "
             f"response {given.format(k=k, n=n_samples)})")
     if share < 0.5:
         return f"{head}: the propensities vary, so the product (label × policy) can order the pairs differently " \
                "from the label certainty alone"
     if k == 0:
         return f"{head}: for them the product (label × policy) is 0, whatever the label certainty"
-    return (f"{head}: for them the product (label × policy) lies between 0 and {modal:g} and orders them as the "
+    return (f"{head}: for them the product (label × policy) lies between 0 and {modal:.2g} and orders them as the "
             "label certainty does")
 
 
@@ -170,7 +182,7 @@ def last_checkpoint_phrase(selection: pd.DataFrame, names: Mapping[str, str]) ->
     at_end = [names[m] for m in names if last[m]]
     before = [names[m] for m in names if not last[m]]
     if not at_end:
-        return "no method chose the last checkpoint of its schedule: each scored best before it ended"
+        return "no method chose the last checkpoint of its schedule: for each, an earlier one scored at least as high"
     if not before:
         return ("every method chose the last checkpoint of its schedule: longer schedules might have "
                 "scored higher, for all of them alike")

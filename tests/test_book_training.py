@@ -11,6 +11,13 @@ def _pairs(counts: dict[tuple[int, str, str], int]) -> pd.DataFrame:
                          for (seed, query, region), n in counts.items() for _ in range(n)])
 
 
+def test_seed_range_says_how_a_share_varies_over_seeds():
+    assert book.seed_range_phrase([54.93, 58.07, 57.0], "each knows a different amount") == (
+        "(mean over 3 seeds; from 54.9% to 58.1%: each knows a different amount)")
+    assert book.seed_range_phrase([100.0, 100.0], "each knows a different amount") == "(the same on all 2 seeds)"
+    assert book.seed_range_phrase([50.0], "each knows a different amount") == "(one seed)"
+
+
 def test_pair_balance_says_which_way_the_pairs_lean():
     refusing = _pairs({(0, "a", "beyond-intrinsic"): 4, (0, "b", "beyond-extrinsic"): 2, (0, "c", "inside"): 2,
                        (1, "a", "beyond-intrinsic"): 3, (1, "c", "inside"): 1})
@@ -40,6 +47,9 @@ def test_propensity_phrase_names_the_common_value_and_what_it_does():
     never = book.propensity_phrase([0.0] * 3 + [0.2], 5)
     assert "a refusal that none of the IDK-IT model's 5 samples gave" in never
     assert never.endswith("for them the product (label × policy) is 0, whatever the label certainty")
+    third = book.propensity_phrase([1 / 3] * 3, 3)
+    assert third.startswith("100% of the pairs have the same policy propensity, 0.33 (")
+    assert third.endswith("lies between 0 and 0.33 and orders them as the label certainty does")
     spread = book.propensity_phrase([0.2, 0.2, 0.4, 0.6, 0.8], 5)
     assert spread.startswith("40% of the pairs") and "can order the pairs differently" in spread
 
