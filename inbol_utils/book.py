@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -152,6 +153,87 @@ def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
     if measured_shared == target_shared:
         return f"{how[target_shared]}, as this run's model does"
     return f"{how[target_shared]}, where this run's model read it {how[measured_shared]}"
+
+
+def _join(names: Sequence[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def seed_range_phrase(percents: Sequence[float], why: str) -> str:
+    """How a percentage varies over the seeds, as a parenthesis: its range and `why` it varies
+    when it does ("(mean over 3 seeds; from 54.9% to 58.1%: why)"), else that it does not (one
+    seed, or the same value on every seed, as on a smoke run where nothing is known)."""
+    low, high = f"{min(percents):.1f}%", f"{max(percents):.1f}%"
+    if len(percents) == 1:
+        return "(one seed)"
+    if low == high:
+        return f"(the same on all {len(percents)} seeds)"
+    return f"(mean over {len(percents)} seeds; from {low} to {high}: {why})"
+
+
+def pair_balance_phrase(pairs: pd.DataFrame, tolerance: float = 0.05) -> str:
+    """Which way the preference pairs lean, from `pairs` (one row per pair: `seed`, `id`,
+    `region`): the share that choose a refusal (every pair beyond the boundary) and how many
+    pairs a query gave on each side. DPO learns the balance of its pairs, not that of the
+    queries, so chapter 3 says which way its pairs lean, whichever way it is. A side without
+    pairs (a `region_mix` that drops it) leaves the counts out."""
+    beyond = pairs["region"] != "inside"
+    share = float(beyond.mean())
+    per_query = {side: len(rows) / len(rows[["seed", "id"]].drop_duplicates()) if len(rows) else math.nan
+                 for side, rows in (("beyond", pairs[beyond]), ("inside", pairs[~beyond]))}
+    lean = ("lean towards refusal" if share > 0.5 + tolerance else
+            "lean towards answering" if share < 0.5 - tolerance else
+            "are about balanced between refusing and answering")
+    counts = phrase("; a query beyond the boundary that the model did not always refuse gave {beyond:.1f} "
+                    "pairs on average, a query inside it {inside:.1f}", "", **per_query)
+    return f"The pairs {lean}: {100 * share:.1f}% of them choose a refusal{counts}"
+
+
+def propensity_phrase(propensity: Sequence[float], n_samples: int) -> str:
+    """How much the policy's propensity varies over the pairs, in words: the share of pairs at
+    its most common value and what that value means (a propensity is k of the `n_samples`
+    samples). Where most pairs share one value, the default certainty (label x propensity)
+    only rescales the label's certainty for them: it does not reorder them."""
+    values = pd.Series(propensity, dtype=float).round(6)
+    modal = float(values.mode().iloc[0])
+    share = float((values == modal).mean())
+    k = round(modal * n_samples)
+    given = ("was a refusal that none of the IDK-IT model's {n} samples gave" if k == 0 else
+             "was given by one of the IDK-IT model's {n} samples" if k == 1 else
+             "was given by {k} of the IDK-IT model's {n} samples")
+    head = (f"{100 * share:.0f}% of the pairs have the same policy propensity, {modal:.2g} (their rejected "
+            f"response {given.format(k=k, n=n_samples)})")
+    if share < 0.5:
+        return f"{head}: the propensities vary, so the product (label × policy) can order the pairs differently " \
+               "from the label certainty alone"
+    if k == 0:
+        return f"{head}: for them the product (label × policy) is 0, whatever the label certainty"
+    return (f"{head}: for them the product (label × policy) lies between 0 and {modal:.2g} and orders them as the "
+            "label certainty does")
+
+
+def last_checkpoint_phrase(selection: pd.DataFrame, names: Mapping[str, str]) -> str:
+    """Which methods chose the last scored checkpoint of their schedule, from chapter 3's
+    selection table (`method`, `step`, `selected`); `names` maps each method to its name in
+    prose, in the order said. A choice at the end of a schedule says it may have been too short."""
+    last = {}
+    for method in names:
+        rows = selection[selection["method"] == method]
+        if not rows["selected"].any():
+            raise ValueError(f"the selection table has no chosen checkpoint for {method!r}")
+        last[method] = bool((rows.loc[rows["selected"], "step"] == rows["step"].max()).any())
+    at_end = [names[m] for m in names if last[m]]
+    before = [names[m] for m in names if not last[m]]
+    if not at_end:
+        return "no method chose the last checkpoint of its schedule: for each, an earlier one scored at least as high"
+    if not before:
+        return ("every method chose the last checkpoint of its schedule: longer schedules might have "
+                "scored higher, for all of them alike")
+    one = len(at_end) == 1
+    return (f"{_join(at_end)} chose the last checkpoint of {'its schedule' if one else 'their schedules'} "
+            f"and {_join(before)} an earlier one: a longer schedule might have scored higher for "
+            f"{'it' if one else 'them'}")
 
 
 def correlation_phrase(r: float) -> str:

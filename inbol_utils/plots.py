@@ -12,14 +12,17 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 
 def response_captions(questions: Sequence[str], answers: Sequence[Sequence[str]],
-                      responses: Mapping[str, Sequence[str]]) -> list[str]:
-    """One caption per query for `gallery`: the question, its gold answers ("refuse" when it
-    has none), then each model's response on a line of its own, `responses` being label -> the
-    responses in the queries' order."""
+                      responses: Mapping[str, Sequence[str]],
+                      regions: Sequence[str] | None = None) -> list[str]:
+    """One caption per query for `gallery`: the query's region when `regions` is given (so the
+    reader sees which tiles should be answered and which refused, in any order), the question,
+    its gold answers ("refuse" when it has none), then each model's response on a line of its
+    own, `responses` being label -> the responses in the queries' order."""
     captions = []
     for i, (question, gold) in enumerate(zip(questions, answers)):
         said = "\n".join(f"{label}: {texts[i]}" for label, texts in responses.items())
-        captions.append(f"{question} [gold: {', '.join(gold) or 'refuse'}]\n{said}")
+        region = f"region: {regions[i]}\n" if regions is not None else ""
+        captions.append(f"{region}{question} [gold: {', '.join(gold) or 'refuse'}]\n{said}")
     return captions
 
 
