@@ -45,7 +45,7 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
     problems = []
     chapter = {stem: (glued_values(executed / f"{stem}.ipynb"),
                       page_text(pages / f"{stem}.html"))
-               for stem in ("00_world_and_base_model", "01_boundary_definition", "04_evaluation")}
+               for stem in ("00_world_and_base_model", "01_boundary_definition", "03_training", "04_evaluation")}
 
     glue, text = chapter["00_world_and_base_model"]
     if glue["unanswerable_refusal_rate"] > 0 and "answer everything" in text:
@@ -56,6 +56,19 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
     for phrase in ("track each other closely", "agree, but loosely", "barely agree", "cannot be compared"):
         if f"they {phrase}" in text and not book.correlation_phrase(glue["conf_corr"]).startswith(phrase):
             problems.append(f"chapter 1 says the signals {phrase!r} at correlation {glue['conf_corr']:.3f}")
+
+    glue, text = chapter["03_training"]
+    reading = glue["checkpoint_reading"]  # the validation probe always scores a schedule's last step
+    for key, name, steps in (("idkit", "IDK-IT", "idk_steps"), ("dpo", "vanilla DPO", "pref_steps"),
+                             ("inbol", "CA-DPO", "pref_steps"), ("control", "the control", "pref_steps")):
+        at_end = glue[f"chosen_steps_{key}"] == glue[steps]
+        said = reading.startswith("every method") or (
+            not reading.startswith("no method") and name in reading.split(" chose the last")[0])
+        if at_end != said:
+            problems.append(f"chapter 3 says {reading!r}, but {name} stopped at step "
+                            f"{glue[f'chosen_steps_{key}']} of {glue[steps]}")
+    if reading not in text:
+        problems.append("chapter 3 does not state which methods chose the last checkpoint")
 
     glue, text = chapter["04_evaluation"]
     for key, verdict in glue.items():
