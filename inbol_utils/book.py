@@ -129,6 +129,8 @@ def extremes_phrase(shares: pd.Series, low: str, high: str, tolerance: float = 0
     if len(shares) == 1:
         return f'"{shares.index[0]}" is the only question type ({100 * shares.iloc[0]:.1f}%)'
     lowest, highest = shares.idxmin(), shares.idxmax()
+    if shares[highest] == shares[lowest]:
+        return f"every question type lies at {100 * shares[lowest]:.1f}%"
     if shares[highest] - shares[lowest] <= tolerance:
         return (f"the question types lie close together, from {100 * shares[lowest]:.1f}% to "
                 f"{100 * shares[highest]:.1f}%")

@@ -90,6 +90,7 @@ def test_extremes_phrase_names_the_weakest_and_strongest_type_only_when_they_dif
     assert book.extremes_phrase(close, "is answered worst", "best") == (
         "the question types lie close together, from 91.0% to 93.0%")
     assert book.extremes_phrase(pd.Series({"color": 0.5}), "x", "y") == '"color" is the only question type (50.0%)'
+    assert book.extremes_phrase(pd.Series({"color": 1.0, "shape": 1.0}), "x", "y") == "every question type lies at 100.0%"
     with pytest.raises(ValueError, match="at least one question type"):
         book.extremes_phrase(pd.Series(dtype=float), "x", "y")
 
