@@ -168,7 +168,7 @@ def note_not_known(what: str, source: str) -> None:
 SOURCE_NAMES = {"easy_vqa": "easy-VQA", "datasets": "a `datasets` VQA table"}
 ON_A_REAL_SOURCE = {
     0: "Only the method carries over from this chapter's prose. There are no entities, made-up facts, "
-       "exposure or difficulty bands: sentences about them print nan, and their figures are replaced by a "
+       "exposure or difficulty bands: sentences about them say so, and their figures are replaced by a "
        "note. The out-of-domain split and the unanswerable constructions are the source's own (this part's "
        "opening page describes them), the vision tower is pretrained on the source's image labels where it "
        "has them, and the world's knobs in \"Try it\" (`fact_scale`, `max_difficulty`) do nothing here. To "
@@ -176,7 +176,7 @@ ON_A_REAL_SOURCE = {
        "says `params/default.yaml`.",
     1: "The probe and both confidences run as described, but the boundary they draw cannot be checked: "
        "nothing records which questions the model could know, so everything about \"the fact was shown\", "
-       "exposure or never-shown facts prints nan or \"not known\". Agreement with the greedy answer's "
+       "exposure or never-shown facts is \"not known\" here. Agreement with the greedy answer's "
        "correctness is measured.",
     2: "The data are built as described; the queries beyond the extrinsic boundary are the constructed "
        "ones (blank, noise, swapped and absent-attribute questions), and there are no never-shown facts.",
