@@ -245,6 +245,41 @@ def correlation_phrase(r: float) -> str:
             else "barely agree")
 
 
+def extremes_phrase(shares: pd.Series, low: str, high: str, tolerance: float = 0.05) -> str:
+    """Which question type (the index) has the lowest and which the highest share, in words:
+    '"where" is answered worst (54.0%) and "color" best (97.3%)' for `low` "is answered worst"
+    and `high` "best" (quoted, not emphasised: glued text is not markdown). When all lie within
+    `tolerance` of each other the sentence says so instead of naming a winner that noise chose."""
+    if shares.empty:
+        raise ValueError("extremes_phrase needs at least one question type; got an empty series")
+    if len(shares) == 1:
+        return f'"{shares.index[0]}" is the only question type ({100 * shares.iloc[0]:.1f}%)'
+    lowest, highest = shares.idxmin(), shares.idxmax()
+    if shares[highest] == shares[lowest]:
+        return f"every question type lies at {100 * shares[lowest]:.1f}%"
+    if shares[highest] - shares[lowest] <= tolerance:
+        return (f"the question types lie close together, from {100 * shares[lowest]:.1f}% to "
+                f"{100 * shares[highest]:.1f}%")
+    return f'"{lowest}" {low} ({100 * shares[lowest]:.1f}%) and "{highest}" {high} ({100 * shares[highest]:.1f}%)'
+
+
+def threshold_phrase(means: pd.Series, tau: float) -> str:
+    """Where a mean confidence per exposure (index: how often the fact was shown) crosses the
+    threshold, in words: "below τ = 0.5 for facts shown 0, 1 or 3 times and at or above it for
+    facts shown 10, 30 or 100 times". Where the crossing lies is the probe's boundary in the
+    long tail; the sentence names the sides as they are, even when they interleave."""
+    def times(exposures) -> str:
+        counts = [f"{e:g}" for e in exposures]
+        return counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " or " + counts[-1]
+    below = sorted(means.index[means < tau])
+    above = sorted(means.index[means >= tau])
+    if not above:
+        return f"below τ = {tau:g} at every exposure"
+    if not below:
+        return f"at or above τ = {tau:g} at every exposure"
+    return (f"below τ = {tau:g} for facts shown {times(below)} times and at or above it for facts shown "
+            f"{times(above)} times")
+
 
 def note_not_known(what: str, source: str) -> None:
     """Show, in place of a table or figure, that it needs ground truth this data source lacks

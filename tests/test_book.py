@@ -1,6 +1,7 @@
 """The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from inbol_utils import book, evaluation
 
@@ -106,3 +107,26 @@ def test_known_clauses_leave_out_the_numbers_a_run_lacks():
     said = {"with the margin form": 0.3391, "with no term at all": float("nan"), "with the label alone": 0.3}
     assert book.known_clauses(said) == "with the margin form 0.339 and with the label alone 0.300"
     assert book.known_clauses({"alone": float("nan")}) is None
+
+
+def test_extremes_phrase_names_the_weakest_and_strongest_type_only_when_they_differ():
+    accuracy = pd.Series({"color": 0.97, "where": 0.54, "count": 0.90})
+    assert book.extremes_phrase(accuracy, "is answered worst", "best") == (
+        '"where" is answered worst (54.0%) and "color" best (97.0%)')
+    close = pd.Series({"color": 0.93, "shape": 0.91})
+    assert book.extremes_phrase(close, "is answered worst", "best") == (
+        "the question types lie close together, from 91.0% to 93.0%")
+    assert book.extremes_phrase(pd.Series({"color": 0.5}), "x", "y") == '"color" is the only question type (50.0%)'
+    assert book.extremes_phrase(pd.Series({"color": 1.0, "shape": 1.0}), "x", "y") == "every question type lies at 100.0%"
+    with pytest.raises(ValueError, match="at least one question type"):
+        book.extremes_phrase(pd.Series(dtype=float), "x", "y")
+
+
+def test_threshold_phrase_says_which_exposures_fall_below_tau():
+    means = pd.Series({0: 0.0, 1: 0.1, 3: 0.3, 10: 0.7, 30: 0.95, 100: 0.99})
+    assert book.threshold_phrase(means, 0.5) == (
+        "below τ = 0.5 for facts shown 0, 1 or 3 times and at or above it for facts shown 10, 30 or 100 times")
+    assert book.threshold_phrase(means, 0.05) == (
+        "below τ = 0.05 for facts shown 0 times and at or above it for facts shown 1, 3, 10, 30 or 100 times")
+    assert book.threshold_phrase(means, 1.0) == "below τ = 1 at every exposure"
+    assert book.threshold_phrase(means.iloc[1:], 0.1) == "at or above τ = 0.1 at every exposure"
