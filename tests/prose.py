@@ -51,11 +51,23 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
     if glue["unanswerable_refusal_rate"] > 0 and "answer everything" in text:
         problems.append("chapter 0 says the base models answer everything, but they refuse "
                         f"{glue['unanswerable_refusal_rate']:.1f}% of unanswerable queries")
+    unseen = re.search(r"of those about facts they never saw, ([\d.]+) ?%", text)
+    if unseen and float(unseen[1]) > 0 and "not even a lucky guess finds them" in text:
+        problems.append(f"chapter 0 says no guess finds a never-shown fact's city, but the base models answer "
+                        f"{unseen[1]}% of them correctly")
 
     glue, text = chapter["01_boundary_definition"]
     for phrase in ("track each other closely", "agree, but loosely", "barely agree", "cannot be compared"):
         if f"they {phrase}" in text and not book.correlation_phrase(glue["conf_corr"]).startswith(phrase):
             problems.append(f"chapter 1 says the signals {phrase!r} at correlation {glue['conf_corr']:.3f}")
+    unseen = re.search(r"([\d.]+) ?% of the queries about never-shown facts are labelled beyond", text)
+    if unseen and float(unseen[1]) < 100 and "cannot stumble on them" in text:
+        problems.append(f"chapter 1 says the model cannot stumble on never-shown facts, but only {unseen[1]}% of "
+                        "them are labelled beyond the intrinsic boundary")
+    on_grid = any(abs(glue["tau_used"] - t / 10) < 1e-9 for t in range(1, 11))  # the sweep's τ values
+    if on_grid and glue["agreement_used"] > glue["agreement_best"]:
+        problems.append(f"chapter 1 says agreement is highest ({glue['agreement_best']:.3f}) at "
+                        f"τ = {glue['agreement_best_tau']}, but at τ = {glue['tau_used']} it is {glue['agreement_used']:.3f}")
 
     glue, text = chapter["03_training"]
     reading = glue["checkpoint_reading"]  # the validation probe always scores a schedule's last step
