@@ -63,6 +63,11 @@ def spread_table(table: pd.DataFrame, split: str, columns: dict[str, str], metho
     return pd.DataFrame(cells, index=list(methods.values())).rename_axis(split)
 
 
+def _join(names: Sequence[str], last: str = "and") -> str:
+    """"A", "A and B", "A, B and C" (or "A, B or C" with `last` "or")."""
+    return ", ".join(names[:-1]) + f" {last} " + names[-1] if len(names) > 1 else "".join(names)
+
+
 def verdict_phrase(row: pd.Series, rival: str) -> str:
     """"beats IDK-IT alone (+0.031, 95% interval +0.012 to +0.050)", from one row of
     `evaluation.compare`'s output and the rival's name as the sentence says it."""
@@ -75,7 +80,7 @@ def headline_verdict(comparisons: pd.DataFrame, method: str, rivals: dict[str, s
     run found, whatever it found. `rivals` maps each rival's method name to its name in prose."""
     rows = comparisons[(comparisons["method"] == method) & (comparisons["split"] == split)].set_index("rival")
     phrases = [verdict_phrase(rows.loc[rival], name) for rival, name in rivals.items()]
-    return f"{method} " + ", ".join(phrases[:-1]) + (" and " if len(phrases) > 1 else "") + phrases[-1]
+    return f"{method} " + _join(phrases)
 
 
 def phrase(template: str, otherwise: str, **values) -> str:
@@ -121,7 +126,7 @@ def crossing_phrase(above: pd.Series) -> str:
     first = int(above.to_numpy(bool).argmax())
     if above.iloc[first:].all():
         return f"from c = {xs[0]} on"
-    return "at c = " + (", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0])
+    return "at c = " + _join(xs)
 
 
 def top_shares_phrase(shares: pd.Series, cover: float = 0.8, most: int = 3) -> str | None:
@@ -132,18 +137,15 @@ def top_shares_phrase(shares: pd.Series, cover: float = 0.8, most: int = 3) -> s
         return None
     ordered = (shares / shares.sum()).sort_values(ascending=False)
     taken = ordered.iloc[:min(most, int((ordered.cumsum() < cover).sum()) + 1)]
-    parts = [f"{name} ({share:.0%})" for name, share in taken.items()]
-    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
-    return listed if len(parts) == 1 else f"{listed}, {taken.sum():.0%} in all"
+    listed = _join([f"{name} ({share:.0%})" for name, share in taken.items()])
+    return listed if len(taken) == 1 else f"{listed}, {taken.sum():.0%} in all"
 
 
 def known_clauses(values: dict[str, float], spec: str = ".3f") -> str | None:
     """"with the margin form 0.339 and with no term at all 0.340": each clause whose number this
     run has (a key is the clause's words), joined; None when it has none of them."""
     clauses = [f"{words} {value:{spec}}" for words, value in values.items() if not math.isnan(value)]
-    if not clauses:
-        return None
-    return ", ".join(clauses[:-1]) + (" and " if len(clauses) > 1 else "") + clauses[-1]
+    return _join(clauses) if clauses else None
 
 
 def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
@@ -153,11 +155,6 @@ def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
     if measured_shared == target_shared:
         return f"{how[target_shared]}, as this run's model does"
     return f"{how[target_shared]}, where this run's model read it {how[measured_shared]}"
-
-
-def _join(names: Sequence[str]) -> str:
-    """"A", "A and B", "A, B and C"."""
-    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def seed_range_phrase(percents: Sequence[float], why: str) -> str:
@@ -269,8 +266,7 @@ def threshold_phrase(means: pd.Series, tau: float) -> str:
     facts shown 10, 30 or 100 times". Where the crossing lies is the probe's boundary in the
     long tail; the sentence names the sides as they are, even when they interleave."""
     def times(exposures) -> str:
-        counts = [f"{e:g}" for e in exposures]
-        return counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + " or " + counts[-1]
+        return _join([f"{e:g}" for e in exposures], "or")
     below = sorted(means.index[means < tau])
     above = sorted(means.index[means >= tau])
     if not above:
