@@ -1,16 +1,25 @@
-"""Shared fixtures: a tiny world and a tiny untrained LLaVA, built once per session."""
+"""Shared fixtures: a tiny world and a tiny untrained LLaVA, built once per session.
+
+Nothing heavy is imported at the top: under pytest-xdist the controller loads this file before
+it starts the workers, and importing torch and transformers here cost 8 s of the suite's length.
+"""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pandas as pd
 import pytest
-import torch
 
-from inbol_utils import answers, modeling, world
 
-# Under pytest-xdist (`make test` runs one worker per core) each worker keeps to one thread.
-torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs one worker per core) each worker keeps to one thread;
+    the controller runs no test and needs no torch."""
+    worker = hasattr(config, "workerinput")
+    if config.getoption("numprocesses", None) and not worker:
+        return
+    import torch
+
+    torch.set_num_threads(1 if worker else max(1, min(2, os.cpu_count() or 1)))
+
 
 # The suite's long pole: the smoke run of the whole pipeline, mostly notebook kernels starting.
 LONG_POLE = "test_smoke_pipeline_reproduces_its_results_and_builds_the_book"
@@ -28,17 +37,23 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def tiny_world():
+    from inbol_utils import world
+
     return world.build_world(world.small_config(seed=3))
 
 
 @pytest.fixture(scope="session")
 def processor():
+    from inbol_utils import answers, modeling, world
+
     return modeling.build_processor(world.world_words() | answers.refusal_words(),
                                     modeling.ModelSize())
 
 
 @pytest.fixture(scope="session")
 def tiny_model(processor):
+    from inbol_utils import modeling
+
     size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
     return modeling.build_model(processor, size, seed=0).eval()
 
@@ -47,7 +62,7 @@ def tiny_model(processor):
 def trained_tiny(tmp_path_factory, tiny_world, processor):
     """A tiny model trained for seconds: it answers with a word or two of the right kind, then stops,
     so answer probabilities are far from 0 and 1. Saved in the hub format."""
-    from inbol_utils import training
+    from inbol_utils import modeling, training
 
     size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
     model = modeling.build_model(processor, size, seed=0)
@@ -60,8 +75,10 @@ def trained_tiny(tmp_path_factory, tiny_world, processor):
 
 
 @pytest.fixture
-def ten_queries() -> pd.DataFrame:
-    """10 scored queries: 4 inside, 3 beyond-intrinsic, 3 beyond-extrinsic (no gold answer)."""
+def ten_queries():
+    """10 scored queries (a frame): 4 inside, 3 beyond-intrinsic, 3 beyond-extrinsic (no gold answer)."""
+    import pandas as pd
+
     rows = [
         ("inside", "correct"), ("inside", "correct"), ("inside", "correct"), ("inside", "refusal"),
         ("beyond-intrinsic", "correct"), ("beyond-intrinsic", "refusal"), ("beyond-intrinsic", "wrong"),
