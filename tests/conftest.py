@@ -21,6 +21,9 @@ def pytest_configure(config):
     torch.set_num_threads(1 if worker else max(1, min(2, os.cpu_count() or 1)))
 
 
+# The fixtures' LLaVA: small enough to build and train in seconds.
+TINY_SIZE = dict(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
+
 # The suite's long pole: the smoke run of the whole pipeline, mostly notebook kernels starting.
 LONG_POLE = "test_smoke_pipeline_reproduces_its_results_and_builds_the_book"
 
@@ -54,7 +57,7 @@ def processor():
 def tiny_model(processor):
     from inbol_utils import modeling
 
-    size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
+    size = modeling.ModelSize(**TINY_SIZE)
     return modeling.build_model(processor, size, seed=0).eval()
 
 
@@ -64,7 +67,7 @@ def trained_tiny(tmp_path_factory, tiny_world, processor):
     so answer probabilities are far from 0 and 1. Saved in the hub format."""
     from inbol_utils import modeling, training
 
-    size = modeling.ModelSize(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
+    size = modeling.ModelSize(**TINY_SIZE)
     model = modeling.build_model(processor, size, seed=0)
     rows = tiny_world[0]["base_train"].map(lambda r: {"response": r["answers"][0]})
     path = tmp_path_factory.mktemp("trained") / "model"
