@@ -48,6 +48,10 @@ time, the kernel's start and stop, the core-seconds and tokens of each part of t
 (`inbol_utils.profiling`) and the parameters it ran with; `make bench` prints it, and the last
 stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
 profile is written before the next stage starts.
+
+Each stage runs in a fresh kernel, started when the stage before it starts (`warm_kernel`): the
+next notebook's imports then run beside the current one's. A stage's time counts the wait for
+whatever of its imports is left when it starts, not the part done while the stage before ran.
 """
 from __future__ import annotations
 
@@ -68,11 +72,13 @@ from typing import Any
 import papermill
 import yaml
 
-from inbol_utils import parameters, profiling, staging
+from inbol_utils import parameters, profiling, staging, warm_kernel
 from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
 from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# How long a stage waits for its kernel to import the study (`warm_kernel`): about 10 s on 2 cores.
+KERNEL_READY_SECONDS = 300
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
 STAGE_KEYS = {"notebook", "parameters"}
 
@@ -255,14 +261,17 @@ def is_current(stamp: Path, executed: Path, fp: str) -> bool:
 # running
 
 
-def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: bool) -> None:
-    """Run one notebook with papermill into `partial` (it saves after every cell); on failure
-    the message names the stage, the cell, the error and where the partial notebook is."""
+def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: bool,
+                  kernel: warm_kernel.WarmKernel) -> None:
+    """Run one notebook with papermill into `partial` (it saves after every cell), in `kernel`
+    (`warm_kernel`: started, perhaps during the previous stage, for this stage); on failure the
+    message names the stage, the cell, the error and where the partial notebook is."""
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
+        warm_kernel.wait(kernel, KERNEL_READY_SECONDS)
         papermill.execute_notebook(
             str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
-            kernel_name="python3", progress_bar=False, log_output=log_output,
+            kernel_name="python3", progress_bar=False, log_output=log_output, km=kernel.manager,
         )
     except papermill.PapermillExecutionError as err:
         raise PipelineError(
@@ -336,24 +345,33 @@ def save_profile(artifacts: str | os.PathLike, stem: str, profile: dict) -> None
     write_json(path, {"machine": profiling.machine(), "stages": dict(sorted(stages.items()))})
 
 
-def run_stage(stage: dict, artifacts: Path, log_output: bool) -> tuple[float, list[str]]:
-    """Run one stage so that it changes `artifacts` completely or not at all (`staging`), its
-    notebook left in `partial_notebook`. Returns its wall time and the files it wrote in place
-    (none in this study; a failure could not have restored them)."""
+def parts_path(artifacts: Path, stem: str) -> Path:
+    """Where a stage's processes add up the core-seconds and tokens of each part of the work."""
+    return artifacts / ".profile" / f"{stem}.json"
+
+
+def start_kernel(artifacts: Path, stage: dict) -> warm_kernel.WarmKernel:
+    """A kernel for `stage`, running its notebook's imports (`warm_kernel`); it writes its
+    profile to `parts_path` (see profiling), which is in its environment from the start."""
+    env = {**os.environ, profiling.ENV: str(parts_path(artifacts, stage["stem"]))}
+    return warm_kernel.start(stage["notebook"], REPO_ROOT, env)
+
+
+def run_stage(stage: dict, artifacts: Path, log_output: bool,
+              kernel: warm_kernel.WarmKernel) -> tuple[float, list[str]]:
+    """Run one stage in `kernel` (`start_kernel`) so that it changes `artifacts` completely or
+    not at all (`staging`), its notebook left in `partial_notebook`. Returns its wall time and
+    the files it wrote in place (none in this study; a failure could not have restored them)."""
     stem = stage["stem"]
     partial = partial_notebook(artifacts, stem)
     staging.take(artifacts, stem)  # a failure below puts the artifacts back as they are now
     try:
         stamp_path(artifacts, stem).unlink(missing_ok=True)  # a half-run stage must never look current
-        parts = artifacts / ".profile" / f"{stem}.json"
+        parts = parts_path(artifacts, stem)
         parts.parent.mkdir(parents=True, exist_ok=True)
         parts.unlink(missing_ok=True)
-        os.environ[profiling.ENV] = str(parts)  # the kernel inherits it (see profiling)
         start = time.perf_counter()
-        try:
-            execute_stage(stage["notebook"], partial, stage["parameters"], log_output)
-        finally:
-            del os.environ[profiling.ENV]
+        execute_stage(stage["notebook"], partial, stage["parameters"], log_output, kernel)
         seconds = time.perf_counter() - start
         save_profile(artifacts, stem, stage_profile(partial, parts, seconds, stage["values"]))
     except BaseException as err:
@@ -393,44 +411,62 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
               + (f" (except {damaged}, written in place)" if damaged else ""), flush=True)
     code = code_digest()
 
-    records, previous, upstream_current = [], "", True
-    total_start = time.perf_counter()
-    for i, stage in enumerate(config["stages"]):
-        stem, executed = stage["stem"], executed_dir / f"{stage['stem']}.ipynb"
+    plan, previous = [], ""  # every stage's fingerprint, and whether it runs, known up front
+    for stage in config["stages"]:
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
-        stamp = stamp_path(config["artifacts"], stem)
-        current = is_current(stamp, executed, fp)
-        record = {"stem": stem, "status": "skipped", "seconds": 0.0, "fingerprint": fp,
-                  "executed": str(executed)}
-        header = f"[{i + 1}/{len(stems)}] {stem}"
-        if only is not None and stem not in only:
-            record["status"] = "not selected"
-            if not current:
-                upstream_current = False
-                print(f"{header}: not selected, and out of date", flush=True)
-        elif current and not force:
-            print(f"{header}: up to date, skipped", flush=True)
-        else:
-            missing = parameters.missing_inputs(stem, {**stage["values"], "artifacts": str(artifacts)})
-            if missing:  # found here, before the kernel starts; the notebook checks them again
-                raise PipelineError("\n".join(missing))
-            print(f"{header}: running {stage['notebook'].name} ...", flush=True)
-            seconds, written_in_place = run_stage(stage, artifacts, log_output)
-            record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
-            if written_in_place:
-                print(f"{header}: wrote {written_in_place} in place; a failure could not have restored "
-                      f"them (write by replacing: inbol_utils.artifacts.atomic_file)", flush=True)
-            publish(partial_notebook(artifacts, stem), executed)
-            if upstream_current:  # last: a stamp means the artifacts and the chapter are both done
-                write_json(stamp, {"fingerprint": fp, "notebook": str(stage["notebook"]),
-                                   "parameters": stage["parameters"],
-                                   "seconds": record["seconds"]})
-            else:
-                print(f"{header}: not stamped, an upstream stage is out of date", flush=True)
-            print(f"{header}: done in {record['seconds']:.1f} s", flush=True)
-        publish_results(artifacts, executed_dir)  # also when skipped: a book folder made afresh
-        records.append(record)
+        executed = executed_dir / f"{stage['stem']}.ipynb"
+        current = is_current(stamp_path(config["artifacts"], stage["stem"]), executed, fp)
+        selected = only is None or stage["stem"] in only
+        plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "current": current,
+                     "selected": selected, "runs": selected and (force or not current)})
         previous = fp
+
+    records, upstream_current, ahead = [], True, {}  # ahead: kernels started for later stages
+    total_start = time.perf_counter()
+    try:
+        for i, step in enumerate(plan):
+            stage, fp, executed = step["stage"], step["fingerprint"], step["executed"]
+            stem, stamp = stage["stem"], stamp_path(config["artifacts"], stage["stem"])
+            record = {"stem": stem, "status": "skipped", "seconds": 0.0, "fingerprint": fp,
+                      "executed": str(executed)}
+            header = f"[{i + 1}/{len(stems)}] {stem}"
+            if not step["selected"]:
+                record["status"] = "not selected"
+                if not step["current"]:
+                    upstream_current = False
+                    print(f"{header}: not selected, and out of date", flush=True)
+            elif not step["runs"]:
+                print(f"{header}: up to date, skipped", flush=True)
+            else:
+                missing = parameters.missing_inputs(stem, {**stage["values"], "artifacts": str(artifacts)})
+                if missing:  # found here, before the kernel starts; the notebook checks them again
+                    raise PipelineError("\n".join(missing))
+                print(f"{header}: running {stage['notebook'].name} ...", flush=True)
+                kernel = ahead.pop(stem, None) or start_kernel(artifacts, stage)
+                following = next((later["stage"] for later in plan[i + 1:] if later["runs"]), None)
+                if following:  # its imports share the cores with this stage's own (warm_kernel)
+                    ahead[following["stem"]] = start_kernel(artifacts, following)
+                try:
+                    seconds, written_in_place = run_stage(stage, artifacts, log_output, kernel)
+                finally:
+                    warm_kernel.stop(kernel)
+                record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
+                if written_in_place:
+                    print(f"{header}: wrote {written_in_place} in place; a failure could not have "
+                          f"restored them (write by replacing: inbol_utils.artifacts.atomic_file)", flush=True)
+                publish(partial_notebook(artifacts, stem), executed)
+                if upstream_current:  # last: a stamp means the artifacts and the chapter are both done
+                    write_json(stamp, {"fingerprint": fp, "notebook": str(stage["notebook"]),
+                                       "parameters": stage["parameters"],
+                                       "seconds": record["seconds"]})
+                else:
+                    print(f"{header}: not stamped, an upstream stage is out of date", flush=True)
+                print(f"{header}: done in {record['seconds']:.1f} s", flush=True)
+            publish_results(artifacts, executed_dir)  # also when skipped: a book folder made afresh
+            records.append(record)
+    finally:
+        for kernel in ahead.values():  # a stage failed or was interrupted before theirs
+            warm_kernel.stop(kernel)
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)

@@ -1,0 +1,80 @@
+"""Notebook kernels started one stage ahead, with the notebook's imports already done.
+
+Every stage runs in a fresh kernel, which spends about 4 s starting and 8-10 s importing torch,
+transformers, datasets and the plotting libraries before its first result (`make bench`: the
+first cell of every chapter). None of that depends on the stage before, and a stage's own
+imports keep only one of the two cores busy. So the runner starts the next stage's kernel when
+a stage starts, and the two kernels import side by side.
+
+Only the notebook's own top-level import statements run ahead, inside a function that leaves no
+name behind and with `silent`, so that they leave no execution count either: the notebook still
+runs every cell in order, its parameters first, in an empty namespace, and `environment.pin`
+still sets its threads and seeds in its first cell.
+"""
+from __future__ import annotations
+
+import ast
+import queue
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from jupyter_client import BlockingKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+
+
+def preload(notebook: Path) -> str:
+    """Code that runs the notebook's top-level import statements, in order, and binds nothing."""
+    statements = []
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        try:
+            tree = ast.parse(cell.source) if cell.cell_type == "code" else None
+        except SyntaxError:  # a cell with IPython magics: its imports are left to the notebook
+            continue
+        statements += [ast.unparse(node) for node in (tree.body if tree else [])
+                       if isinstance(node, (ast.Import, ast.ImportFrom))]
+    body = "".join(f"    {statement}\n" for statement in statements) or "    pass\n"
+    return f"def _preload():\n{body}_preload()\ndel _preload\n"
+
+
+@dataclass
+class WarmKernel:
+    """A started kernel (papermill runs the notebook in `manager`), and the request, sent by
+    `client`, that runs the notebook's imports."""
+    manager: AsyncKernelManager
+    client: BlockingKernelClient
+    request: str
+
+
+def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
+    """Start a Python kernel in `cwd` with `env` and ask it to run the notebook's imports
+    (`preload`), without waiting."""
+    manager = AsyncKernelManager(kernel_name="python3")
+    run_sync(manager.start_kernel)(cwd=str(cwd), env=env)
+    client = BlockingKernelClient()
+    client.load_connection_info(manager.get_connection_info())
+    client.start_channels()
+    return WarmKernel(manager, client, client.execute(preload(notebook), silent=True, store_history=False))
+
+
+def wait(kernel: WarmKernel, timeout: float) -> None:
+    """Return when the kernel has done the imports (papermill's client may not connect to a
+    kernel that is still busy: it waits for a first answer that then never comes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = kernel.client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"the kernel did not finish the notebook's imports in {timeout:.0f} s") from None
+        if reply["parent_header"].get("msg_id") == kernel.request:
+            return
+
+
+def stop(kernel: WarmKernel) -> None:
+    """Shut the kernel down (papermill leaves a kernel it did not start running)."""
+    kernel.client.stop_channels()
+    if run_sync(kernel.manager.is_alive)():
+        run_sync(kernel.manager.shutdown_kernel)(now=False)
+    run_sync(kernel.manager.cleanup_resources)()

@@ -1,0 +1,50 @@
+"""Kernels started ahead of their stage (inbol_utils.warm_kernel): the imports run early, and the
+notebook cannot tell, its namespace and execution counts being those of a fresh kernel."""
+import os
+import sys
+
+import nbformat
+import papermill
+from jupyter_core.utils import run_sync
+
+from inbol_utils import warm_kernel
+
+
+def notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(sources[0], metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_markdown_cell("import not_code")]
+    nb.cells += [nbformat.v4.new_code_cell(source) for source in sources[1:]]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_preload_runs_the_top_level_imports_in_order_and_binds_nothing(tmp_path):
+    path = notebook(tmp_path / "a.ipynb", "x = 1", "import json\nfrom email import message as m\nx = 2",
+                    "%time import wave", "def f():\n    import tabnanny")
+    code = warm_kernel.preload(path)
+    lines = [line.strip() for line in code.splitlines()]
+    assert lines[1:3] == ["import json", "from email import message as m"]
+    assert not any("wave" in line or "tabnanny" in line or "not_code" in line for line in lines)
+    namespace = {}
+    exec(code, namespace)
+    assert set(namespace) == {"__builtins__"} and "email.message" in sys.modules
+
+
+def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
+    path = notebook(tmp_path / "b.ipynb", "x = 1",
+                    'import sys\nassert "colorsys" in sys.modules and "colorsys" not in globals()',
+                    "import colorsys\nprint(x + 1)")
+    kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
+    try:
+        warm_kernel.wait(kernel, 60)
+        papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"x": 5},
+                                   kernel_name="python3", progress_bar=False, km=kernel.manager)
+    finally:
+        warm_kernel.stop(kernel)
+    assert not run_sync(kernel.manager.is_alive)()
+    cells = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4]  # parameters, injected parameters, two cells
+    assert cells[-1].outputs[0]["text"] == "6\n"
+
