@@ -78,3 +78,14 @@ def test_run_ablations_adds_each_reference_point_in_order(monkeypatch):
                                           & (scored["split"] == "test")])
     assert ablations.value(runs, "pairs", "on-policy (InBoL)", "acc") == reference["acc"]
     assert pd.isna(ablations.value(runs, "tau", "0.3", "acc"))  # not run
+
+
+def test_no_ablations_give_an_empty_frame_with_every_column(monkeypatch):
+    """`ablations: []` (params/quick.yaml): nothing trains, and chapter 4's table, figure and
+    phrases read an empty frame with the usual columns instead of failing."""
+    monkeypatch.setattr(ablations, "run_variant", lambda **job: pytest.fail("nothing should train"))
+    scored = pd.concat([scored_rows(m, 0) for m in (IDKIT, DPO, INBOL)], ignore_index=True)
+    runs = ablations.run_ablations([], "unused", 0, {IDKIT: {}, INBOL: INBOL_CHOSEN}, LABELLING, scored,
+                                   3, 1.0, [], [], workers=1)
+    assert runs.empty and {"ablation", "setting", "split", "trust", "answerable_acc", "hybrid"} <= set(runs)
+    assert pd.isna(ablations.value(runs, "anchor_weight", "0", "trust"))

@@ -468,3 +468,21 @@ def test_the_intro_copy_relinks_every_form_of_reference():
         "{doc}`../../glossary`, {doc}`the terms <../../glossary>`, {doc}`03_training`, "
         "{glue:text}`01_boundary_definition.ipynb::conf_corr:.2f`, "
         "{glue}`00_world_and_base_model.ipynb::n_seeds`\n:doc: 04_evaluation.ipynb\n")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "params").glob("*.yaml")))
+def test_every_shipped_parameter_file_passes_the_runners_checks(name):
+    config = pipeline.load_params(REPO / "params" / f"{name}.yaml")
+    assert config["stages"] and config["artifacts"] == f"data/{name}"
+
+
+def test_the_quick_profile_is_the_default_study_less_its_two_documented_trades():
+    """params/quick.yaml says it trades the ablations and one preference learning rate, and
+    nothing else: a change to the default study must reach it too."""
+    default, quick = (pipeline.load_params(REPO / "params" / f"{name}.yaml") for name in ("default", "quick"))
+    assert [s["stem"] for s in quick["stages"]] == [s["stem"] for s in default["stages"]]
+    for ours, theirs in zip(quick["stages"], default["stages"]):
+        changed = {k for k in theirs["values"] if ours["values"][k] != theirs["values"][k]}
+        assert changed <= {"artifacts", "ablations", "pref_lr_values"}, (ours["stem"], changed)
+        if "pref_lr_values" in changed:
+            assert set(ours["values"]["pref_lr_values"]) < set(theirs["values"]["pref_lr_values"])
