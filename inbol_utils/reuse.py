@@ -30,7 +30,7 @@ T = TypeVar("T")
 # so editing the book's prose reruns the notebooks (their stamps hash every module) but retrains
 # nothing.
 PRESENTATION = ("bench.py", "book.py", "costs.py", "parameters.py", "pipeline.py", "plots.py",
-                "profile_book.py", "profiling.py", "staging.py")
+                "profile_book.py", "profiling.py", "staging.py", "warm_kernel.py")
 
 
 def code_digest(leave_out: tuple[str, ...] = ()) -> str:
