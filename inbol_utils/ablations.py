@@ -129,10 +129,9 @@ def run_ablations(names: Sequence[str], artifacts: str, seed: int, chosen: dict,
     studied ablation's reference point from `scored` (the main table's scored responses), and
     summarise: one row of metrics per ablation, setting and split (`evaluation.per_run`)."""
     grid = variants(names, chosen[INBOL], labelling, tau_values, signal_values)
-    if not grid:  # none asked for (params/quick.yaml): the frame's columns, and no rows
-        keys = evaluation.summary(scored[scored["seed"] == seed].head(1)).keys()
-        return pd.DataFrame(columns=["ablation", "setting", "split", *keys])
     first = scored[scored["seed"] == seed]
+    if not grid:  # none asked for (params/quick.yaml): the frame's columns, and no rows
+        return pd.DataFrame(columns=["ablation", "setting", "split", *evaluation.summary(first.head(1))])
     reference = first[first["method"] == INBOL]
     jobs = [dict(variant=v, artifacts=artifacts, seed=seed, chosen=chosen, pair_samples=pair_samples,
                  temperature=temperature, base_known=reference["base_known"].to_numpy()) for v in grid]

@@ -44,7 +44,7 @@ skipped when its own ingredients are unchanged (`inbol_utils.reuse`): a new tau 
 notebooks 01-04, but not the probe of the base models.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
-time, the kernel's start and stop, the core-seconds and tokens of each part of the work
+time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
 (`inbol_utils.profiling`) and the parameters it ran with; `make bench` prints it, and the last
 stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
 profile is written before the next stage starts.
@@ -77,7 +77,7 @@ from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
 from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# How long a stage waits for its kernel to import the study (`warm_kernel`): about 10 s on 2 cores.
+# How long a stage waits for its kernel to finish the notebook's imports (`warm_kernel`): about 10 s on 2 cores.
 KERNEL_READY_SECONDS = 300
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
 STAGE_KEYS = {"notebook", "parameters"}
@@ -320,8 +320,9 @@ def publish_results(artifacts: Path, executed_dir: Path) -> bool:
 
 
 def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> dict:
-    """Where one stage's wall time went: each cell (papermill's timing), the kernel's start and
-    shutdown (the wall time no cell accounts for), and the core-seconds and tokens of each part
+    """Where one stage's wall time went: each cell (papermill's timing), the wall time no cell
+    accounts for (papermill's own, and the wait for whatever of its kernel's start and imports
+    was not done while the stage before ran), and the core-seconds and tokens of each part
     of the work (`profiling`), summed over the stage's processes; with the parameter `values`
     it ran with, so that the counts can be carried to other sizes (`costs`)."""
     cells = []
@@ -415,18 +416,19 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     for stage in config["stages"]:
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
         executed = executed_dir / f"{stage['stem']}.ipynb"
-        current = is_current(stamp_path(config["artifacts"], stage["stem"]), executed, fp)
+        stamp = stamp_path(config["artifacts"], stage["stem"])
+        current = is_current(stamp, executed, fp)
         selected = only is None or stage["stem"] in only
-        plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "current": current,
-                     "selected": selected, "runs": selected and (force or not current)})
+        plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "stamp": stamp,
+                     "current": current, "selected": selected, "runs": selected and (force or not current)})
         previous = fp
 
     records, upstream_current, ahead = [], True, {}  # ahead: kernels started for later stages
     total_start = time.perf_counter()
     try:
         for i, step in enumerate(plan):
-            stage, fp, executed = step["stage"], step["fingerprint"], step["executed"]
-            stem, stamp = stage["stem"], stamp_path(config["artifacts"], stage["stem"])
+            stage, fp, executed, stamp = step["stage"], step["fingerprint"], step["executed"], step["stamp"]
+            stem = stage["stem"]
             record = {"stem": stem, "status": "skipped", "seconds": 0.0, "fingerprint": fp,
                       "executed": str(executed)}
             header = f"[{i + 1}/{len(stems)}] {stem}"

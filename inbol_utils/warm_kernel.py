@@ -29,12 +29,13 @@ def preload(notebook: Path) -> str:
     """Code that runs the notebook's top-level import statements, in order, and binds nothing."""
     statements = []
     for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
         try:
-            tree = ast.parse(cell.source) if cell.cell_type == "code" else None
+            tree = ast.parse(cell.source)
         except SyntaxError:  # a cell with IPython magics: its imports are left to the notebook
             continue
-        statements += [ast.unparse(node) for node in (tree.body if tree else [])
-                       if isinstance(node, (ast.Import, ast.ImportFrom))]
+        statements += [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     body = "".join(f"    {statement}\n" for statement in statements) or "    pass\n"
     return f"def _preload():\n{body}_preload()\ndel _preload\n"
 

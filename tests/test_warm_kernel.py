@@ -47,4 +47,3 @@ def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
     cells = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
     assert [c.execution_count for c in cells] == [1, 2, 3, 4]  # parameters, injected parameters, two cells
     assert cells[-1].outputs[0]["text"] == "6\n"
-
