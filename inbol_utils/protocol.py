@@ -83,7 +83,9 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
     it is not pretrained and trains with the rest); with one (a saved folder or
     a hub id), that checkpoint, vision encoder frozen, fine-tuned for `steps` (0: as it is),
     LoRA adapters of rank `lora_rank` if > 0 (merged when saved). Accuracy per question type on
-    the validation split is tracked during training. A job for `parallel.run`: one per seed."""
+    the validation split is tracked during training. Returns the training log, that curve and
+    the saved model's scored greedy answers on the test split (chapter 0's accuracy by question
+    type and exposure). A job for `parallel.run`: one per seed."""
     if dtype not in modeling.DTYPES:
         raise ValueError(f"dtype must be one of {modeling.DTYPES}, got {dtype!r}")
     if steps < 0 or (steps == 0 and not base_model):
@@ -131,8 +133,10 @@ def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_
         log = pd.DataFrame(columns=["step", "loss"])
         callback.history.append({"step": 0, **callback.probe(model)})
     modeling.save(model, processor, home / "base_model")
+    saved, saved_processor = modeling.load(home / "base_model")  # the model every later stage reads
+    test = evaluation.predict(saved, saved_processor, world.load_split(world_dir(artifacts), "test"), desc=None)
     return {"seed": seed, "log": log, "curve": pd.DataFrame(callback.history),
-            "vision_accuracy": vision_accuracy}
+            "vision_accuracy": vision_accuracy, "test": test.assign(seed=seed)}
 
 
 def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], temperature: float,

@@ -162,6 +162,9 @@ def test_pipeline_runs_through_a_hub_architecture(tmp_path, name):
     home = protocol.seed_dir(artifacts, 0)
     assert json.loads((home / "base_model" / "config.json").read_text())["model_type"] == name
     assert base["vision_accuracy"] == [] and base["curve"]["step"].tolist() == [40]
+    saved = evaluation.predict(*modeling.load(home / "base_model"), world.load_split(artifacts / "world", "test"),
+                               desc=None)  # chapter 0's test answers are the saved model's
+    assert base["test"].drop(columns="seed").equals(saved) and (base["test"]["seed"] == 0).all()
     table = protocol.probe_seed(str(artifacts), 0, 3, [3], 1.0, 64)
     # Trained on answers that end with the template's end of turn, the model now stops after a
     # word or two (an untrained one runs to max_new_tokens), leaving no template words behind.
