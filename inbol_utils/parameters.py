@@ -128,7 +128,7 @@ class Schema:
 
 
 ARTIFACTS = Param("path", "the folder this notebook reads and writes (every stage's the same)")
-WORKERS = Param("int", "parallel processes, one torch thread each; 0 means one per CPU core", low=0)
+WORKERS = Param("int", "parallel processes, one torch thread each; 0 chooses from the jobs and the CPU cores", low=0)
 TAU = Param("real", "a query counts as known when its confidence is at least tau", low=0, high=1)
 SIGNAL = Param("text", "which probe labels the data", choices=CONFIDENCE_SIGNALS)
 BY_00 = "notebook 00 (world and base model)"

@@ -83,6 +83,14 @@ def test_parallel_jobs_keep_their_order_run_single_threaded_and_raise(monkeypatc
         parallel.run(_job, jobs, workers=-1)
 
 
+def test_automatic_workers_run_up_to_four_jobs_a_core_at_once(monkeypatch):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert [parallel.worker_count(0, n) for n in (1, 3, 7, 8, 9, 16)] == [1, 3, 7, 8, 2, 2]
+    assert parallel.worker_count(2, 7) == 2 and parallel.worker_count(5, 3) == 3
+    with pytest.raises(ValueError, match="workers"):
+        parallel.worker_count(-1, 3)
+
+
 def _chatty(x: int) -> int:
     print(f"step {x}: loss 0.5")  # as Trainer prints its log lines when its progress bar is off
     return x
