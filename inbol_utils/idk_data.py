@@ -131,14 +131,13 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
     rng = np.random.default_rng(seed + 1)
     kept = _subsample(table, mix, rng)
     rows = []
-    for _, query in kept.iterrows():
-        samples = list(query["samples"])
-        if not samples:
+    # Each query's fields as plain values, once (a pandas row per pair took 4 s for 4,600 pairs).
+    for query, samples in zip(kept.drop(columns=["samples"]).to_dict("records"), kept["samples"]):
+        if not len(samples):
             raise ValueError(f"query {query['id']!r} has no samples to build pairs from")
-        for chosen, rejected, propensity in query_pairs(samples, list(query["answers"]),
+        for chosen, rejected, propensity in query_pairs(list(samples), list(query["answers"]),
                                                         query["region"], rng):
-            rows.append({**query.drop(["samples"]).to_dict(), "chosen": chosen,
-                         "rejected": rejected, "propensity": propensity})
+            rows.append({**query, "chosen": chosen, "rejected": rejected, "propensity": propensity})
     return pd.DataFrame(rows, columns=[*table.columns.drop("samples"), "chosen", "rejected",
                                        "propensity"])
 
@@ -146,9 +145,10 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
 @profiling.part("data building")
 def to_dataset(rows: pd.DataFrame, images: datasets.Dataset, features: datasets.Features) -> datasets.Dataset:
     """Attach the images (looked up by id in the probed split) and type the columns."""
-    picked = select_ids(images, rows["id"])
+    # The images as stored (PNG bytes): decoding and encoding them again took 3 s for 4,600 pairs.
+    picked = select_ids(images, rows["id"]).cast_column("image", datasets.Image(decode=False))
     columns = {name: rows[name].tolist() for name in features if name != "image"}
-    return datasets.Dataset.from_dict({**columns, "image": list(picked["image"])}, features=features)
+    return datasets.Dataset.from_dict({**columns, "image": picked["image"][:]}, features=features)
 
 
 def validate(ds: datasets.Dataset, features: datasets.Features, what: str) -> datasets.Dataset:
