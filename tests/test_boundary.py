@@ -118,6 +118,20 @@ def test_data_generation_is_deterministic():
                                   idk_data.idk_instruction_rows(hand_table(), seed=3))
 
 
+def test_each_pair_carries_its_own_querys_image(tiny_world):
+    """Pairs repeat a query and come in any order; each must hold that query's image, pixel for
+    pixel (to_dataset copies the stored PNG bytes instead of decoding and encoding them)."""
+    images = tiny_world[0]["probe"].select(range(5))
+    table = hand_table().assign(id=list(reversed(images["id"])))
+    rows = idk_data.preference_rows(table, seed=0)
+    ds = idk_data.to_dataset(rows, images, idk_data.PREFERENCE_FEATURES)
+    assert len(ds) == len(rows) > len(table) and ds["id"][:] == rows["id"].tolist()
+    position = {i: k for k, i in enumerate(images["id"])}
+    for pair in ds:
+        source = images[position[pair["id"]]]["image"]
+        assert np.array_equal(np.asarray(pair["image"]), np.asarray(source)), pair["id"]
+
+
 def test_malformed_row_names_row_and_field(tiny_world):
     images = tiny_world[0]["probe"].select(range(5))
     table = hand_table().assign(id=images["id"])
