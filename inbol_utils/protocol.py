@@ -124,7 +124,9 @@ def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_
     home = seed_dir(artifacts, seed)
     if steps:
         model = recipes.lora(model, lora_rank) if lora_rank else model
-        rows = splits["base_train"].map(lambda r: {"response": r["answers"][0]})
+        # Each query's first gold answer is its target (`map` took 3 s: it decodes every image).
+        targets = [answers[0] for answers in splits["base_train"]["answers"][:]]
+        rows = splits["base_train"].add_column("response", targets)
         args = training.training_arguments(str(home / "runs" / "base"), steps, batch_size, lr, seed,
                                            disable_tqdm=True)
         log = training.train_sft(model, processor, rows, args, [callback])
