@@ -1,0 +1,101 @@
+"""Two runs of the study side by side: do their verdicts agree, and how far did the means move?
+
+    python -m inbol_utils.replication data/default path/to/another/artifacts
+
+Chapter 4 ("Reproducibility") says that a rerun elsewhere (another CPU, other float kernels)
+gives back the verdicts within the reported intervals, not the digits. This checks it for any
+two runs' artifacts folders (notebook 04 must have run in both):
+1. verdicts: every seed-paired comparison of `results/comparisons.csv` in both runs, whether
+   the verdicts agree, and whether the second run's difference lies inside the first's interval;
+2. shifts: each method's mean over seeds of the headline metrics (`results/per_seed.csv`) in
+   both runs, and the shift in units of the first run's spread over seeds.
+The second run may come from another machine, from this one with torch's generic float kernels
+(`ATEN_CPU_CAPABILITY=default`: other sums, other models), or from other seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import environment
+from .artifacts import require
+from .methods import METHODS
+
+SHIFT_METRICS = ("trust", "answerable_acc", "over_refusal", "unanswerable_refr")
+KEYS = ["method", "rival", "split"]
+
+
+def _results(artifacts: str | os.PathLike, name: str) -> pd.DataFrame:
+    return pd.read_csv(require(Path(artifacts) / "results" / name, "notebook 04 (evaluation)"))
+
+
+def verdicts(first: str | os.PathLike, second: str | os.PathLike) -> pd.DataFrame:
+    """Every comparison of both runs, one row each: the paired difference, interval and verdict
+    of each run (suffixes _1 and _2), `agree` (same verdict) and `inside` (the second run's
+    difference inside the first run's interval)."""
+    one, two = (_results(run, "comparisons.csv")[KEYS + ["diff", "low", "high", "verdict"]]
+                for run in (first, second))
+    both = one.merge(two, on=KEYS, how="outer", suffixes=("_1", "_2"), validate="one_to_one")
+    both["agree"] = both["verdict_1"] == both["verdict_2"]
+    both["inside"] = both["diff_2"].between(both["low_1"], both["high_1"])
+    return both
+
+
+def shifts(first: str | os.PathLike, second: str | os.PathLike,
+           metrics: tuple[str, ...] = SHIFT_METRICS) -> pd.DataFrame:
+    """Each method's mean and spread over seeds of `metrics`, per split, in both runs, and the
+    shift of the mean in units of the first run's spread (inf where that spread is 0 and the
+    mean moved, 0 where neither did)."""
+    means = []
+    for run in (first, second):
+        per_seed = _results(run, "per_seed.csv")
+        means.append(per_seed.melt(id_vars=["method", "split"], value_vars=list(metrics), var_name="metric")
+                             .groupby(["method", "split", "metric"], sort=False)["value"]
+                             .agg(mean="mean", sd="std"))
+    both = means[0].merge(means[1], left_index=True, right_index=True, how="outer",
+                          suffixes=("_1", "_2")).reset_index()
+    both["method"] = pd.Categorical(both["method"], categories=METHODS)  # tables in registry order
+    both["shift"] = both["mean_2"] - both["mean_1"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both["shift_in_sd"] = np.where(both["shift"] == 0, 0.0, both["shift"].abs() / both["sd_1"])
+    return both
+
+
+def setup(artifacts: str | os.PathLike) -> str:
+    """Where and how a run ran, in a line: CPU, float kernels and seeds."""
+    stages = environment.read(artifacts)
+    seeds = sorted(_results(artifacts, "per_seed.csv")["seed"].unique())
+    machines = sorted({f"{s['cpu']} ({s['float_kernels']} kernels)" for s in stages.values()}) or ["unrecorded"]
+    return f"{artifacts}: {', '.join(machines)}, seeds {', '.join(map(str, seeds))}"
+
+
+def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.replication", description=__doc__.split("\n")[0])
+    parser.add_argument("first", help="the reference run's artifacts folder, e.g. data/default")
+    parser.add_argument("second", help="the rerun's artifacts folder")
+    args = parser.parse_args(argv)
+    table, moved = verdicts(args.first, args.second), shifts(args.first, args.second)
+    print(f"1: {setup(args.first)}\n2: {setup(args.second)}")
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.3f}".format):
+        print("\nVerdicts (Trust_1, seed-paired 95% intervals):")
+        print(table.drop(columns=["low_2", "high_2"]).to_string(index=False))
+        print("\nMean over seeds, run 1 -> run 2 (the shift in units of run 1's spread over seeds):")
+        cells = moved.assign(cell=[f"{a:.3f} -> {b:.3f} ({s:.1f})" for a, b, s in
+                                   moved[["mean_1", "mean_2", "shift_in_sd"]].itertuples(index=False)])
+        print(cells.pivot_table(index=["method", "split"], columns="metric", values="cell", aggfunc="first",
+                                observed=True)[list(SHIFT_METRICS)]
+                   .to_string())
+    largest = moved.loc[moved["shift_in_sd"].idxmax()]
+    print(f"\n{int(table['agree'].sum())} of {len(table)} verdicts agree; {int(table['inside'].sum())} of "
+          f"{len(table)} differences of run 2 lie inside run 1's interval. Largest shift: "
+          f"{largest['method']}, {largest['split']}, {largest['metric']}: {largest['shift']:+.3f} "
+          f"({largest['shift_in_sd']:.1f} sd)")
+    return {"verdicts": table, "shifts": moved}
+
+
+if __name__ == "__main__":
+    main()
