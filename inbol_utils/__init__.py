@@ -34,6 +34,7 @@ Small modules, one job each; a concept lives in exactly one of them:
   parameters   every notebook's parameter schema, checked by the runner and by each notebook
   staging      a stage changes its artifacts completely or not at all
   environment  pinned threads and determinism; the machine and libraries of every stage
+  replication  two runs side by side: do the verdicts agree, how far did the means move
   costs        GPU hours from measured token counts
   bench        profile, roofline and confidence-cost benchmarks
   plots        figures and captions shared by the chapters

@@ -25,12 +25,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 T = TypeVar("T")
 
 
-# Modules that present results (prose phrases, figures, cost estimates, benchmarks) or run the
-# notebooks (runner, parameter checks, staging, time records): no job's result depends on them,
-# so editing the book's prose reruns the notebooks (their stamps hash every module) but retrains
-# nothing.
+# Modules that present results (prose phrases, figures, cost estimates, benchmarks, two runs
+# compared) or run the notebooks (runner, parameter checks, staging, time records): no job's
+# result depends on them, so editing the book's prose reruns the notebooks (their stamps hash
+# every module) but retrains nothing.
 PRESENTATION = ("bench.py", "book.py", "costs.py", "parameters.py", "pipeline.py", "plots.py",
-                "profile_book.py", "profiling.py", "staging.py", "warm_kernel.py")
+                "profile_book.py", "profiling.py", "replication.py", "staging.py", "warm_kernel.py")
 
 
 def code_digest(leave_out: tuple[str, ...] = ()) -> str:

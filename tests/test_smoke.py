@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import browser
-from inbol_utils import costs, environment, methods, metrics, protocol
+from inbol_utils import costs, environment, methods, metrics, protocol, replication
 from inbol_utils.pipeline import partial_notebook, run_pipeline
 from inbol_utils.profile_book import profile_toc
 from prose import contradictions, glued_values
@@ -70,6 +70,9 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     assert names == sorted(p.name for p in (twin / "results").iterdir())
     for name in names:  # same machine, same code and parameters: the same bytes
         assert (results / name).read_bytes() == (twin / "results" / name).read_bytes(), name
+    # the tool that compares two runs reads the real results files (here the same twice)
+    assert replication.verdicts(artifacts, twin)["agree"].all()
+    assert (replication.shifts(artifacts, twin)["shift"] == 0).all()
     responses = pd.read_csv(results / "responses.csv").set_index(["method", "split", "id", "seed"])["response"]
     for method in methods.TRAINED:  # another seed is another replicate: other models, other answers
         assert (responses[method].xs(0, level="seed") != responses[method].xs(1, level="seed")).any(), method
