@@ -49,14 +49,15 @@ def shifts(first: str | os.PathLike, second: str | os.PathLike,
            metrics: tuple[str, ...] = SHIFT_METRICS) -> pd.DataFrame:
     """Each method's mean and spread over seeds of `metrics`, per split, in both runs, and the
     shift of the mean in units of the first run's spread (inf where that spread is 0 and the
-    mean moved, 0 where neither did)."""
+    mean moved, 0 where neither did). A metric the source cannot measure (nan) is left out."""
     means = []
     for run in (first, second):
         per_seed = _results(run, "per_seed.csv")
         means.append(per_seed.melt(id_vars=["method", "split"], value_vars=list(metrics), var_name="metric")
+                             .dropna(subset=["value"])
                              .groupby(["method", "split", "metric"], sort=False)["value"]
                              .agg(mean="mean", sd="std"))
-    both = means[0].merge(means[1], left_index=True, right_index=True, how="outer",
+    both = means[0].merge(means[1], left_index=True, right_index=True, how="inner",
                           suffixes=("_1", "_2")).reset_index()
     both["method"] = pd.Categorical(both["method"], categories=METHODS)  # tables in registry order
     both["shift"] = both["mean_2"] - both["mean_1"]
@@ -82,13 +83,13 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     print(f"1: {setup(args.first)}\n2: {setup(args.second)}")
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.3f}".format):
         print("\nVerdicts (Trust_1, seed-paired 95% intervals):")
-        print(table.drop(columns=["low_2", "high_2"]).to_string(index=False))
+        print(table.to_string(index=False))
         print("\nMean over seeds, run 1 -> run 2 (the shift in units of run 1's spread over seeds):")
         cells = moved.assign(cell=[f"{a:.3f} -> {b:.3f} ({s:.1f})" for a, b, s in
                                    moved[["mean_1", "mean_2", "shift_in_sd"]].itertuples(index=False)])
-        print(cells.pivot_table(index=["method", "split"], columns="metric", values="cell", aggfunc="first",
-                                observed=True)[list(SHIFT_METRICS)]
-                   .to_string())
+        wide = cells.pivot_table(index=["method", "split"], columns="metric", values="cell", aggfunc="first",
+                                 observed=True)
+        print(wide[[m for m in SHIFT_METRICS if m in wide]].to_string())
     largest = moved.loc[moved["shift_in_sd"].idxmax()]
     print(f"\n{int(table['agree'].sum())} of {len(table)} verdicts agree; {int(table['inside'].sum())} of "
           f"{len(table)} differences of run 2 lie inside run 1's interval. Largest shift: "

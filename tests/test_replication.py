@@ -12,7 +12,7 @@ TRUST = {BASE: 0.0, "base + abstention": 0.05, "IDK-IT": 0.3, "IDK-IT + DPO": 0.
          INBOL: 0.3, "IDK-IT + chosen SFT (control)": 0.3}
 
 
-def write_run(folder, inbol_gain: float = 0.0):
+def write_run(folder, inbol_gain: float = 0.0, over_refusal: float = 0.3):
     """A run's per_seed.csv and comparisons.csv, as notebook 04 writes them, from three seeds
     of made-up metrics; `inbol_gain` lifts InBoL's in-domain Trust on every seed."""
     noise = np.random.default_rng(0)
@@ -23,7 +23,7 @@ def write_run(folder, inbol_gain: float = 0.0):
                 gain = inbol_gain if (method, split) == (INBOL, "test") else 0.0
                 rows.append({"method": method, "seed": seed, "split": split,
                              "trust": TRUST[method] + gain + noise.normal(0, 0.02),
-                             "answerable_acc": 0.6 + noise.normal(0, 0.02), "over_refusal": 0.3,
+                             "answerable_acc": 0.6 + noise.normal(0, 0.02), "over_refusal": over_refusal,
                              "unanswerable_refr": 0.8 + noise.normal(0, 0.02)})
     runs = pd.DataFrame(rows)
     (folder / "results").mkdir(parents=True)
@@ -65,3 +65,13 @@ def test_a_run_without_results_is_named(tmp_path):
     write_run(tmp_path / "a")
     with pytest.raises(FileNotFoundError, match="notebook 04"):
         replication.verdicts(tmp_path / "a", tmp_path / "missing")
+
+
+def test_a_metric_the_source_cannot_measure_is_left_out(tmp_path, capsys):
+    """A real source has no intrinsic ground truth: its over-refusal is nan in both runs."""
+    for run in ("a", "b"):
+        write_run(tmp_path / run, over_refusal=float("nan"))
+    moved = replication.shifts(tmp_path / "a", tmp_path / "b")
+    assert set(moved["metric"]) == set(replication.SHIFT_METRICS) - {"over_refusal"}
+    replication.main([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert "over_refusal" not in capsys.readouterr().out  # no column of nans
