@@ -7,8 +7,8 @@ gives back the verdicts within the reported intervals, not the digits. This chec
 two runs' artifacts folders (notebook 04 must have run in both):
 1. verdicts: every seed-paired comparison of `results/comparisons.csv` in both runs, whether
    the verdicts agree, and whether the second run's difference lies inside the first's interval;
-2. shifts: each method's mean over seeds of the headline metrics (`results/per_seed.csv`) in
-   both runs, and the shift in units of the first run's spread over seeds.
+2. shifts: each method's mean over seeds of the headline metrics in both runs, as chapter 4
+   reported them (`results/main_table.csv`), and the shift in units of the first run's spread.
 The second run may come from another machine, from this one with torch's generic float kernels
 (`ATEN_CPU_CAPABILITY=default`: other sums, other models), or from other seeds.
 """
@@ -29,8 +29,16 @@ SHIFT_METRICS = ("trust", "answerable_acc", "over_refusal", "unanswerable_refr")
 KEYS = ["method", "rival", "split"]
 
 
-def _results(artifacts: str | os.PathLike, name: str) -> pd.DataFrame:
-    return pd.read_csv(require(Path(artifacts) / "results" / name, "notebook 04 (evaluation)"))
+def _results(artifacts: str | os.PathLike, name: str, **read) -> pd.DataFrame:
+    return pd.read_csv(require(Path(artifacts) / "results" / name, "notebook 04 (evaluation)"), **read)
+
+
+def _reported(artifacts: str | os.PathLike) -> pd.DataFrame:
+    """Chapter 4's mean and spread over seeds (`evaluation.mean_spread`, as main_table.csv holds
+    it, with only the metrics the source can measure): one row per method, split and metric."""
+    table = _results(artifacts, "main_table.csv", header=[0, 1], index_col=[0, 1])
+    return (table.stack(level=0, future_stack=True).rename_axis(["method", "split", "metric"])
+                 .rename(columns={"std": "sd"})[["mean", "sd"]])
 
 
 def verdicts(first: str | os.PathLike, second: str | os.PathLike) -> pd.DataFrame:
@@ -47,18 +55,13 @@ def verdicts(first: str | os.PathLike, second: str | os.PathLike) -> pd.DataFram
 
 def shifts(first: str | os.PathLike, second: str | os.PathLike,
            metrics: tuple[str, ...] = SHIFT_METRICS) -> pd.DataFrame:
-    """Each method's mean and spread over seeds of `metrics`, per split, in both runs, and the
-    shift of the mean in units of the first run's spread (inf where that spread is 0 and the
-    mean moved, 0 where neither did). A metric the source cannot measure (nan) is left out."""
-    means = []
-    for run in (first, second):
-        per_seed = _results(run, "per_seed.csv")
-        means.append(per_seed.melt(id_vars=["method", "split"], value_vars=list(metrics), var_name="metric")
-                             .dropna(subset=["value"])
-                             .groupby(["method", "split", "metric"], sort=False)["value"]
-                             .agg(mean="mean", sd="std"))
-    both = means[0].merge(means[1], left_index=True, right_index=True, how="inner",
-                          suffixes=("_1", "_2")).reset_index()
+    """Each method's reported mean and spread over seeds of `metrics`, per split, in both runs,
+    and the shift of the mean in units of the first run's spread (inf where that spread is 0 and
+    the mean moved, 0 where neither did). A metric the source cannot measure is not reported,
+    so it is left out."""
+    one, two = _reported(first), _reported(second)
+    both = one.merge(two, left_index=True, right_index=True, how="inner", suffixes=("_1", "_2")).reset_index()
+    both = both[both["metric"].isin(metrics)].reset_index(drop=True)
     both["method"] = pd.Categorical(both["method"], categories=METHODS)  # tables in registry order
     both["shift"] = both["mean_2"] - both["mean_1"]
     with np.errstate(divide="ignore", invalid="ignore"):

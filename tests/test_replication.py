@@ -13,8 +13,9 @@ TRUST = {BASE: 0.0, "base + abstention": 0.05, "IDK-IT": 0.3, "IDK-IT + DPO": 0.
 
 
 def write_run(folder, inbol_gain: float = 0.0, over_refusal: float = 0.3):
-    """A run's per_seed.csv and comparisons.csv, as notebook 04 writes them, from three seeds
-    of made-up metrics; `inbol_gain` lifts InBoL's in-domain Trust on every seed."""
+    """A run's per_seed.csv, main_table.csv and comparisons.csv, as notebook 04 writes them,
+    from three seeds of made-up metrics; `inbol_gain` lifts InBoL's in-domain Trust on every
+    seed, and an over-refusal of nan is a metric the source cannot measure."""
     noise = np.random.default_rng(0)
     rows = []
     for method in METHODS:
@@ -28,6 +29,8 @@ def write_run(folder, inbol_gain: float = 0.0, over_refusal: float = 0.3):
     runs = pd.DataFrame(rows)
     (folder / "results").mkdir(parents=True)
     runs.to_csv(folder / "results" / "per_seed.csv", index=False)
+    measured = [m for m in runs.columns[3:] if runs[m].notna().all()]
+    evaluation.mean_spread(runs, measured).to_csv(folder / "results" / "main_table.csv")
     evaluation.comparisons(runs).to_csv(folder / "results" / "comparisons.csv", index=False)
     return runs
 
@@ -68,7 +71,7 @@ def test_a_run_without_results_is_named(tmp_path):
 
 
 def test_a_metric_the_source_cannot_measure_is_left_out(tmp_path, capsys):
-    """A real source has no intrinsic ground truth: its over-refusal is nan in both runs."""
+    """A real source has no intrinsic ground truth: its main table has no over-refusal."""
     for run in ("a", "b"):
         write_run(tmp_path / run, over_refusal=float("nan"))
     moved = replication.shifts(tmp_path / "a", tmp_path / "b")
