@@ -5,7 +5,8 @@ batching and likelihoods save.
 
 1. Profile: the last run's time per stage, per cell and per part of the work (training,
    greedy answers, sampling, likelihoods, data building), as the runner recorded it in
-   <artifacts>/profile.json (`inbol_utils.profiling`).
+   <artifacts>/profile.json (`inbol_utils.profiling`), with the machine's reading taken before
+   each stage (`profiling.matmul_reading`).
 2. Roofline: the machine's matmul throughput at the model's own shapes (fp32 and bf16, one
    thread, as every job runs), the FLOPs of a training step, of greedy answers and of N=10
    sampling counted by torch's FlopCounterMode, the fraction of the fp32 matmul rate each
@@ -141,8 +142,10 @@ def show_profile(profile: dict) -> None:
     total = sum(stage["seconds"] for stage in profile["stages"].values())
     for stem, stage in profile["stages"].items():
         parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(stage["parts_core_seconds"].items(), key=lambda kv: -kv[1]))
+        reading = stage.get("matmul_gflop_per_s")  # profiles older than the reading have none
+        machine = f"; machine reading {reading:.1f} GFLOP/s" if reading else ""
         print(f"  {stem:26s} {stage['seconds']:7.1f} s ({100 * stage['seconds'] / total:4.1f}%)  "
-              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}")
+              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{machine}")
     print(f"  {'all stages':26s} {total:7.1f} s")
 
 

@@ -117,6 +117,25 @@ def _timed_job(seconds: float) -> float:
     return seconds
 
 
+def test_machine_reading_is_one_threads_matmul_rate():
+    """The runner's reading (numpy's BLAS) agrees with torch's one-thread rate at the same shape
+    within a factor of two, both in CPU time as the reading is timed (another test's processes
+    may share the cores): it counts the FLOPs it times and stays on one thread."""
+    tokens, width, out = profiling.READING_SHAPE
+    a, w = torch.randn(tokens, width), torch.randn(width, out)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a @ w
+        start = time.process_time()
+        for _ in range(100):
+            a @ w
+        torch_rate = 2 * tokens * width * out * 100 / (time.process_time() - start) / 1e9
+    finally:
+        torch.set_num_threads(threads)
+    assert 0.5 < profiling.matmul_reading() / torch_rate < 2
+
+
 def test_profile_parts_are_exclusive_and_come_back_from_workers(tmp_path, monkeypatch):
     record = tmp_path / "parts.json"
     monkeypatch.setenv(profiling.ENV, str(record))
