@@ -146,7 +146,9 @@ def show_profile(profile: dict) -> None:
         machine = f"; machine reading {reading:.1f} GFLOP/s" if reading else ""
         print(f"  {stem:26s} {stage['seconds']:7.1f} s ({100 * stage['seconds'] / total:4.1f}%)  "
               f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{machine}")
-    print(f"  {'all stages':26s} {total:7.1f} s")
+    readings = [stage["matmul_gflop_per_s"] for stage in profile["stages"].values() if stage.get("matmul_gflop_per_s")]
+    median = f"; machine reading, median over the stages {statistics.median(readings):.1f} GFLOP/s" if readings else ""
+    print(f"  {'all stages':26s} {total:7.1f} s{median}")
 
 
 def main(argv: list[str] | None = None) -> dict:
