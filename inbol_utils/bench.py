@@ -140,14 +140,15 @@ def confidence_costs(model, processor, probe, single: int, samples: int, batch_s
 def show_profile(profile: dict) -> None:
     print(f"last run's profile ({profile['machine']}):")
     total = sum(stage["seconds"] for stage in profile["stages"].values())
+    readings = {stem: stage["matmul_gflop_per_s"] for stem, stage in profile["stages"].items()
+                if stage.get("matmul_gflop_per_s")}  # profiles older than the reading have none
     for stem, stage in profile["stages"].items():
         parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(stage["parts_core_seconds"].items(), key=lambda kv: -kv[1]))
-        reading = stage.get("matmul_gflop_per_s")  # profiles older than the reading have none
-        machine = f"; machine reading {reading:.1f} GFLOP/s" if reading else ""
+        machine = f"; machine reading {readings[stem]:.1f} GFLOP/s" if stem in readings else ""
         print(f"  {stem:26s} {stage['seconds']:7.1f} s ({100 * stage['seconds'] / total:4.1f}%)  "
               f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{machine}")
-    readings = [stage["matmul_gflop_per_s"] for stage in profile["stages"].values() if stage.get("matmul_gflop_per_s")]
-    median = f"; machine reading, median over the stages {statistics.median(readings):.1f} GFLOP/s" if readings else ""
+    median = (f"; machine reading, median over the stages {statistics.median(readings.values()):.1f} GFLOP/s"
+              if readings else "")
     print(f"  {'all stages':26s} {total:7.1f} s{median}")
 
 

@@ -320,7 +320,7 @@ def publish_results(artifacts: Path, executed_dir: Path) -> bool:
     return True
 
 
-def stage_profile(executed: Path, parts: Path, seconds: float, values: dict, reading: float | None = None) -> dict:
+def stage_profile(executed: Path, parts: Path, seconds: float, values: dict, reading: float) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the wall time no cell
     accounts for (papermill's own, and the wait for whatever of its kernel's start and imports
     was not done while the stage before ran), and the core-seconds and tokens of each part
