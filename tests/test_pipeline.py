@@ -1,4 +1,4 @@
-"""The papermill runner (inbol_utils.pipeline) and a strict build of the book skeleton.
+"""The papermill runner (inbol_utils.pipeline) and the book's table of contents per profile.
 
 The runner tests use two throwaway notebooks, so they check the runner's contract (order,
 skipping, downstream reruns, failures) in seconds without training anything.
@@ -6,10 +6,7 @@ skipping, downstream reruns, failures) in seconds without training anything.
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -357,70 +354,6 @@ def test_shipped_parameter_files_are_well_formed(name):
 
 # ----------------------------------------------------------------------------------------------
 # the book
-
-
-# What the introduction glues from chapter 4: the headline table, and a 1 for every other key
-# (it formats as any of the introduction's :s, :d and :+.3f).
-INTRO_KEYS = sorted(set(re.findall(r"04_evaluation\.ipynb::(\w+)", (REPO / "book" / "intro.md").read_text()))
-                    - {"headline_table"})
-GLUE_CELL = f"""from myst_nb import glue
-import pandas as pd
-glue("demo_acc", 0.8765, display=False)
-print("hello")
-glue("headline_table", pd.DataFrame({{"Trust in-domain": ["0.10 ± 0.01"]}}, index=["InBoL"]), display=False)
-for key in {INTRO_KEYS!r}:
-    glue(key, 1, display=False)"""
-
-
-@pytest.mark.slow
-def test_book_skeleton_builds_strictly(tmp_path):
-    """jupyter-book build -W -n on the real skeleton plus a tiny executed chapter with glue."""
-    import papermill
-
-    book = tmp_path / "book_root"
-    book.mkdir()
-    for name in ("_config.yml", "_toc.yml", "references.bib"):
-        shutil.copy(REPO / name, book / name)
-    shutil.copytree(REPO / "book", book / "book", ignore=shutil.ignore_patterns("executed"))
-    shutil.copytree(REPO / "_static", book / "_static")
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell("# The world and the base model"),
-                nbformat.v4.new_code_cell('artifacts = "data/default"',
-                                          metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(GLUE_CELL),
-                nbformat.v4.new_markdown_cell("Accuracy was {glue:text}`demo_acc:.2f` (every number: "
-                                              "{download}`main_table.csv <results/main_table.csv>`).")]
-    source = tmp_path / "source.ipynb"
-    nbformat.write(nb, source)
-    executed = book / "book" / "executed" / "default" / "00_world_and_base_model.ipynb"
-    executed.parent.mkdir(parents=True)
-    papermill.execute_notebook(str(source), str(executed), kernel_name="python3",
-                               progress_bar=False, cwd=str(tmp_path))
-    (executed.parent / "results").mkdir()  # what the runner copies there, for the chapter's download
-    (executed.parent / "results" / "main_table.csv").write_text("method,trust\nInBoL,0.1\n")
-    # The default profile's book without the easy-VQA part (another profile's chapters)
-    toc = profile_book.profile_toc(yaml.safe_load((REPO / "_toc.yml").read_text()), "default", NOTEBOOK_STEMS)
-    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    for chapter in (c for part in toc["parts"] for c in part["chapters"]):  # every other executed chapter
-        target = book / f"{chapter['file']}.ipynb"
-        if chapter["file"].startswith("book/executed/") and not target.exists():
-            shutil.copy(executed, target)
-
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    result = subprocess.run([str(jupyter_book), "build", str(book), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
-    html = book / "_build" / "html"
-    assert (html / "index.html").is_file()
-    assert [p.read_text() for p in (html / "_downloads").rglob("main_table.csv")] == ["method,trust\nInBoL,0.1\n"]
-    chapter = (html / "book" / "executed" / "default" / "00_world_and_base_model.html").read_text()
-    assert "0.88" in chapter and "hello" in chapter
-    assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()
-    references = (html / "book" / "references.html").read_text().lower()
-    assert "drawing the line: enhancing" in references
 
 
 NOTEBOOK_STEMS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))

@@ -109,6 +109,8 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     pages = {page: (html / "book" / "executed" / "default" / f"{page}.html").read_text()
              for page in ("00_world_and_base_model", "04_evaluation", "05_scaling_up")}
     assert not [page for page, text in pages.items() if "Traceback" in text]
+    assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()  # sphinxcontrib-bibtex's citations
+    assert "drawing the line: enhancing" in (html / "book" / "references.html").read_text().lower()
     assert environment.cpu_name() in pages["04_evaluation"]  # chapter 4 states the machine its results came from
     assert contradictions(chapters, html / "book" / "executed" / "default", html / "book") == []
     # Chapter 5 prices params/hub.yaml from this run's profile: Qwen2-VL's template adds a system
