@@ -45,8 +45,7 @@ notebooks 01-04, but not the probe of the base models.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
 time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
-(`inbol_utils.profiling`), the parameters it ran with and a reading of the machine's speed taken
-just before it (`profiling.matmul_reading`); `make bench` prints it, and the last
+(`inbol_utils.profiling`) and the parameters it ran with; `make bench` prints it, and the last
 stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
 profile is written before the next stage starts.
 
@@ -320,14 +319,12 @@ def publish_results(artifacts: Path, executed_dir: Path) -> bool:
     return True
 
 
-def stage_profile(executed: Path, parts: Path, seconds: float, values: dict, reading: float) -> dict:
+def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the wall time no cell
     accounts for (papermill's own, and the wait for whatever of its kernel's start and imports
     was not done while the stage before ran), and the core-seconds and tokens of each part
     of the work (`profiling`), summed over the stage's processes; with the parameter `values`
-    it ran with, so that the counts can be carried to other sizes (`costs`), and the machine's
-    `reading` (`profiling.matmul_reading`) taken just before it, so that its time can be set
-    beside one from another machine."""
+    it ran with, so that the counts can be carried to other sizes (`costs`)."""
     cells = []
     for cell in json.loads(executed.read_text())["cells"]:
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
@@ -338,7 +335,7 @@ def stage_profile(executed: Path, parts: Path, seconds: float, values: dict, rea
     return {"seconds": round(seconds, 1), "kernel_and_papermill": round(seconds - in_cells, 1),
             "cells": cells, "parts_core_seconds": {k: round(v, 1) for k, v in profiling.read(parts).items()},
             "parts_tokens": profiling.read_tokens(parts), "parameters": values,
-            "matmul_gflop_per_s": reading, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def save_profile(artifacts: str | os.PathLike, stem: str, profile: dict) -> None:
@@ -374,11 +371,10 @@ def run_stage(stage: dict, artifacts: Path, log_output: bool,
         parts = parts_path(artifacts, stem)
         parts.parent.mkdir(parents=True, exist_ok=True)
         parts.unlink(missing_ok=True)
-        reading = profiling.matmul_reading()
         start = time.perf_counter()
         execute_stage(stage["notebook"], partial, stage["parameters"], log_output, kernel)
         seconds = time.perf_counter() - start
-        save_profile(artifacts, stem, stage_profile(partial, parts, seconds, stage["values"], reading))
+        save_profile(artifacts, stem, stage_profile(partial, parts, seconds, stage["values"]))
     except BaseException as err:
         _, damaged = staging.restore(artifacts)
         if damaged and isinstance(err, PipelineError):

@@ -110,34 +110,3 @@ def machine() -> str:
     from .environment import cpu_name
 
     return f"{cpu_name()}, {os.cpu_count()} cores"
-
-
-# The default base model's widest matrix product: a training batch's 608 tokens, width 128 -> 512.
-READING_SHAPE = (608, 128, 512)
-
-
-def matmul_reading(repeats: int = 5) -> float:
-    """One core's fp32 matmul rate in GFLOP/s at `READING_SHAPE` (numpy's BLAS, one thread,
-    median of `repeats`; about 0.1 s). The runner takes it before every stage and keeps it
-    beside the stage's time: machines that report the same CPU can differ by a third in speed,
-    and this says how fast the machine behind a time was. One reading samples one moment (a
-    shared host's cache traffic moves it), so compare medians over stages (`make bench`).
-    Timed in this process's CPU time, so that other processes sharing the cores do not move
-    it; numpy, not torch, because the runner never imports torch (3-4 s here)."""
-    import numpy as np
-    from threadpoolctl import threadpool_limits
-
-    tokens, width, out = READING_SHAPE
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((tokens, width), dtype=np.float32)
-    w = rng.standard_normal((width, out), dtype=np.float32)
-    times = []
-    with threadpool_limits(limits=1):
-        for _ in range(10):  # warm-up: the first products of a process run slower
-            a @ w
-        for _ in range(repeats):
-            start = time.process_time()
-            for _ in range(10):
-                a @ w
-            times.append(time.process_time() - start)
-    return round(2 * tokens * width * out * 10 / float(np.median(times)) / 1e9, 1)

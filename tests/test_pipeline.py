@@ -5,7 +5,6 @@ skipping, downstream reruns, failures) in seconds without training anything.
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -95,8 +94,6 @@ def test_stages_run_in_order_and_write_executed_notebooks(study):
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
         assert (study["art"] / ".stamps" / f"{stem}.json").is_file()
     assert not pipeline.partial_notebook(study["art"], "a").parent.exists()
-    profile = json.loads((study["art"] / "profile.json").read_text())
-    assert all(stage["matmul_gflop_per_s"] > 0 for stage in profile["stages"].values())  # the machine beside each time
 
 
 def test_second_run_skips_everything(study):

@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from inbol_utils import methods, parallel, profiling, protocol, training
+from inbol_utils import bench, methods, parallel, profiling, protocol, training
 from inbol_utils.methods import CONTROL, DPO, IDKIT, INBOL
 
 
@@ -117,26 +117,6 @@ def _timed_job(seconds: float) -> float:
     return seconds
 
 
-def test_machine_reading_is_a_matmul_rate():
-    """The runner's reading (numpy's BLAS) agrees with torch's one-thread rate at the same shape,
-    both in CPU time as the reading is timed (another test's processes may share the cores):
-    it counts the FLOPs it times. Within a factor of three, because one reading samples one
-    moment of a shared host (readings of this machine ranged over a factor of two)."""
-    tokens, width, out = profiling.READING_SHAPE
-    a, w = torch.randn(tokens, width), torch.randn(width, out)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        a @ w
-        start = time.process_time()
-        for _ in range(100):
-            a @ w
-        torch_rate = 2 * tokens * width * out * 100 / (time.process_time() - start) / 1e9
-    finally:
-        torch.set_num_threads(threads)
-    assert 1 / 3 < profiling.matmul_reading() / torch_rate < 3
-
-
 def test_profile_parts_are_exclusive_and_come_back_from_workers(tmp_path, monkeypatch):
     record = tmp_path / "parts.json"
     monkeypatch.setenv(profiling.ENV, str(record))
@@ -148,3 +128,16 @@ def test_profile_parts_are_exclusive_and_come_back_from_workers(tmp_path, monkey
         with profiling.part("plotting"):
             pass
     profiling.take()
+
+
+def test_training_rate_is_tokens_over_core_seconds_of_training_only():
+    """make bench's speed of the machine on the study's own work: the training parts' tokens over
+    their core-seconds, summed over stages; other parts and stages that trained nothing (or reused
+    every job) do not count."""
+    base = {"parts_tokens": {"training": 3000, "greedy answers": 10_000},
+            "parts_core_seconds": {"training": 1.5, "greedy answers": 0.1}}
+    preference = {"parts_tokens": {"training": 1000}, "parts_core_seconds": {"training": 0.5}}
+    probe = {"parts_tokens": {"sampling": 500}, "parts_core_seconds": {"sampling": 2.0}}
+    assert bench.training_rate([base]) == 2000
+    assert bench.training_rate([base, preference, probe]) == 2000  # (3000 + 1000) / (1.5 + 0.5)
+    assert bench.training_rate([probe]) is None and bench.training_rate([]) is None
