@@ -156,8 +156,10 @@ def show_profile(profile: dict) -> None:
         parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(stage["parts_core_seconds"].items(), key=lambda kv: -kv[1]))
         rate = training_rate([stage])
         speed = f"; training {rate:,.0f} tokens per core-second" if rate else ""
+        reused = sum(stage.get("reused_core_seconds", {}).values())  # profiles before reuse was counted have none
+        reused = f"; reused from records: {reused:.0f} core-seconds of work" if reused else ""
         print(f"  {stem:26s} {stage['seconds']:7.1f} s ({100 * stage['seconds'] / total:4.1f}%)  "
-              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{speed}")
+              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{speed}{reused}")
     rate = training_rate(list(stages.values()))
     print(f"  {'all stages':26s} {total:7.1f} s" + (f"; training {rate:,.0f} tokens per core-second" if rate else ""))
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -137,10 +138,12 @@ def measured_parameters(profile_path: str | Path) -> dict[str, dict]:
 
 
 def measured(profile_path: str | Path) -> pd.DataFrame:
-    """One row per (stage, part) of a run's profile: rows, tokens and decoded tokens."""
+    """One row per (stage, part) of a run's profile: rows, tokens and decoded tokens, of the
+    work done and of the work answered from records (a rerun's reused jobs are the study's
+    work all the same)."""
     records = []
     for stage, profile in _profiled_stages(profile_path).items():
-        counts = profile.get("parts_tokens", {})
+        counts = Counter(profile.get("parts_tokens", {})) + Counter(profile.get("reused_tokens", {}))
         for part in {key.removesuffix(DECODED).removesuffix(ROWS) for key in counts}:
             records.append({"stage": stage, "part": part, "rows": counts.get(part + ROWS, 0),
                             "tokens": counts.get(part, 0), "decoded": counts.get(part + DECODED, 0)})

@@ -45,7 +45,8 @@ notebooks 01-04, but not the probe of the base models.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
 time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
-(`inbol_utils.profiling`) and the parameters it ran with; `make bench` prints it, and the last
+(`inbol_utils.profiling`), apart those of the jobs answered from their records, and the
+parameters it ran with; `make bench` prints it, and the last
 stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
 profile is written before the next stage starts.
 
@@ -319,12 +320,17 @@ def publish_results(artifacts: Path, executed_dir: Path) -> bool:
     return True
 
 
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {part: round(value, 1) for part, value in seconds.items()}
+
+
 def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> dict:
     """Where one stage's wall time went: each cell (papermill's timing), the wall time no cell
     accounts for (papermill's own, and the wait for whatever of its kernel's start and imports
     was not done while the stage before ran), and the core-seconds and tokens of each part
-    of the work (`profiling`), summed over the stage's processes; with the parameter `values`
-    it ran with, so that the counts can be carried to other sizes (`costs`)."""
+    of the work (`profiling`), summed over the stage's processes, and apart those the jobs
+    answered from their records took when they ran; with the parameter `values` it ran with,
+    so that the counts can be carried to other sizes (`costs`)."""
     cells = []
     for cell in json.loads(executed.read_text())["cells"]:
         duration = cell.get("metadata", {}).get("papermill", {}).get("duration")
@@ -333,8 +339,10 @@ def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> 
             cells.append({"cell": lines[0][:70] if lines else "", "seconds": round(duration, 2)})
     in_cells = sum(c["seconds"] for c in cells)
     return {"seconds": round(seconds, 1), "kernel_and_papermill": round(seconds - in_cells, 1),
-            "cells": cells, "parts_core_seconds": {k: round(v, 1) for k, v in profiling.read(parts).items()},
-            "parts_tokens": profiling.read_tokens(parts), "parameters": values,
+            "cells": cells, "parts_core_seconds": _rounded(profiling.read(parts)),
+            "parts_tokens": profiling.read(parts, "tokens"),
+            "reused_core_seconds": _rounded(profiling.read(parts, "reused seconds")),
+            "reused_tokens": profiling.read(parts, "reused tokens"), "parameters": values,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 

@@ -13,6 +13,12 @@ every batch encoded for a forward pass (a training batch, a prompt, a teacher-fo
 and, apart, the tokens generated one step at a time. These counts do not depend on the machine,
 so they say what the same stage costs on another machine and at other sizes (`costs`).
 
+A job answered from its record (`inbol_utils.reuse`) does no work, but the book prices the
+whole study from these counts (chapter 5), so its record keeps the seconds and tokens it took
+when it ran (`work_since`), and a reuse counts them apart, as reused (`count_reused`): a rerun
+after one changed parameter still accounts for all of the study's work, and for what it did
+again.
+
 The runner (`inbol_utils.pipeline`) sets INBOL_PROFILE to a file per stage; the kernel then
 keeps that file up to date with its totals, and the runner folds it into <artifacts>/profile.json
 beside the stage's wall time and papermill's per-cell times. Without the variable nothing is
@@ -32,8 +38,10 @@ ENV = "INBOL_PROFILE"
 
 DECODED, ROWS = " (decoded)", " (rows)"  # suffixes of a part's counts of generated tokens and of rows
 
-_seconds: Counter = Counter()
-_tokens: Counter = Counter()
+# Seconds and tokens per part: of the work done in this process (and handed back by its
+# workers), and of the work answered from records.
+_counts: dict[str, Counter] = {kind: Counter() for kind in ("seconds", "tokens", "reused seconds", "reused tokens")}
+_seconds, _tokens = _counts["seconds"], _counts["tokens"]
 _open: list[list] = []  # [name, start, seconds spent in nested parts] per open part
 _writes = True  # parallel workers report to their parent instead of writing the file
 
@@ -66,19 +74,39 @@ def count_tokens(n: int, rows: int = 0, decoded: bool = False) -> None:
         _tokens[name + ROWS] += int(rows)
 
 
+def counts() -> dict[str, dict]:
+    """This process's totals so far: seconds and tokens per part, done and reused."""
+    return {kind: dict(counter) for kind, counter in _counts.items()}
+
+
 def take() -> dict[str, dict]:
-    """This process's totals since the last `take` (seconds and tokens per part), which
-    starts them again from zero."""
-    totals = {"seconds": dict(_seconds), "tokens": dict(_tokens)}
-    _seconds.clear()
-    _tokens.clear()
+    """This process's totals since the last `take` (`counts`), which starts them again from zero."""
+    totals = counts()
+    for counter in _counts.values():
+        counter.clear()
     return totals
 
 
 def add(totals: dict[str, dict]) -> None:
     """Count another process's totals (a parallel worker's `take`) as this process's own."""
-    _seconds.update(totals["seconds"])
-    _tokens.update(totals["tokens"])
+    for kind, counter in _counts.items():
+        counter.update(totals.get(kind, {}))
+    _write()
+
+
+def work_since(before: dict[str, dict]) -> dict[str, dict]:
+    """The seconds and tokens per part spent since `before` (`counts`), done or reused: one
+    job's work, for its record (`inbol_utils.reuse`)."""
+    now = counts()
+    return {kind: {name: now[kind].get(name, 0) - before[kind].get(name, 0) + now[f"reused {kind}"].get(name, 0)
+                   - before[f"reused {kind}"].get(name, 0)
+                   for name in set(now[kind]) | set(now[f"reused {kind}"])} for kind in ("seconds", "tokens")}
+
+
+def count_reused(work: dict[str, dict]) -> None:
+    """Count a job's recorded work (`work_since`) as reused: answered from its record, not done."""
+    _counts["reused seconds"].update(work.get("seconds", {}))
+    _counts["reused tokens"].update(work.get("tokens", {}))
     _write()
 
 
@@ -90,19 +118,15 @@ def stop_writing() -> None:
 def _write() -> None:
     path = os.environ.get(ENV)
     if path and _writes:
-        Path(path).write_text(json.dumps({"seconds": dict(_seconds), "tokens": dict(_tokens)}))
+        Path(path).write_text(json.dumps(counts()))
 
 
-def read(path: str | Path) -> dict[str, float]:
-    """A stage's seconds per part as the kernel left them ({} when it recorded none)."""
+def read(path: str | Path, kind: str = "seconds") -> dict[str, float]:
+    """One kind of a stage's totals (`counts`) as the kernel left them ({} when it recorded none):
+    "seconds" or "tokens" (and rows) per part of the work done, "reused seconds" or "reused
+    tokens" of the jobs answered from their records."""
     path = Path(path)
-    return json.loads(path.read_text())["seconds"] if path.is_file() else {}
-
-
-def read_tokens(path: str | Path) -> dict[str, int]:
-    """A stage's tokens and rows per part (`count_tokens`) as the kernel left them."""
-    path = Path(path)
-    return json.loads(path.read_text())["tokens"] if path.is_file() else {}
+    return json.loads(path.read_text()).get(kind, {}) if path.is_file() else {}
 
 
 def machine() -> str:

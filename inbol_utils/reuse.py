@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from . import profiling
 from .artifacts import atomic_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -62,16 +63,18 @@ def recipe_of(output: str | Path) -> str:
         return f"unrecorded-{uuid.uuid4().hex}"
 
 
-def mark(output: str | Path, made_from: str, result=None) -> None:
-    """Record that `output` (now complete) was made from `made_from`."""
+def mark(output: str | Path, made_from: str, result=None, work: dict | None = None) -> None:
+    """Record that `output` (now complete) was made from `made_from`, with the `work` it took
+    (`profiling.work_since`; none for what is only copied or written beside it)."""
     with atomic_file(_record(Path(output)), "wb") as handle:
-        pickle.dump({"recipe": made_from, "result": result}, handle)
+        pickle.dump({"recipe": made_from, "result": result, "work": work or {}}, handle)
 
 
 def reuse(output: str | Path, made_from: str, make: Callable[[], T]) -> T:
     """`make()`, which writes `output`, unless `output` exists and was made from `made_from`:
-    then the value `make` returned that time. The record is removed before `make` starts and
-    written after it returns, so an interrupted job is never taken for a finished one."""
+    then the value `make` returned that time, and the work it took then counted as reused
+    (`profiling.count_reused`). The record is removed before `make` starts and written after it
+    returns, so an interrupted job is never taken for a finished one."""
     output = Path(output)
     record = _record(output)
     if output.exists() and record.is_file():
@@ -80,8 +83,10 @@ def reuse(output: str | Path, made_from: str, make: Callable[[], T]) -> T:
         except (pickle.UnpicklingError, EOFError):
             saved = {}
         if saved.get("recipe") == made_from:
+            profiling.count_reused(saved.get("work", {}))
             return saved["result"]
     record.unlink(missing_ok=True)
+    before = profiling.counts()
     result = make()
-    mark(output, made_from, result)
+    mark(output, made_from, result, profiling.work_since(before))
     return result

@@ -62,6 +62,17 @@ def test_estimate_scales_each_part_by_its_rows_and_prices_it(tmp_path):
                                                  + greedy["decoded_target"] / 10.0) / 3600)
 
 
+def test_a_rerun_prices_the_jobs_it_reused_as_the_study_s_work(tmp_path):
+    """A rerun that answered some jobs from their records did their work once before: the
+    estimate counts it with the work done this time (`reused_tokens` beside `parts_tokens`)."""
+    whole = _profile(tmp_path / "whole.json", {costs.STAGES[0]: {"training": 1000, "training (rows)": 50}})
+    rerun = json.loads(_profile(tmp_path / "rerun.json", {costs.STAGES[0]: {"training": 400,
+                                                                            "training (rows)": 20}}).read_text())
+    rerun["stages"][costs.STAGES[0]]["reused_tokens"] = {"training": 600, "training (rows)": 30}
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+    assert costs.measured(tmp_path / "rerun.json").equals(costs.measured(whole))
+
+
 def test_a_prompt_read_once_for_its_samples_is_counted_once_per_sample_where_the_target_reads_it_so(tmp_path):
     """The probe's sampling in notebook 01 of the smoke run: 120 prompts, 3 samples each on the first
     seed and 3 on the second (n_values [1, 3], n_samples 3), so 720 samples."""

@@ -4,7 +4,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from inbol_utils import confidence, protocol, reuse, world
+from inbol_utils import confidence, profiling, protocol, reuse, world
 
 
 def test_a_job_is_reused_only_with_the_same_recipe_and_its_output_present(tmp_path):
@@ -21,6 +21,36 @@ def test_a_job_is_reused_only_with_the_same_recipe_and_its_output_present(tmp_pa
     shutil.rmtree(out)
     assert reuse.reuse(out, "b", make) == {"run": 3}  # output gone: made again
     assert reuse.recipe_of(out) == "b"
+
+
+def test_a_reused_job_counts_the_work_it_took_as_reused(tmp_path):
+    """Chapter 5 prices the whole study from the profile's counts, so a rerun that answers jobs
+    from their records must still count their work: apart, as reused, with what each job's own
+    jobs took (a pair set built around a reused model still took that model's training)."""
+    inner, outer = tmp_path / "model", tmp_path / "pairs"
+
+    def train():
+        with profiling.part("training"):
+            profiling.count_tokens(300, rows=10)
+        inner.mkdir(exist_ok=True)
+
+    def build_pairs():
+        reuse.reuse(inner, "model", train)
+        with profiling.part("sampling"):
+            profiling.count_tokens(50, rows=5)
+        outer.mkdir(exist_ok=True)
+
+    profiling.take()
+    reuse.reuse(inner, "model", train)  # the model alone first: the pairs then reuse it
+    reuse.reuse(outer, "pairs", build_pairs)
+    done = profiling.take()
+    assert done["tokens"] == {"training": 300, "training (rows)": 10, "sampling": 50, "sampling (rows)": 5}
+    assert done["reused tokens"] == {"training": 300, "training (rows)": 10}  # inside the pairs' job
+    reuse.reuse(outer, "pairs", build_pairs)  # a rerun: nothing done, all of the pairs' work reused
+    again = profiling.take()
+    assert again["tokens"] == {} and sum(again["seconds"].values()) == 0
+    assert again["reused tokens"] == done["tokens"]
+    assert again["reused seconds"].keys() == {"training", "sampling"}
 
 
 def test_an_interrupted_job_leaves_no_record(tmp_path):
@@ -68,10 +98,14 @@ def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp
     shutil.copytree(model_path, home / "base_model")
     reuse.mark(home / "base_model", "tiny base model")
     job = dict(artifacts=str(tmp_path), seed=0, n_samples=2, n_values=[1, 2], temperature=1.0, batch_size=8)
+    profiling.take()
     first = protocol.probe_seed(**job)
+    done = profiling.take()
     probes = []
     monkeypatch.setattr(confidence, "probe", lambda *a, **k: probes.append(1) or first)
     pd.testing.assert_frame_equal(protocol.probe_seed(**job), first)
     assert probes == []
+    reused = profiling.take()  # nothing probed again, and the probe's work counted as reused
+    assert reused["tokens"] == {} and reused["reused tokens"] == done["tokens"] != {}
     protocol.probe_seed(**{**job, "n_values": [1, 3], "n_samples": 3})
     assert probes == [1]
