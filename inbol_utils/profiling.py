@@ -40,7 +40,8 @@ DECODED, ROWS = " (decoded)", " (rows)"  # suffixes of a part's counts of genera
 
 # Seconds and tokens per part: of the work done in this process (and handed back by its
 # workers), and of the work answered from records.
-_counts: dict[str, Counter] = {kind: Counter() for kind in ("seconds", "tokens", "reused seconds", "reused tokens")}
+KINDS = ("seconds", "tokens", "reused seconds", "reused tokens")
+_counts: dict[str, Counter] = {kind: Counter() for kind in KINDS}
 _seconds, _tokens = _counts["seconds"], _counts["tokens"]
 _open: list[list] = []  # [name, start, seconds spent in nested parts] per open part
 _writes = True  # parallel workers report to their parent instead of writing the file
@@ -98,9 +99,12 @@ def work_since(before: dict[str, dict]) -> dict[str, dict]:
     """The seconds and tokens per part spent since `before` (`counts`), done or reused: one
     job's work, for its record (`inbol_utils.reuse`)."""
     now = counts()
-    return {kind: {name: now[kind].get(name, 0) - before[kind].get(name, 0) + now[f"reused {kind}"].get(name, 0)
-                   - before[f"reused {kind}"].get(name, 0)
-                   for name in set(now[kind]) | set(now[f"reused {kind}"])} for kind in ("seconds", "tokens")}
+
+    def spent(kind: str, name: str) -> float:
+        return sum(now[k].get(name, 0) - before[k].get(name, 0) for k in (kind, f"reused {kind}"))
+
+    return {kind: {name: amount for name in set(now[kind]) | set(now[f"reused {kind}"])
+                   if (amount := spent(kind, name))} for kind in ("seconds", "tokens")}
 
 
 def count_reused(work: dict[str, dict]) -> None:
