@@ -148,20 +148,22 @@ def training_rate(stages: list[dict]) -> float | None:
     return tokens / seconds if seconds else None
 
 
+def _training_speed(stages: list[dict]) -> str:
+    rate = training_rate(stages)
+    return f"; training {rate:,.0f} tokens per core-second" if rate else ""
+
+
 def show_profile(profile: dict) -> None:
     print(f"last run's profile ({profile['machine']}):")
     stages = profile["stages"]
     total = sum(stage["seconds"] for stage in stages.values())
     for stem, stage in stages.items():
         parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(stage["parts_core_seconds"].items(), key=lambda kv: -kv[1]))
-        rate = training_rate([stage])
-        speed = f"; training {rate:,.0f} tokens per core-second" if rate else ""
-        reused = sum(stage.get("reused_core_seconds", {}).values())  # profiles before reuse was counted have none
-        reused = f"; reused from records: {reused:.0f} core-seconds of work" if reused else ""
+        reused_seconds = sum(stage.get("reused_core_seconds", {}).values())  # profiles before reuse was counted have none
+        reused = f"; reused from records: {reused_seconds:.0f} core-seconds of work" if reused_seconds else ""
         print(f"  {stem:26s} {stage['seconds']:7.1f} s ({100 * stage['seconds'] / total:4.1f}%)  "
-              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{speed}{reused}")
-    rate = training_rate(list(stages.values()))
-    print(f"  {'all stages':26s} {total:7.1f} s" + (f"; training {rate:,.0f} tokens per core-second" if rate else ""))
+              f"kernel {stage['kernel_and_papermill']:.0f} s; core-seconds: {parts}{_training_speed([stage])}{reused}")
+    print(f"  {'all stages':26s} {total:7.1f} s{_training_speed(list(stages.values()))}")
 
 
 def main(argv: list[str] | None = None) -> dict:
