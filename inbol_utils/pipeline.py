@@ -50,9 +50,10 @@ parameters it ran with; `make bench` prints it, and the last
 stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
 profile is written before the next stage starts.
 
-Each stage runs in a fresh kernel, started when the stage before it starts (`warm_kernel`): the
-next notebook's imports then run beside the current one's. A stage's time counts the wait for
-whatever of its imports is left when it starts, not the part done while the stage before ran.
+Each stage runs in a fresh kernel, forked from the run's zygote (`zygote`), one process that
+imported what every stage's notebook imports once, at the start of the run, instead of each
+kernel importing torch and transformers again; it is started when the stage before it starts
+(`warm_kernel`). The first stage that runs counts the wait for the zygote's imports.
 """
 from __future__ import annotations
 
@@ -74,11 +75,13 @@ import papermill
 import yaml
 
 from inbol_utils import parameters, profiling, staging, warm_kernel
+from inbol_utils.zygote import Zygote
 from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
 from inbol_utils.reuse import code_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# How long a stage waits for its kernel to finish the notebook's imports (`warm_kernel`): about 10 s on 2 cores.
+# How long a stage waits for its kernel to be ready (`warm_kernel`): the first waits for the zygote's
+# imports, 10-14 s on 2 cores.
 KERNEL_READY_SECONDS = 300
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
 STAGE_KEYS = {"notebook", "parameters"}
@@ -359,11 +362,12 @@ def parts_path(artifacts: Path, stem: str) -> Path:
     return artifacts / ".profile" / f"{stem}.json"
 
 
-def start_kernel(artifacts: Path, stage: dict) -> warm_kernel.WarmKernel:
-    """A kernel for `stage`, running its notebook's imports (`warm_kernel`); it writes its
-    profile to `parts_path` (see profiling), which is in its environment from the start."""
+def start_kernel(artifacts: Path, stage: dict, zygote: Zygote) -> warm_kernel.WarmKernel:
+    """A kernel for `stage`, forked by the run's `zygote` (which has its notebook's imports
+    loaded, `warm_kernel`); it writes its profile to `parts_path` (see profiling), which is in
+    its environment from the start."""
     env = {**os.environ, profiling.ENV: str(parts_path(artifacts, stage["stem"]))}
-    return warm_kernel.start(stage["notebook"], REPO_ROOT, env)
+    return warm_kernel.start(stage["notebook"], REPO_ROOT, env, zygote)
 
 
 def run_stage(stage: dict, artifacts: Path, log_output: bool,
@@ -433,6 +437,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
 
     records, upstream_current, ahead = [], True, {}  # ahead: kernels started for later stages
     total_start = time.perf_counter()
+    zygote = None  # started for the first stage that runs, after its inputs are checked
     try:
         for i, step in enumerate(plan):
             stage, fp, executed, stamp = step["stage"], step["fingerprint"], step["executed"], step["stamp"]
@@ -452,10 +457,12 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
                 if missing:  # found here, before the kernel starts; the notebook checks them again
                     raise PipelineError("\n".join(missing))
                 print(f"{header}: running {stage['notebook'].name} ...", flush=True)
-                kernel = ahead.pop(stem, None) or start_kernel(artifacts, stage)
+                zygote = zygote or Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
+                                                dict(os.environ))
+                kernel = ahead.pop(stem, None) or start_kernel(artifacts, stage, zygote)
                 following = next((later["stage"] for later in plan[i + 1:] if later["runs"]), None)
-                if following:  # its imports share the cores with this stage's own (warm_kernel)
-                    ahead[following["stem"]] = start_kernel(artifacts, following)
+                if following:  # ready when this stage ends (warm_kernel)
+                    ahead[following["stem"]] = start_kernel(artifacts, following, zygote)
                 try:
                     seconds, written_in_place = run_stage(stage, artifacts, log_output, kernel)
                 finally:
@@ -477,6 +484,8 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     finally:
         for kernel in ahead.values():  # a stage failed or was interrupted before theirs
             warm_kernel.stop(kernel)
+        if zygote:
+            zygote.stop()
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)

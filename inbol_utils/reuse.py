@@ -31,7 +31,8 @@ T = TypeVar("T")
 # result depends on them, so editing the book's prose reruns the notebooks (their stamps hash
 # every module) but retrains nothing.
 PRESENTATION = ("bench.py", "book.py", "costs.py", "parameters.py", "pipeline.py", "plots.py",
-                "profile_book.py", "profiling.py", "replication.py", "staging.py", "warm_kernel.py")
+                "profile_book.py", "profiling.py", "replication.py", "staging.py", "warm_kernel.py",
+                "zygote.py")
 
 
 def code_digest(leave_out: tuple[str, ...] = ()) -> str:

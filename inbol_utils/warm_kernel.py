@@ -4,7 +4,9 @@ Every stage runs in a fresh kernel, which spends about 4 s starting and 8-10 s i
 transformers, datasets and the plotting libraries before its first result (`make bench`: the
 first cell of every chapter). None of that depends on the stage before, and a stage's own
 imports keep only one of the two cores busy. So the runner starts the next stage's kernel when
-a stage starts, and the two kernels import side by side.
+a stage starts, and the two kernels import side by side. The runner forks its kernels from a
+zygote (`zygote`) that has done every notebook's imports once; their preload then finds the
+modules loaded, and a kernel is ready in about a second.
 
 Only the notebook's own top-level import statements run ahead, inside a function that leaves no
 name behind and with `silent`, so that they leave no execution count either: the notebook still
@@ -16,13 +18,18 @@ from __future__ import annotations
 import ast
 import queue
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
+
+if TYPE_CHECKING:
+    from .zygote import Zygote
 
 
 def preload(notebook: Path) -> str:
@@ -49,10 +56,14 @@ class WarmKernel:
     request: str
 
 
-def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
-    """Start a Python kernel in `cwd` with `env` and ask it to run the notebook's imports
-    (`preload`), without waiting."""
+def start(notebook: Path, cwd: Path, env: dict[str, str], zygote: Zygote | None = None) -> WarmKernel:
+    """Start a Python kernel in `cwd` with `env`, forked by `zygote` if given, and ask it to run
+    the notebook's imports (`preload`; in a forked kernel they are loaded already), without
+    waiting."""
     manager = AsyncKernelManager(kernel_name="python3")
+    if zygote is not None:
+        manager.kernel_id = str(uuid.uuid4())
+        manager.provisioner = zygote.provisioner(manager)
     run_sync(manager.start_kernel)(cwd=str(cwd), env=env)
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())
