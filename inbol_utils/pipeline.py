@@ -53,7 +53,8 @@ profile is written before the next stage starts.
 Each stage runs in a fresh kernel, forked from the run's zygote (`zygote`), one process that
 imported what every stage's notebook imports once, at the start of the run, instead of each
 kernel importing torch and transformers again; it is started when the stage before it starts
-(`warm_kernel`). The first stage that runs counts the wait for the zygote's imports.
+(`warm_kernel`). The zygote's imports come before the first stage's clock starts: they count
+in the run's total, not in a stage's time.
 """
 from __future__ import annotations
 
