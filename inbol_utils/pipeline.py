@@ -363,10 +363,10 @@ def parts_path(artifacts: Path, stem: str) -> Path:
     return artifacts / ".profile" / f"{stem}.json"
 
 
-def start_kernel(artifacts: Path, stage: dict, zygote: Zygote) -> warm_kernel.WarmKernel:
-    """A kernel for `stage`, forked by the run's `zygote` (which has its notebook's imports
-    loaded, `warm_kernel`); it writes its profile to `parts_path` (see profiling), which is in
-    its environment from the start."""
+def start_kernel(artifacts: Path, stage: dict, zygote: Zygote | None) -> warm_kernel.WarmKernel:
+    """A kernel for `stage`, forked by the run's `zygote` if there is one (which has its
+    notebook's imports loaded, `warm_kernel`); it writes its profile to `parts_path` (see
+    profiling), which is in its environment from the start."""
     env = {**os.environ, profiling.ENV: str(parts_path(artifacts, stage["stem"]))}
     return warm_kernel.start(stage["notebook"], REPO_ROOT, env, zygote)
 
@@ -458,8 +458,9 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
                 if missing:  # found here, before the kernel starts; the notebook checks them again
                     raise PipelineError("\n".join(missing))
                 print(f"{header}: running {stage['notebook'].name} ...", flush=True)
-                zygote = zygote or Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
-                                                dict(os.environ))
+                if zygote is None and hasattr(os, "fork"):  # elsewhere (Windows) each kernel imports for itself
+                    zygote = Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
+                                          dict(os.environ))
                 kernel = ahead.pop(stem, None) or start_kernel(artifacts, stage, zygote)
                 following = next((later["stage"] for later in plan[i + 1:] if later["runs"]), None)
                 if following:  # ready when this stage ends (warm_kernel)
