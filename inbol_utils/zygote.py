@@ -118,9 +118,9 @@ class ForkingProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs):
         if cmd[1:len(LAUNCHER) + 1] != LAUNCHER:
             return await super().launch_kernel(cmd, **kwargs)
-        self.process = self.zygote.fork(cmd, kwargs.get("cwd", Path.cwd()), kwargs.get("env", dict(os.environ)))
-        self.pid = self.pgid = self.process.pid  # the child leads its own group
         self.cwd = kwargs.get("cwd", Path.cwd())
+        self.process = self.zygote.fork(cmd, self.cwd, kwargs.get("env", dict(os.environ)))
+        self.pid = self.pgid = self.process.pid  # the child leads its own group
         return self.connection_info
 
 

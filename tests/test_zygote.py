@@ -1,6 +1,6 @@
 """Kernels forked from the run's zygote (inbol_utils.zygote): a notebook runs in one as in a
 launched kernel, with its imports already loaded, its own environment and working folder, and
-inline figures; jupyter_client interrupts, stops and kills it as its own."""
+inline figures; jupyter_client stops it, and signals and kills it as its own."""
 import os
 import signal
 
