@@ -14,6 +14,7 @@ Run `python -m inbol_utils.zygote NOTEBOOK...` only through `Zygote.start`.
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -148,6 +149,9 @@ def main(notebooks: list[str]) -> None:
             exec(warm_kernel.preload(Path(notebook)), {})
         except Exception:  # the notebook's own import cell fails again, with its traceback in the chapter
             pass
+    # What the imports made lives as long as the kernels: out of the collector's sight, a full
+    # collection (every Trainer.train() starts with one) walks only what the notebook made.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they exit
     for line in sys.stdin:
         request = json.loads(line)

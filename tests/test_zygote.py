@@ -1,5 +1,5 @@
 """Kernels forked from the run's zygote (inbol_utils.zygote): a notebook runs in one as in a
-launched kernel, with its imports already loaded, its own environment and working folder, and
+launched kernel, with its imports already loaded (and frozen), its own environment and working folder, and
 inline figures; jupyter_client stops it, and signals and kills it as its own."""
 import os
 import signal
@@ -15,6 +15,7 @@ from test_warm_kernel import notebook
 
 CELLS = ("x = 1",
          'import sys\nassert "colorsys" in sys.modules and "colorsys" not in globals()',
+         "import gc\nassert gc.get_freeze_count() > 0  # the imports: no full collection walks them",
          "import colorsys, os\nprint(x + 1, os.environ['STAGE'], os.getcwd(), os.getppid())",
          "import matplotlib.pyplot as plt\nplt.plot([0, 1]);")
 
@@ -42,9 +43,9 @@ def test_notebooks_run_in_forked_kernels_as_in_launched_ones(tmp_path, zygote):
     path = tmp_path / "b.ipynb"
     for stage, cwd in (("first", tmp_path), ("second", tmp_path.parent)):
         cells = run(path, tmp_path / f"{stage}.ipynb", stage, cwd, zygote)
-        assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # a fresh kernel's counts
-        assert cells[3].outputs[0]["text"] == f"6 {stage} {cwd} {zygote.process.pid}\n"
-        assert "image/png" in cells[4].outputs[-1]["data"]  # matplotlib's inline backend, as in a kernel
+        assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5, 6]  # a fresh kernel's counts
+        assert cells[4].outputs[0]["text"] == f"6 {stage} {cwd} {zygote.process.pid}\n"
+        assert "image/png" in cells[5].outputs[-1]["data"]  # matplotlib's inline backend, as in a kernel
 
 
 def test_a_forked_kernel_is_signalled_and_killed_as_a_process(tmp_path, zygote):
