@@ -111,7 +111,8 @@ def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_
         words = set(sources.read_info(world_dir(artifacts))["words"])
         processor = modeling.build_processor(words | answers.refusal_words(), size)
         model = modeling.build_model(processor, size, seed=seed)
-        task = sources.vision_task(world_dir(artifacts), config, seed) if vision_steps else None
+        task = (sources.vision_task(world_dir(artifacts), config, seed, vision_steps * vision.BATCH_SIZE)
+                if vision_steps else None)
         if vision_steps and task is None:
             raise ValueError("this data source has no image labels to pretrain the vision tower on: set "
                              "vision_steps to 0 (the tower then trains end to end with the model)")

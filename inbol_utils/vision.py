@@ -24,6 +24,7 @@ from .modeling import freeze_vision
 from .world import COLOURS, SHAPES, WorldConfig, random_scene, render
 
 IGNORE = -100  # a label the source does not know: left out of the loss and the accuracy
+BATCH_SIZE = 64  # images per pretraining step
 
 
 @dataclass
@@ -65,7 +66,7 @@ def world_vision_task(rng: np.random.Generator, cfg: WorldConfig, n: int) -> Vis
 
 
 @profiling.part("training")
-def pretrain_vision_tower(model, processor, task: VisionTask, steps: int, batch_size: int = 64,
+def pretrain_vision_tower(model, processor, task: VisionTask, steps: int, batch_size: int = BATCH_SIZE,
                           lr: float = 2e-3, seed: int = 0, progress: bool = True) -> list[float]:
     """Train `model`'s vision tower to classify each cell's attributes; then freeze it.
     Returns the per-step accuracy (mean over attributes of the known cells) for the notebook."""
