@@ -71,18 +71,26 @@ def tiny_model(processor):
 
 
 @pytest.fixture(scope="session")
-def trained_tiny(tmp_path_factory, tiny_world, processor):
+def trained_tiny(tmp_path_factory, tiny_world, processor, worker_id):
     """A tiny model trained for seconds: it answers with a word or two of the right kind, then stops,
-    so answer probabilities are far from 0 and 1. Saved in the hub format."""
+    so answer probabilities are far from 0 and 1. Saved in the hub format. Trained once per run:
+    under pytest-xdist the first worker that needs it trains it, and the others load it (training
+    costs each about 15 s of a core)."""
+    from filelock import FileLock  # huggingface_hub's own dependency
+
     from inbol_utils import modeling, training
 
-    size = modeling.ModelSize(**TINY_SIZE)
-    model = modeling.build_model(processor, size, seed=0)
-    rows = tiny_world[0]["base_train"].map(lambda r: {"response": r["answers"][0]})
-    path = tmp_path_factory.mktemp("trained") / "model"
-    args = training.training_arguments(str(path) + ".run", 200, 32, 3e-3, 0, disable_tqdm=True)
-    training.train_sft(model, processor, rows, args)
-    modeling.save(model, processor, path)
+    # Every xdist worker's base folder sits in the run's; without xdist the parent is shared by runs.
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    path = shared / "trained_tiny" / "model"
+    with FileLock(shared / "trained_tiny.lock"):
+        if not (path / "config.json").is_file():
+            model = modeling.build_model(processor, modeling.ModelSize(**TINY_SIZE), seed=0)
+            rows = tiny_world[0]["base_train"].map(lambda r: {"response": r["answers"][0]})
+            args = training.training_arguments(str(path) + ".run", 200, 32, 3e-3, 0, disable_tqdm=True)
+            training.train_sft(model, processor, rows, args)
+            modeling.save(model, processor, path)
+    model, _ = modeling.load(path)
     return model, path
 
 
