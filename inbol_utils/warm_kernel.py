@@ -16,6 +16,7 @@ still sets its threads and seeds in its first cell.
 from __future__ import annotations
 
 import ast
+import os
 import queue
 import time
 import uuid
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_core.utils import run_sync
 
 if TYPE_CHECKING:
@@ -56,11 +58,23 @@ class WarmKernel:
     request: str
 
 
+def _manager() -> AsyncKernelManager:
+    """A kernel manager whose kernel listens on Unix sockets named by an absolute path, which a
+    kernel in any working folder finds (over TCP, every kernel warned in the run's log of
+    unencrypted traffic; messages are signed either way); on TCP where there are none (Windows)."""
+    if os.name != "posix":
+        return AsyncKernelManager(kernel_name="python3")
+    sockets = Path(jupyter_runtime_dir())
+    sockets.mkdir(parents=True, exist_ok=True)
+    # A short name: a socket's path may not pass 107 characters.
+    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / f"k-{uuid.uuid4().hex[:8]}"))
+
+
 def start(notebook: Path, cwd: Path, env: dict[str, str], zygote: Zygote | None = None) -> WarmKernel:
     """Start a Python kernel in `cwd` with `env`, forked by `zygote` if given, and ask it to run
     the notebook's imports (`preload`; in a forked kernel they are loaded already), without
     waiting."""
-    manager = AsyncKernelManager(kernel_name="python3")
+    manager = _manager()
     if zygote is not None:
         manager.kernel_id = str(uuid.uuid4())
         manager.provisioner = zygote.provisioner(manager)

@@ -1,7 +1,9 @@
 """Kernels started ahead of their stage (inbol_utils.warm_kernel): the imports run early, and the
-notebook cannot tell, its namespace and execution counts being those of a fresh kernel."""
+notebook cannot tell, its namespace and execution counts being those of a fresh kernel. They
+listen on Unix sockets, which they remove when they stop."""
 import os
 import sys
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -44,6 +46,10 @@ def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
     finally:
         warm_kernel.stop(kernel)
     assert not run_sync(kernel.manager.is_alive)()
+    # Unix sockets by an absolute path (the kernel's working folder is not this process's), removed after
+    sockets = Path(kernel.manager.ip)
+    assert kernel.manager.transport == "ipc" and sockets.is_absolute() and tmp_path != Path.cwd()
+    assert not list(sockets.parent.glob(sockets.name + "-*"))
     cells = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
     assert [c.execution_count for c in cells] == [1, 2, 3, 4]  # parameters, injected parameters, two cells
     assert cells[-1].outputs[0]["text"] == "6\n"
