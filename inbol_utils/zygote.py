@@ -8,6 +8,9 @@ one zygote per run: a process that imports, once, what every stage's notebook im
 those modules loaded, as a warm kernel is after its preload, and with an empty namespace: the
 kernel itself (ipykernel's app, its sockets and threads) is made in the child, after the fork.
 
+A kernel's pools (`parallel`) fork their workers from a copy of the kernel made just before it
+started, and share the zygote's resource tracker: no process imports the study a second time.
+
 jupyter_client drives a forked kernel as its own: `ForkingProvisioner` is its `LocalProvisioner`
 with the `Popen` replaced by a fork in the zygote (`Forked`, which answers as a `Popen` does).
 Run `python -m inbol_utils.zygote NOTEBOOK...` only through `Zygote.start`.
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 from jupyter_client.provisioning import LocalProvisioner
@@ -135,6 +139,9 @@ def _child(request: dict) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"], JPY_PARENT_PID=str(os.getppid()))  # it exits if the zygote dies
+    from . import parallel
+
+    parallel.fork_pool_server()  # while the kernel-to-be has no thread: its pools fork from a copy of it
     from ipykernel import kernelapp  # imported here: its defaults read this environment
 
     kernelapp.launch_new_instance(argv=request["argv"])
@@ -149,10 +156,19 @@ def main(notebooks: list[str]) -> None:
             exec(warm_kernel.preload(Path(notebook)), {})
         except Exception:  # the notebook's own import cell fails again, with its traceback in the chapter
             pass
+    # What every kernel's first cell and every pool worker would import next: `environment.pin`
+    # calls torch.use_deterministic_algorithms, which imports inductor's config (with inductor,
+    # dynamo and sympy: 2.4-3.5 s of a core, each time). Imported here once, the forks have it.
+    if "torch" in sys.modules:
+        import torch._inductor.config  # noqa: F401
     # What the imports made lives as long as the kernels: out of the collector's sight, a full
     # collection (every Trainer.train() starts with one) walks only what the notebook made.
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped as they exit
+    # The pools' resource tracker, one for every kernel, outside their process groups: a kernel's
+    # shutdown signals the children in its group until none is left, and the tracker ignores
+    # SIGTERM (a stop that had started a pool took 2.6 s).
+    resource_tracker.ensure_running()
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

@@ -1,6 +1,7 @@
 """Kernels forked from the run's zygote (inbol_utils.zygote): a notebook runs in one as in a
 launched kernel, with its imports already loaded (and frozen), its own environment and working folder, and
-inline figures; jupyter_client stops it, and signals and kills it as its own."""
+inline figures; jupyter_client stops it, and signals and kills it as its own. Its pools fork their
+workers from a copy of it, made before it started."""
 import os
 import signal
 
@@ -67,3 +68,22 @@ def test_a_notebook_whose_imports_fail_fails_in_its_own_cell(tmp_path):
     finally:
         zygote.stop()
     assert zygote.process.returncode == 0
+
+
+def test_a_forked_kernels_pools_fork_their_workers_from_a_copy_of_it(tmp_path):
+    """The pool server is forked with the kernel (no fresh server importing the study again),
+    in the kernel's process group, which jupyter_client signals. The pools' resource tracker is
+    the zygote's: in that group, it would hold up the kernel's shutdown (it ignores SIGTERM)."""
+    path = notebook(tmp_path / "p.ipynb", "x = 1",
+                    "import multiprocessing.forkserver, os\nimport datasets, torch  # what a worker starts with\nfrom inbol_utils import parallel\n"
+                    "server = multiprocessing.forkserver._forkserver._forkserver_pid\n"
+                    "assert server and os.getpgid(server) == os.getpgid(0)\n"
+                    "assert parallel.run(os.getppid, [{}, {}], workers=2) == [server, server]\n"
+                    "from multiprocessing import resource_tracker\n"
+                    "tracker = resource_tracker._resource_tracker._pid\n"
+                    "assert tracker and os.getpgid(tracker) != os.getpgid(0)  # the zygote's, outside the group")
+    zygote = Zygote.start([path], tmp_path, dict(os.environ))
+    try:
+        run(path, tmp_path / "out.ipynb", "p", tmp_path, zygote)
+    finally:
+        zygote.stop()
