@@ -33,6 +33,12 @@ LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "s
              "pandas", "pyarrow", "scipy", "scikit-learn", "pillow", "papermill")
 
 
+# What `pin` imports: torch, and through torch.use_deterministic_algorithms inductor's config, with
+# inductor, dynamo and sympy (2.4-3.5 s of a core). A process that forks kernels or pool workers
+# imports these first (`zygote`, `parallel`), so that each copy does not import them again.
+PIN_IMPORTS = ("torch", "torch._inductor.config")
+
+
 def pin() -> None:
     """One thread, deterministic algorithms, seeded global random streams, for this process."""
     import torch

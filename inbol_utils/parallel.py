@@ -42,8 +42,7 @@ def _context() -> multiprocessing.context.BaseContext:
     runner's kernels the server is already there, a copy of the kernel made before it started
     (`fork_pool_server`), and has nothing to import."""
     context = multiprocessing.get_context("forkserver")
-    # with what `environment.pin` imports in each worker (inductor's config: 2.4-3.5 s of a core)
-    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.ablations", "torch._inductor.config"])
+    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.ablations", *environment.PIN_IMPORTS])
     return context
 
 

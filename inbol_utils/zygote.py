@@ -18,6 +18,7 @@ Run `python -m inbol_utils.zygote NOTEBOOK...` only through `Zygote.start`.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import signal
@@ -30,7 +31,7 @@ from pathlib import Path
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Any
 
-from . import warm_kernel
+from . import environment, warm_kernel
 
 LAUNCHER = ["-m", "ipykernel_launcher"]  # how a Python kernel spec starts its kernel
 # ipykernel picks the inline backend through MPLBACKEND before matplotlib is imported; the zygote
@@ -156,11 +157,9 @@ def main(notebooks: list[str]) -> None:
             exec(warm_kernel.preload(Path(notebook)), {})
         except Exception:  # the notebook's own import cell fails again, with its traceback in the chapter
             pass
-    # What every kernel's first cell and every pool worker would import next: `environment.pin`
-    # calls torch.use_deterministic_algorithms, which imports inductor's config (with inductor,
-    # dynamo and sympy: 2.4-3.5 s of a core, each time). Imported here once, the forks have it.
-    if "torch" in sys.modules:
-        import torch._inductor.config  # noqa: F401
+    if "torch" in sys.modules:  # what every kernel's first cell and every pool worker pins with
+        for name in environment.PIN_IMPORTS:
+            importlib.import_module(name)
     # What the imports made lives as long as the kernels: out of the collector's sight, a full
     # collection (every Trainer.train() starts with one) walks only what the notebook made.
     gc.freeze()
