@@ -75,7 +75,9 @@ def test_a_forked_kernels_pools_fork_their_workers_from_a_copy_of_it(tmp_path):
     in the kernel's process group, which jupyter_client signals. The pools' resource tracker is
     the zygote's: in that group, it would hold up the kernel's shutdown (it ignores SIGTERM)."""
     path = notebook(tmp_path / "p.ipynb", "x = 1",
-                    "import multiprocessing.forkserver, os\nimport datasets, torch  # what a worker starts with\nfrom inbol_utils import parallel\n"
+                    "import multiprocessing.forkserver, os\n"
+                    "import datasets, torch  # what a worker starts with\n"
+                    "from inbol_utils import parallel\n"
                     "server = multiprocessing.forkserver._forkserver._forkserver_pid\n"
                     "assert server and os.getpgid(server) == os.getpgid(0)\n"
                     "assert parallel.run(os.getppid, [{}, {}], workers=2) == [server, server]\n"
