@@ -34,7 +34,8 @@ LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "s
 
 
 # What `pin` imports: torch, and through torch.use_deterministic_algorithms inductor's config, with
-# inductor, dynamo and sympy (2.4-3.5 s of a core). A process that forks kernels or pool workers
+# inductor, dynamo and sympy (2.4-3.5 s of a core; transformers' model code imports them too, so
+# a process that loads a model pays this anyway). A process that forks kernels or pool workers
 # imports these first (`zygote`, `parallel`), so that each copy does not import them again.
 PIN_IMPORTS = ("torch", "torch._inductor.config")
 

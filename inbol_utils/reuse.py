@@ -12,6 +12,8 @@ or by an older version) has no recipe, and nothing made from it is ever reused.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import pickle
@@ -36,13 +38,27 @@ PRESENTATION = ("bench.py", "book.py", "costs.py", "parameters.py", "pipeline.py
 
 
 def code_digest(leave_out: tuple[str, ...] = ()) -> str:
-    """Hash inbol_utils/*.py but `leave_out`: the notebooks and jobs run it, so a change there
-    can change results."""
+    """Hash the code of inbol_utils/*.py but `leave_out`: the notebooks and jobs run it, so a
+    change there can change results. The code, not the text (`_code_of`): editing a comment or
+    a docstring reruns and retrains nothing."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.glob("*.py")):
         if path.name not in leave_out:
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            h.update(path.name.encode() + b"\0" + _code_of(path.read_bytes()) + b"\0")
     return h.hexdigest()
+
+
+@functools.cache
+def _code_of(source: bytes) -> bytes:
+    """A module's syntax tree without its docstrings: what runs, whatever its comments, layout
+    and docstrings say (no result reads a docstring; the command-line helps that do are
+    presentation)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 def recipe(**ingredients) -> str:

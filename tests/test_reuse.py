@@ -82,10 +82,30 @@ def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, m
     shutil.copytree(reuse.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
     job, stage = reuse.recipe(lr=1e-4), reuse.code_digest()
-    (package / "book.py").write_text((package / "book.py").read_text() + "\n# a new phrase\n")
+    (package / "book.py").write_text((package / "book.py").read_text() + "\nNEW_PHRASE = 'a new phrase'\n")
     assert reuse.recipe(lr=1e-4) == job and reuse.code_digest() != stage
-    (package / "dpo.py").write_text((package / "dpo.py").read_text() + "\n# a new loss\n")
+    (package / "dpo.py").write_text((package / "dpo.py").read_text() + "\nNEW_LOSS = 'a new loss'\n")
     assert reuse.recipe(lr=1e-4) != job
+
+
+def test_comments_layout_and_docstrings_are_not_code(tmp_path, monkeypatch):
+    """A recipe hashes what runs: rewording a comment or a docstring, or rewrapping a line,
+    must not make anyone retrain the study; a changed constant, even inside a string, must."""
+    package = tmp_path / "inbol_utils"
+    package.mkdir()
+    monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
+    module = package / "dpo.py"
+
+    def digest_of(source: str) -> str:
+        module.write_text(source)
+        return reuse.code_digest()
+
+    original = digest_of('"""The loss."""\n\ndef loss(x):\n    """Why."""\n    return x * 0.1  # beta\n')
+    assert digest_of('"""The loss, reworded."""\n# a comment\n\ndef loss(x):\n    """Why, again."""\n'
+                     '    return (x *\n            0.1)  # beta, explained\n') == original
+    assert digest_of('def loss(x):\n    return x * 0.1\n') == original  # docstrings gone
+    assert digest_of('def loss(x):\n    """Why."""\n    return x * 0.5\n') != original
+    assert digest_of('def loss(x):\n    return "x * 0.1"\n') != original  # a string that is not a docstring
 
 
 def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp_path, trained_tiny,
