@@ -51,8 +51,8 @@ def code_digest(leave_out: tuple[str, ...] = ()) -> str:
 @functools.cache
 def _code_of(source: bytes) -> bytes:
     """A module's syntax tree without its docstrings: what runs, whatever its comments, layout
-    and docstrings say (no result reads a docstring; the command-line helps that do are
-    presentation)."""
+    and docstrings say (only command-line help texts read a docstring, and no result reads
+    those)."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \

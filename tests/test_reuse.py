@@ -90,7 +90,7 @@ def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, m
 
 def test_comments_layout_and_docstrings_are_not_code(tmp_path, monkeypatch):
     """A recipe hashes what runs: rewording a comment or a docstring, or rewrapping a line,
-    must not make anyone retrain the study; a changed constant, even inside a string, must."""
+    must not make anyone retrain the study; a changed constant, a string one included, must."""
     package = tmp_path / "inbol_utils"
     package.mkdir()
     monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
@@ -105,7 +105,9 @@ def test_comments_layout_and_docstrings_are_not_code(tmp_path, monkeypatch):
                      '    return (x *\n            0.1)  # beta, explained\n') == original
     assert digest_of('def loss(x):\n    return x * 0.1\n') == original  # docstrings gone
     assert digest_of('def loss(x):\n    """Why."""\n    return x * 0.5\n') != original
-    assert digest_of('def loss(x):\n    return "x * 0.1"\n') != original  # a string that is not a docstring
+    assert digest_of('def loss(x):\n    return "x * 0.1"\n') != original
+    labelled = digest_of('def loss(x):\n    """Why."""\n    x.name = "beta 0.1"\n    return x * 0.1\n')
+    assert digest_of('def loss(x):\n    """Why."""\n    x.name = "beta 0.5"\n    return x * 0.1\n') != labelled
 
 
 def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp_path, trained_tiny,
