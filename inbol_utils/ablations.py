@@ -98,7 +98,7 @@ def run_variant(variant: Variant, artifacts: str, seed: int, chosen: dict, pair_
     """Train one variant and score it on both test splits; `base_known` is the seed's column of
     the same name from `protocol.score_seed` (the rows come in the same order). A job for
     `parallel.run`."""
-    home, world_path = protocol.seed_dir(artifacts, seed), protocol.world_dir(artifacts)
+    home, world_path = protocol.seed_dir(artifacts, seed), protocol.world_dir(artifacts, seed)
     out = Path(artifacts) / "ablations" / variant.name
     idk_model, data = protocol.model_dir(home, IDKIT), home / "preferences"
     if variant.pairs == "base samples":

@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     artifacts = Path(args.artifacts)
-    model_path, world_path = protocol.seed_dir(artifacts, 0) / "base_model", protocol.world_dir(artifacts)
+    model_path, world_path = protocol.seed_dir(artifacts, 0) / "base_model", protocol.world_dir(artifacts, 0)
     for what, path in (("model", model_path), ("world", world_path)):
         if not path.exists():
             raise SystemExit(f"No {what} at {path}: run `make book` (or notebook 00) first, or pass --artifacts.")

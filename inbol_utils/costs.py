@@ -66,6 +66,11 @@ def _scored(p: dict) -> int:
     return p["n_test"] + p["n_ood"]
 
 
+# The share of a split's queries with a gold answer, 1 - world.WorldConfig.unanswerable_share
+# (restated: importing the world would import datasets; tests/test_costs.py keeps them equal).
+ANSWERABLE = 0.7
+
+
 def _pref_candidates(p: dict) -> int:
     """DPO and CA-DPO over the (lr, beta) grid, two rows a pair, and the control over lr, one."""
     return 2 * 2 * len(p["pref_lr_values"]) * len(p["beta_values"]) + len(p["pref_lr_values"])
@@ -74,9 +79,10 @@ def _pref_candidates(p: dict) -> int:
 # (stage, part) -> rows through the model, as a function of the run's parameters; for sampling,
 # also the samples drawn (the decoded rows).
 ROWS_OF: dict[tuple[str, str], Callable[[dict], float]] = {
+    # Base training's first schedule; a base model that misses its targets trains more rounds.
     (STAGES[0], "training"): lambda p: _seeds(p) * p["base_steps"] * p["batch_size"],
-    (STAGES[0], "greedy answers"): lambda p: _seeds(p) * (
-        math.ceil(p["base_steps"] / p["probe_every"]) * min(300, p["n_validation"]) + p["n_test"]),
+    (STAGES[0], "greedy answers"): lambda p: _seeds(p) * (  # each check scores the answerable validation queries
+        math.ceil(p["base_steps"] / p["probe_every"]) * ANSWERABLE * p["n_validation"] + p["n_test"]),
     (STAGES[1], "greedy answers"): lambda p: _seeds(p) * p["n_probe"],
     (STAGES[1], "sampling"): lambda p: _seeds(p) * p["n_probe"],
     (STAGES[1], "likelihoods"): lambda p: _seeds(p) * p["n_probe"],
@@ -92,7 +98,9 @@ ROWS_OF: dict[tuple[str, str], Callable[[dict], float]] = {
                                         + _ablations(p)[1] * p["idk_steps"] * p["idk_batch_size"]),
     (STAGES[4], "greedy answers"): lambda p: (5 * _seeds(p) + _ablations(p)[0]) * _scored(p),
     (STAGES[4], "sampling"): lambda p: _seeds(p) * _scored(p) + _ablations(p)[1] * p["n_probe"] / 2,
-    (STAGES[4], "likelihoods"): lambda p: _seeds(p) * _scored(p),
+    # The base model's knowledge of each query, then the frontiers (`frontier.METHODS`: five models
+    # a seed, two likelihoods a query: the canonical refusal and the best answer).
+    (STAGES[4], "likelihoods"): lambda p: _seeds(p) * _scored(p) * (1 + 2 * 5),
 }
 SAMPLES_OF: dict[tuple[str, str], Callable[[dict], float]] = {
     (STAGES[1], "sampling"): lambda p: p["n_probe"] * (max(p["n_values"]) + (_seeds(p) - 1) * p["n_samples"]),

@@ -51,6 +51,7 @@ class Param:
     min_items: int = 1
     distinct: bool = True
     blank: bool = False  # a text that may be empty (meaning "none")
+    optional: bool = False  # None (YAML null) is allowed, meaning "none"
 
     def allowed(self) -> str:
         """What is allowed, in words: the second half of every message about this parameter."""
@@ -64,6 +65,8 @@ class Param:
             one += f" >= {self.low:g}"
         elif self.above is not None:
             one += f" > {self.above:g}"
+        if self.optional:
+            one += " or null"
         if not self.many:
             return one
         size = "a list" if self.min_items == 0 else "a non-empty list"
@@ -82,6 +85,8 @@ class Param:
         return None
 
     def _fits(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
         if self.kind == "mix":
             return (isinstance(value, dict) and set(value) <= set(REGIONS)
                     and all(_is_real(v) and 0 <= v <= 1 for v in value.values()))
@@ -135,7 +140,7 @@ BY_00 = "notebook 00 (world and base model)"
 BY_01 = "notebook 01 (boundary definition)"
 BY_02 = "notebook 02 (data generation)"
 BY_03 = "notebook 03 (training)"
-WORLD = Input("world/source.json", BY_00)  # every source writes it (facts.json: the generated world only)
+WORLD = Input("seed{seed}/world/source.json", BY_00)  # every source writes it (facts.json: the generated world only)
 BASE_MODEL = Input("seed{seed}/base_model/config.json", BY_00)
 MIX_KEEPS_SOMETHING = Rule(lambda p: any(p["region_mix"].get(r, 1.0) > 0 for r in REGIONS),
                            "region_mix={region_mix} keeps no region at all; give some region a share > 0")
@@ -148,7 +153,8 @@ def _positive_int(meaning: str) -> Param:
 SCHEMAS: dict[str, Schema] = {
     "00_world_and_base_model": Schema({
         "artifacts": ARTIFACTS,
-        "world_seed": Param("int", "the world: the benchmark every seed is measured on", low=0),
+        "world_seed": Param("int", "one world (the benchmark) for every seed; empty (null): each seed draws its "
+                                   "own, world s for seed s", low=0, optional=True),
         "source": Param("text", "where the splits come from", choices=SOURCES),
         "source_path": Param("text", "source 'datasets' only: a local datasets folder or a cached hub name",
                              blank=True),
@@ -173,11 +179,18 @@ SCHEMAS: dict[str, Schema] = {
         "text_layers": _positive_int("language model layers"),
         "vision_steps": Param("int", "pretraining steps of the vision tower; 0 means none (it trains end to "
                                      "end)", low=0),
-        "base_steps": Param("int", "training steps of each base model on the world; 0 (only with a base_model) "
-                                   "uses the checkpoint as it is", low=0),
+        "base_steps": Param("int", "the first schedule of each base model's training on the world; 0 (only with a "
+                                   "base_model) uses the checkpoint as it is", low=0),
+        "more_base_steps": _positive_int("each further schedule while a base model misses its targets"),
+        "max_base_steps": Param("int", "the most steps a base model trains; one still short of its targets then is "
+                                       "flagged", low=0),
         "batch_size": _positive_int("base training batch size"),
         "learning_rate": Param("real", "base training learning rate", above=0),
         "probe_every": _positive_int("steps between accuracy probes during base training"),
+        "target_easy_perception": Param("real", "the validation accuracy a base model must reach on easy perception "
+                                                "queries", low=0, high=1),
+        "target_frequent_facts": Param("real", "the validation accuracy a base model must reach on facts of the two "
+                                               "most often shown tiers", low=0, high=1),
     }, rules=(
         Rule(lambda p: (p["source"] == "datasets") == bool(p["source_path"]),
              "source_path={source_path!r} names the dataset of source 'datasets' and only that "
@@ -187,6 +200,8 @@ SCHEMAS: dict[str, Schema] = {
         Rule(lambda p: p["base_steps"] > 0 or p["base_model"],
              "base_steps={base_steps}: the study's own base model must be trained (base_steps >= 1); "
              "0 is for a base_model checkpoint used as it is"),
+        Rule(lambda p: p["max_base_steps"] >= p["base_steps"],
+             "max_base_steps={max_base_steps} is below base_steps={base_steps}; the cap must allow the first schedule"),
         Rule(lambda p: p["vision_width"] % HEADS == 0 and p["text_width"] % HEADS == 0,
              f"vision_width={{vision_width}} and text_width={{text_width}} must be multiples of {HEADS} "
              f"(the attention heads)"),

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import csv
 import filecmp
 import hashlib
 import json
@@ -481,6 +482,9 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
                 else:
                     print(f"{header}: not stamped, an upstream stage is out of date", flush=True)
                 print(f"{header}: done in {record['seconds']:.1f} s", flush=True)
+                if stem == "00_world_and_base_model":
+                    for line in base_model_warnings(artifacts):
+                        print(line, flush=True)
             publish_results(artifacts, executed_dir)  # also when skipped: a book folder made afresh
             records.append(record)
     finally:
@@ -491,7 +495,24 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)
+    for line in base_model_warnings(artifacts):  # again at the end, where a reader of the log looks
+        print(line, flush=True)
     return records
+
+
+BASE_MODELS = "results/base_models.csv"  # notebook 00's check of each base model (`base_targets.RESULTS_FILE`)
+
+
+def base_model_warnings(artifacts: Path) -> list[str]:
+    """One line per base model that missed its targets (notebook 00 flags them): a result
+    drawn from such a model carries a caveat, and the runner says so rather than go on silently."""
+    path = artifacts / BASE_MODELS
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [f"warning: the base model of seed {row['seed']} (world {row['world']}) misses its targets after "
+                f"{int(row['steps']):,} steps: {row['misses']}; results on it carry that caveat (see chapter 0)"
+                for row in csv.DictReader(handle) if row["meets_targets"] != "True"]
 
 
 def main(argv: list[str] | None = None) -> int:

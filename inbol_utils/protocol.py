@@ -1,8 +1,11 @@
 """The fair-test protocol: whole-replicate seeds, on-policy pairs, equal tuning on validation.
 
-A seed is a whole replicate on a fixed world (the benchmark, fixed by `world_seed`): its own
-base model, probe, labels, training data and trained models, all under <artifacts>/seed<s>/:
+A seed is a whole replicate: its own world (the benchmark: on the generated world, world s for
+seed s unless `world_seed` fixes one for every seed; a real source's data is given, so every seed
+gets the same), base model, probe, labels, training data and trained models, all under
+<artifacts>/seed<s>/:
 
+  world/               notebook 00: the five splits (`world`, `sources`)
   base_model/          notebook 00
   boundary.parquet     notebook 01: the base model's probe of the whole probe split
   labels.parquet       notebook 02: every probe query, its label (region, confidence) and half
@@ -32,7 +35,10 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import answers, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, sources, training, vision, world
+from dataclasses import replace
+
+from . import (answers, base_targets, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, sources,
+               training, vision, world)
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
 from .methods import ABSTAIN, BASE, IDKIT, REGISTRY
@@ -48,8 +54,18 @@ def model_dir(home: Path, method: str) -> Path:
     return Path(home) / REGISTRY[method].model
 
 
-def world_dir(artifacts: str | Path) -> Path:
-    return Path(artifacts) / "world"
+def world_dir(artifacts: str | Path, seed: int) -> Path:
+    """The seed's world: the splits everything of this replicate is trained and measured on."""
+    return seed_dir(artifacts, seed) / "world"
+
+
+def world_of(config: world.WorldConfig, seed: int, world_seed: int | None, source: str = "generated"
+             ) -> world.WorldConfig:
+    """The replicate's world: world `seed` on the generated world, so that the spread over
+    seeds covers the benchmark's draw too; world `world_seed` for every seed when it is given,
+    and always on a real source, whose data is given (world 0 when none is named)."""
+    fixed = world_seed if world_seed is not None else None if source == "generated" else 0
+    return replace(config, seed=seed if fixed is None else fixed)
 
 
 def start_model(home: Path, method: str) -> Path:
@@ -61,57 +77,65 @@ def start_model(home: Path, method: str) -> Path:
 # ---------------------------------------------------------------------------- base model and probe
 
 
-def build_world(artifacts: str | Path, config: world.WorldConfig, source: str = "generated",
-                source_path: str = "") -> dict:
-    """Build the splits of `source` (`sources`: the generated world by default, sized by
-    `config`), save them to <artifacts>/world with the source's record, and record their recipe
-    (the same config and source always give the same splits). Returns the splits."""
-    splits = sources.build(source, source_path, config, world_dir(artifacts))
+def build_world(artifacts: str | Path, seed: int, config: world.WorldConfig, source: str = "generated",
+                source_path: str = "") -> None:
+    """Build the seed's splits of `source` (`sources`: the generated world by default, sized
+    and drawn by `config`), save them to seed<s>/world with the source's record, and record
+    their recipe (the same config and source always give the same splits). A job for
+    `parallel.run`: one per seed."""
+    sources.build(source, source_path, config, world_dir(artifacts, seed))
     made_from = recipe(job="world", config=config) if source == "generated" else \
         recipe(job="world", config=config, source=source, source_path=source_path)
-    mark(world_dir(artifacts), made_from)
-    return splits
+    mark(world_dir(artifacts, seed), made_from)
 
 
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
-                     vision_steps: int, steps: int, batch_size: int, lr: float,
-                     probe_every: int, base_model: str = "", dtype: str = "float32",
-                     lora_rank: int = 0) -> dict:
-    """The seed's original MLLM, trained on the world's answerable queries only (it never sees
-    a refusal); saved to seed<s>/base_model in `dtype`. With no `base_model`, a fresh tiny
-    LLaVA sized by `size`, its vision tower pretrained then frozen (with `vision_steps` = 0
-    it is not pretrained and trains with the rest); with one (a saved folder or
-    a hub id), that checkpoint, vision encoder frozen, fine-tuned for `steps` (0: as it is),
-    LoRA adapters of rank `lora_rank` if > 0 (merged when saved). Accuracy per question type on
-    the validation split is tracked during training. Returns the training log, that curve and
-    the saved model's scored greedy answers on the test split (chapter 0's accuracy by question
-    type and exposure). A job for `parallel.run`: one per seed."""
+                     vision_steps: int, steps: int, batch_size: int, lr: float, probe_every: int,
+                     more_steps: int, max_steps: int, targets: base_targets.Targets, base_model: str = "",
+                     dtype: str = "float32", lora_rank: int = 0) -> dict:
+    """The seed's original MLLM, trained on the answerable queries of the seed's world
+    (`build_world`, from `config`) only: it never sees a refusal. Saved to seed<s>/base_model in
+    `dtype`. With no `base_model`, a fresh tiny LLaVA sized by `size`, its vision tower
+    pretrained then frozen (with `vision_steps` = 0 it is not pretrained and trains with the
+    rest); with one (a saved folder or a hub id), that checkpoint, vision encoder frozen,
+    fine-tuned (`steps` = 0: used as it is), LoRA adapters of rank `lora_rank` if > 0 (merged
+    when saved).
+
+    Training runs `steps` steps, then, while the model misses its `targets` on the validation
+    split (`base_targets`; only where the source records difficulty and exposure), rounds of
+    `more_steps` more, up to `max_steps` in all (`training.train_sft_until`). Returns the
+    training log, the validation curve (accuracy per question type and the targets' figures),
+    the targets' figures at the end with what they miss, the steps trained, and the saved
+    model's scored greedy answers on the test split (chapter 0's accuracy by question type and
+    exposure). A job for `parallel.run`: one per seed."""
     if dtype not in modeling.DTYPES:
         raise ValueError(f"dtype must be one of {modeling.DTYPES}, got {dtype!r}")
     if steps < 0 or (steps == 0 and not base_model):
         raise ValueError(f"base_steps must be > 0 (or 0 with a base_model to use as it is), got {steps}")
     home = seed_dir(artifacts, seed)
-    source = (recipe_of(base_model) if Path(base_model).exists() else base_model) if base_model else size
-    made_from = recipe(job="base model", world=recipe_of(world_dir(artifacts)), source=source, seed=seed,
+    start = (recipe_of(base_model) if Path(base_model).exists() else base_model) if base_model else size
+    made_from = recipe(job="base model", world=recipe_of(world_dir(artifacts, seed)), source=start, seed=seed,
                        vision_steps=vision_steps, steps=steps, batch_size=batch_size, lr=lr, probe_every=probe_every,
-                       dtype=dtype, lora_rank=lora_rank)
+                       more_steps=more_steps, max_steps=max_steps, targets=targets.as_dict(), dtype=dtype,
+                       lora_rank=lora_rank)
     return reuse(home / "base_model", made_from, lambda: _train_base_model(
-        artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every, base_model, dtype,
-        lora_rank))
+        artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every, more_steps, max_steps,
+        targets, base_model, dtype, lora_rank))
 
 
-def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every,
-                      base_model, dtype, lora_rank) -> dict:
-    splits = {name: world.load_split(world_dir(artifacts), name) for name in ("base_train", "validation")}
+def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every, more_steps,
+                      max_steps, targets, base_model, dtype, lora_rank) -> dict:
+    world_path = world_dir(artifacts, seed)
+    splits = {name: world.load_split(world_path, name) for name in ("base_train", "validation")}
     if base_model:
         model, processor = modeling.load(base_model, dtype=dtype)
         modeling.freeze_vision(model)
         vision_accuracy = []  # a checkpoint's vision encoder arrives pretrained
     else:
-        words = set(sources.read_info(world_dir(artifacts))["words"])
+        words = set(sources.read_info(world_path)["words"])
         processor = modeling.build_processor(words | answers.refusal_words(), size)
         model = modeling.build_model(processor, size, seed=seed)
-        task = (sources.vision_task(world_dir(artifacts), config, seed, vision_steps * vision.BATCH_SIZE)
+        task = (sources.vision_task(world_path, config, seed, vision_steps * vision.BATCH_SIZE)
                 if vision_steps else None)
         if vision_steps and task is None:
             raise ValueError("this data source has no image labels to pretrain the vision tower on: set "
@@ -119,27 +143,59 @@ def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_
         vision_accuracy = vision.pretrain_vision_tower(model, processor, task, vision_steps, seed=seed,
                                                        progress=False) if vision_steps else []
         model.to(modeling.torch_dtype(dtype))
-    monitor = splits["validation"].filter(lambda r: r["family"] != "unanswerable").shuffle(seed=seed)
-    monitor = monitor.select(range(min(300, len(monitor))))
-    callback = training.ProbeCallback(evaluation.accuracy_probe(processor, monitor), every=probe_every)
+    checked = sources.read_info(world_path)["intrinsic_truth"]  # only the generated world records the targets' rows
+    probe = _base_probe(processor, splits["validation"], config, seed, checked)
     home = seed_dir(artifacts, seed)
     if steps:
         model = recipes.lora(model, lora_rank) if lora_rank else model
         # Each query's first gold answer is its target (`map` took 3 s: it decodes every image).
-        targets = [answers[0] for answers in splits["base_train"]["answers"][:]]
-        rows = splits["base_train"].add_column("response", targets)
-        args = training.training_arguments(str(home / "runs" / "base"), steps, batch_size, lr, seed,
-                                           disable_tqdm=True)
-        log = training.train_sft(model, processor, rows, args, [callback])
+        targets_rows = [answers[0] for answers in splits["base_train"]["answers"][:]]
+        rows = splits["base_train"].add_column("response", targets_rows)
+
+        def arguments(round_steps: int, round_: int):  # a new data order each round
+            return training.training_arguments(str(home / "runs" / "base"), round_steps, batch_size, lr,
+                                               seed + 10_000 * round_, disable_tqdm=True)
+
+        log, curve = training.train_sft_until(
+            model, processor, rows, arguments, probe, probe_every,
+            done=lambda found: not base_targets.misses(_target_figures(found), targets),
+            first_steps=steps, more_steps=more_steps, max_steps=max(max_steps, steps))
         model = model.merge_and_unload() if lora_rank else model
     else:
         log = pd.DataFrame(columns=["step", "loss"])
-        callback.history.append({"step": 0, **callback.probe(model)})
+        curve = pd.DataFrame([{"step": 0, "round": 0, **probe(model)}])
     modeling.save(model, processor, home / "base_model")
     saved, saved_processor = modeling.load(home / "base_model")  # the model every later stage reads
-    test = evaluation.predict(saved, saved_processor, world.load_split(world_dir(artifacts), "test"), desc=None)
-    return {"seed": seed, "log": log, "curve": pd.DataFrame(callback.history),
-            "vision_accuracy": vision_accuracy, "test": test.assign(seed=seed)}
+    test = evaluation.predict(saved, saved_processor, world.load_split(world_path, "test"), desc=None)
+    found = _target_figures(curve.iloc[-1].to_dict())
+    return {"seed": seed, "world_seed": config.seed, "frequent_exposure": config.frequent_exposure, "log": log,
+            "curve": curve, "vision_accuracy": vision_accuracy, "steps": int(curve["step"].iloc[-1]), "targets": found,
+            "misses": base_targets.misses(found, targets) if checked else [], "test": test.assign(seed=seed)}
+
+
+TARGET_PREFIX = "target: "  # the validation curve's columns that hold the targets' figures
+
+
+def _base_probe(processor, validation, config: world.WorldConfig, seed: int, checked: bool):
+    """A function model -> its validation accuracy per question type (the curve chapter 0
+    plots: 300 answerable queries) and, where the source records them, the targets' figures
+    (every answerable validation query, so that the check is as sure as the split allows)."""
+    frame = world.split_frame(validation)
+    answerable = np.flatnonzero(frame["answerable"].to_numpy())
+    scored = evaluation.scorer(processor, validation.select(answerable))
+    curve_rows = np.random.default_rng(seed).permutation(len(answerable))[:300]
+
+    def probe(model) -> dict[str, float]:
+        found = scored(model)
+        per_type = found.iloc[curve_rows].groupby("qtype")["response_type"].apply(lambda t: (t == "correct").mean())
+        checks = base_targets.figures(found, config.frequent_exposure) if checked else {}
+        return {**per_type.to_dict(), **{TARGET_PREFIX + k: v for k, v in checks.items()}}
+
+    return probe
+
+
+def _target_figures(probed: Mapping) -> dict[str, float]:
+    return {k.removeprefix(TARGET_PREFIX): float(v) for k, v in probed.items() if k.startswith(TARGET_PREFIX)}
 
 
 def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], temperature: float,
@@ -149,7 +205,7 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
     (`sampled_conf_<N>`) and for `n_samples` (`sampled_conf`, the one that labels the data);
     saved to seed<s>/boundary.parquet. A job for `parallel.run`: one per seed."""
     home = seed_dir(artifacts, seed)
-    made_from = recipe(job="probe", base=recipe_of(home / "base_model"), world=recipe_of(world_dir(artifacts)),
+    made_from = recipe(job="probe", base=recipe_of(home / "base_model"), world=recipe_of(world_dir(artifacts, seed)),
                        n_samples=n_samples, n_values=n_values, temperature=temperature, seed=seed,
                        batch_size=batch_size)  # the batches decide which random draw each sample gets
     return reuse(home / "boundary.parquet", made_from, lambda: _probe_seed(
@@ -159,7 +215,7 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
 def _probe_seed(artifacts, seed, n_samples, n_values, temperature, batch_size) -> pd.DataFrame:
     home = seed_dir(artifacts, seed)
     model, processor = modeling.load(require(home / "base_model", "notebook 00 (world and base model)"))
-    probe = world.load_split(world_dir(artifacts), "probe")
+    probe = world.load_split(world_dir(artifacts, seed), "probe")
     table = confidence.probe(model, processor, probe, n_samples=max(n_values), temperature=temperature,
                              batch_size=batch_size, seed=seed)
     for n in n_values:
@@ -381,7 +437,7 @@ def replicate(chosen: Mapping[str, dict], methods: list[str], artifacts: Path, s
             home = seed_dir(artifacts, s)
             jobs.append(dict(method=method, settings={**chosen[method], "seed": s}, home=str(home),
                              start=str(start_model(home, method)), out=str(model_dir(home, method)),
-                             world_path=str(world_dir(artifacts)), stop_at=chosen[method]["stop_at"]))
+                             world_path=str(world_dir(artifacts, s)), stop_at=chosen[method]["stop_at"]))
     parallel.run(train_method, jobs, workers)
 
 
@@ -414,7 +470,7 @@ def score_seed(artifacts: str, seed: int, methods: list[str], abstain_samples: i
     scored row per (method, query), with `base_known` from that seed's base model; each model's
     scores saved to seed<s>/scores/<key>.parquet. A job for `parallel.run`: one per seed."""
     home = seed_dir(artifacts, seed)
-    world_path = world_dir(artifacts)
+    world_path = world_dir(artifacts, seed)
     splits = {name: world.load_split(world_path, name) for name in evaluation.TEST_SPLITS}
     tau = idk_data.load_labelling(home / REGISTRY[IDKIT].data)["tau"]
     base_path = model_dir(home, BASE)

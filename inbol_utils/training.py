@@ -95,6 +95,30 @@ def train_sft(model, processor, dataset: datasets.Dataset, args: TrainingArgumen
     return loss_log(trainer)
 
 
+def train_sft_until(model, processor, dataset: datasets.Dataset, arguments: Callable[[int, int], TrainingArguments],
+                    probe: Callable[[object], dict[str, float]], every: int, done: Callable[[dict], bool],
+                    first_steps: int, more_steps: int, max_steps: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train in rounds until `done(probe(model))` holds at the end of a round, or `max_steps`.
+
+    The first round is `first_steps` long, each later one `more_steps` (cut at `max_steps`),
+    each with its own warmup and cosine decay (`arguments(steps, round)`): every check is of
+    an annealed model, and a model that meets its goal in the first round is exactly the one a
+    fixed schedule of `first_steps` gives. `probe` also runs every `every` steps, for the
+    curve. Returns the loss log and the probe's curve, steps counted from the first round.
+    """
+    logs, curves, trained, round_ = [], [], 0, 0
+    while True:
+        steps = first_steps if round_ == 0 else min(more_steps, max_steps - trained)
+        callback = ProbeCallback(probe, every)
+        log = train_sft(model, processor, dataset, arguments(steps, round_), [callback])
+        logs.append(log.assign(step=log["step"] + trained, round=round_))
+        curves.append(pd.DataFrame(callback.history).assign(step=lambda f: f["step"] + trained, round=round_))
+        trained += steps
+        if done(callback.history[-1]) or trained >= max_steps:
+            return pd.concat(logs, ignore_index=True), pd.concat(curves, ignore_index=True)
+        round_ += 1
+
+
 def loss_log(trainer: Trainer) -> pd.DataFrame:
     """The logged training steps (loss and whatever the trainer logs beside it) as a frame."""
     return pd.DataFrame([h for h in trainer.state.log_history if "loss" in h])

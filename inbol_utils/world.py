@@ -72,6 +72,7 @@ PHRASINGS: dict[str, dict[str, str]] = {
         "identify": "in the {cell} is what",
     },
 }
+SPLITS = ("base_train", "probe", "validation", "test", "ood")  # what every source builds
 EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
 REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")
 # The ground truth of an answerable query of a real dataset: no benchmark says whether the model
@@ -120,6 +121,12 @@ class WorldConfig:
     def fact_rows(self, level: int) -> int:
         """How many base-train rows show a fact of this exposure level (0: never shown)."""
         return round(level * self.fact_scale)
+
+    @property
+    def frequent_exposure(self) -> int:
+        """The exposure of the facts of the two most often shown tiers (at least one row): the
+        facts a base model must have learnt (`base_targets`)."""
+        return max(1, self.fact_rows(self.exposure_levels[1]))
 
     def __post_init__(self) -> None:
         sizes = {k: getattr(self, k) for k in ("n_base_perception", "n_probe", "n_test", "n_ood",

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import Qwen2VLProcessor
 
-from inbol_utils import (answers, architectures, chat, evaluation, generation, idk_data, inputs, methods, modeling, protocol,
-                         recipes, world)
+from inbol_utils import (answers, architectures, base_targets, chat, evaluation, generation, idk_data, inputs, methods,
+                         modeling, protocol, recipes, world)
 from inbol_utils.logprobs import IGNORE_INDEX
 
 HUB = ("qwen2_vl", "idefics3")
@@ -153,16 +153,16 @@ def test_pipeline_runs_through_a_hub_architecture(tmp_path, name):
     artifacts = tmp_path / "artifacts"
     config = world.small_config(seed=0, n_base_perception=300, n_probe=60, n_validation=24, n_test=48, n_ood=24,
                                 fact_scale=0.05)
-    protocol.build_world(artifacts, config)
+    protocol.build_world(artifacts, 0, config)
     model, processor = architectures.build(name, WORDS, SIZE, seed=0)
     modeling.save(model, processor, tmp_path / "checkpoint")
 
-    base = protocol.train_base_model(str(artifacts), 0, config, SIZE, 0, 40, 16, 3e-3, 40,
-                                     base_model=str(tmp_path / "checkpoint"))
+    base = protocol.train_base_model(str(artifacts), 0, config, SIZE, 0, 40, 16, 3e-3, 40, more_steps=40,
+                                     max_steps=40, targets=base_targets.Targets(), base_model=str(tmp_path / "checkpoint"))
     home = protocol.seed_dir(artifacts, 0)
     assert json.loads((home / "base_model" / "config.json").read_text())["model_type"] == name
     assert base["vision_accuracy"] == [] and base["curve"]["step"].tolist() == [40]
-    saved = evaluation.predict(*modeling.load(home / "base_model"), world.load_split(artifacts / "world", "test"),
+    saved = evaluation.predict(*modeling.load(home / "base_model"), world.load_split(protocol.world_dir(artifacts, 0), "test"),
                                desc=None)  # chapter 0's test answers are the saved model's
     assert base["test"].drop(columns="seed").equals(saved) and (base["test"]["seed"] == 0).all()
     table = protocol.probe_seed(str(artifacts), 0, 3, [3], 1.0, 64)
@@ -173,8 +173,8 @@ def test_pipeline_runs_through_a_hub_architecture(tmp_path, name):
     assert table["likelihood_conf"].between(0, 1).all()
 
     protocol.make_training_data(home, idk_data.labelling(0.5, "sampled", {}),
-                                world.load_split(artifacts / "world", "probe"), home, 0)
-    world_path = str(artifacts / "world")
+                                world.load_split(protocol.world_dir(artifacts, 0), "probe"), home, 0)
+    world_path = str(protocol.world_dir(artifacts, 0))
     common = {"steps": 2, "batch_size": 4, "seed": 0}
     protocol.train_method(methods.IDKIT, {**common, "lr": 3e-3}, str(home), str(home / "base_model"),
                           str(protocol.model_dir(home, methods.IDKIT)), world_path, validation_every=1)

@@ -158,8 +158,7 @@ def test_benchmark_measures_roofline_and_confidence_costs(trained_tiny, tiny_wor
     from inbol_utils import bench, world
 
     _, model_path = trained_tiny
-    world.save_world(*tiny_world, tmp_path / "world")
-    (tmp_path / "seed0").mkdir()
+    world.save_world(*tiny_world, tmp_path / "seed0" / "world")
     (tmp_path / "seed0" / "base_model").symlink_to(model_path)
     report = bench.main(["--artifacts", str(tmp_path), "--queries", "12", "--single", "3", "--repeats", "2"])
     costs, line = report["confidence"], report["roofline"]

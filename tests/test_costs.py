@@ -52,9 +52,10 @@ def test_estimate_scales_each_part_by_its_rows_and_prices_it(tmp_path):
     table = costs.estimate(profile, longer, model_params=1e9, row_factor=2.0, throughput=rate)
     training, greedy = (table.set_index("part").loc[p] for p in ("training", "greedy answers"))
     assert training["tokens_target"] == 1000 * 4 * 2.0  # four times the steps, twice the tokens a row
-    # greedy answers: the probes during training grow with the steps (every 6: 2 -> 8), the test split does not
-    p_smoke = (2 * 48 + 96) * 2
-    p_longer = (8 * 48 + 96) * 2
+    # greedy answers: the probes during training (each of the answerable validation queries) grow with the steps
+    # (every 6: 2 -> 8), the test split does not
+    p_smoke = (2 * costs.ANSWERABLE * 48 + 96) * 2
+    p_longer = (8 * costs.ANSWERABLE * 48 + 96) * 2
     assert greedy["tokens_target"] == pytest.approx(400 * p_longer / p_smoke * 2.0)
     assert greedy["decoded_target"] == pytest.approx(40 * p_longer / p_smoke)
     assert training["gpu_hours"] == pytest.approx(8000 * 6 * 1e9 / (100e12 * 0.5) / 3600)
@@ -140,3 +141,7 @@ def test_ablation_variants_follow_notebook_04s_list():
          "ca_signal": "both", "tau_values": [0.3, 0.7], "signal_values": ["likelihood"]}
     assert costs._ablations(p) == (1 + 1 + 2 + 1 + 2 + 1 + 2, 2 + 1 + 2)
     assert costs._ablations({**p, "ca_signal": "label", "ablations": ["ca_signal"]}) == (1, 0)
+
+
+def test_the_answerable_share_is_the_worlds():
+    assert costs.ANSWERABLE == pytest.approx(1 - world.WorldConfig.unanswerable_share)

@@ -90,8 +90,15 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                "00_world_and_base_model: fact_scale = -1 is not allowed; fact_scale "
                                "(base-train rows per unit of fact exposure) must be a number >= 0"),
     "00 fractional steps": (set_stage("00", base_steps=2.5), "base_steps = 2.5 is not allowed; "
-                            "base_steps (training steps of each base model on the world; 0 (only with a base_model) "
-                            "uses the checkpoint as it is) must be an integer >= 0"),
+                            "base_steps (the first schedule of each base model's training on the world; 0 (only "
+                            "with a base_model) uses the checkpoint as it is) must be an integer >= 0"),
+    "00 a cap below the first schedule": (set_stage("00", max_base_steps=6),
+                                          "00_world_and_base_model: max_base_steps=6 is below base_steps=12; the "
+                                          "cap must allow the first schedule"),
+    "00 a world as a word": (set_common(world_seed="three"),
+                             "world_seed = 'three' is not allowed; world_seed (one world (the benchmark) for every "
+                             "seed; empty (null): each seed draws its own, world s for seed s) must be an integer "
+                             ">= 0 or null"),
     "01 n_samples outside the sweep": (set_stage("01", n_samples=5),
                                        "01_boundary_definition: n_samples=5 must be one of n_values=[1, 3]"),
     "01 zero temperature": (set_stage("01", temperature=0), "temperature = 0 is not allowed; temperature "
@@ -135,8 +142,8 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
 def artifacts(tmp_path) -> Path:
     """An artifacts folder with something in it, to show that nothing changes."""
     folder = tmp_path / "artifacts"
-    (folder / "world").mkdir(parents=True)
-    (folder / "world" / "source.json").write_text("{}")
+    (folder / "seed0" / "world").mkdir(parents=True)
+    (folder / "seed0" / "world" / "source.json").write_text("{}")
     (folder / "results").mkdir()
     (folder / "results" / "per_seed.csv").write_text("method,seed\n")
     return folder

@@ -114,9 +114,8 @@ def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp
                                                                             monkeypatch):
     """Notebook 01 reruns when tau changes, but the probe does not depend on tau."""
     _, model_path = trained_tiny
-    protocol.build_world(tmp_path, world.small_config(seed=3, n_probe=16))
+    protocol.build_world(tmp_path, 0, world.small_config(seed=3, n_probe=16))
     home = protocol.seed_dir(tmp_path, 0)
-    home.mkdir()
     shutil.copytree(model_path, home / "base_model")
     reuse.mark(home / "base_model", "tiny base model")
     job = dict(artifacts=str(tmp_path), seed=0, n_samples=2, n_values=[1, 2], temperature=1.0, batch_size=8)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import browser
-from inbol_utils import costs, environment, methods, metrics, protocol, replication
+from inbol_utils import costs, environment, methods, metrics, pipeline, protocol, replication
 from inbol_utils.pipeline import partial_notebook, run_pipeline
 from inbol_utils.profile_book import profile_toc
 from prose import contradictions, glued_values
@@ -98,10 +98,16 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     # checkpoints chosen before the schedule's end.
     rows = costs.predicted_rows(artifacts / "profile.json")
     assert (rows["rows"] / rows["rows_formula"]).dropna().between(0.6, 1.3).all(), rows.to_string()
-    for seed in (0, 1):  # every seed has its own base model and every trained method
+    for seed in (0, 1):  # every seed has its own world, base model and trained methods
         home = protocol.seed_dir(artifacts, seed)
         assert all((protocol.model_dir(home, m) / "config.json").is_file() for m in methods.TRAINED)
         assert (home / "base_model" / "config.json").is_file()
+    worlds = [json.loads((protocol.world_dir(artifacts, s) / "facts.json").read_text()) for s in (0, 1)]
+    assert worlds[0] != worlds[1]  # world s for seed s: other facts, other exposure tiers
+    # The smoke run's base models are far too small to meet their targets: flagged, never silent.
+    base = pd.read_csv(results / "base_models.csv")
+    assert base["world"].tolist() == [0, 1] and not base["meets_targets"].any()
+    assert len(pipeline.base_model_warnings(artifacts)) == 2
 
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = book / "_build" / "html"
@@ -109,6 +115,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     pages = {page: (html / "book" / "executed" / "default" / f"{page}.html").read_text()
              for page in ("00_world_and_base_model", "04_evaluation", "05_scaling_up")}
     assert not [page for page, text in pages.items() if "Traceback" in text]
+    assert "2 of 2 base models miss their targets" in pages["00_world_and_base_model"]
     assert "Wang <em>et al.</em>" in (html / "book" / "intro.html").read_text()  # sphinxcontrib-bibtex's citations
     assert "drawing the line: enhancing" in (html / "book" / "references.html").read_text().lower()
     assert environment.cpu_name() in pages["04_evaluation"]  # chapter 4 states the machine its results came from
@@ -171,7 +178,8 @@ stages:
         assert not [o for o in outputs if o.get("output_type") == "error"], f"{path.name} has error output"
         assert "not known on this source (easy_vqa)" in str(outputs), path.name
     artifacts = tmp_path / "artifacts"
-    assert json.loads((artifacts / "world" / "source.json").read_text())["source"] == "easy_vqa"
+    assert json.loads((protocol.world_dir(artifacts, 0) / "source.json").read_text())["source"] == "easy_vqa"
+    assert pd.read_csv(artifacts / "results" / "base_models.csv")["meets_targets"].all()  # nothing to check here
     probe = pd.read_parquet(artifacts / "seed0" / "boundary.parquet")
     assert len(probe) == 60 and set(probe["region_truth"]) == {"unknown", "beyond-extrinsic"}
     unanswerable = probe["region_truth"] == "beyond-extrinsic"

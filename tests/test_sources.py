@@ -258,8 +258,8 @@ def test_training_sets_accept_unknown_truth_but_not_an_unknown_label(evqa_splits
 
 def test_the_generated_worlds_vision_task_renders_only_the_scenes_it_draws(tmp_path, monkeypatch):
     config = world.small_config(seed=3, n_probe=16)
-    protocol.build_world(tmp_path, config)
-    task = sources.vision_task(protocol.world_dir(tmp_path), config, 0, draws=40)
+    protocol.build_world(tmp_path, 0, config)
+    task = sources.vision_task(protocol.world_dir(tmp_path, 0), config, 0, draws=40)
     assert len(task.images) == 40 and task.labels["colour"].shape == (40, 4)
     monkeypatch.setattr(sources, "SCENES", 25)  # a long pretraining draws from the fixed pool
-    assert len(sources.vision_task(protocol.world_dir(tmp_path), config, 0, draws=40).images) == 25
+    assert len(sources.vision_task(protocol.world_dir(tmp_path, 0), config, 0, draws=40).images) == 25
