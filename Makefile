@@ -61,5 +61,7 @@ test-fast: $(VENV)/.installed chromium
 bench: $(VENV)/.installed
 	$(PY) -m inbol_utils.bench
 
+# Everything generated; data/README.md, which says what a run writes there, stays.
 clean:
-	rm -rf _build book/executed data
+	rm -rf _build book/executed
+	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
