@@ -7,6 +7,13 @@ this problem because its CLIP tower arrives pretrained and stays frozen. We do t
 train the tower alone to name the colour and shape in every grid cell (plain supervised
 classification on freshly generated scenes), then freeze it while the MLLM trains. A real
 source supplies its own labels where it has them (easy-VQA: each image's colour and shape).
+
+On a grid, the tower also learns to name the cell each feature comes from. The attribute heads
+are shared by the cells, so nothing else asks its features to keep their position, and a
+frozen tower that drops it leaves the language model to guess where an object is: "where is
+the red circle" stalled near 60% on easy scenes, whatever the training length, while every
+other perception question reached 95-100%. (RoPE marks the image tokens' positions in the
+attention scores only, not in what attention reads from them.)
 """
 from __future__ import annotations
 
@@ -68,14 +75,17 @@ def world_vision_task(rng: np.random.Generator, cfg: WorldConfig, n: int) -> Vis
 @profiling.part("training")
 def pretrain_vision_tower(model, processor, task: VisionTask, steps: int, batch_size: int = BATCH_SIZE,
                           lr: float = 2e-3, seed: int = 0, progress: bool = True) -> list[float]:
-    """Train `model`'s vision tower to classify each cell's attributes; then freeze it.
-    Returns the per-step accuracy (mean over attributes of the known cells) for the notebook."""
+    """Train `model`'s vision tower to classify each cell's attributes and, on a grid, which
+    cell it is; then freeze it. Returns the per-step accuracy (mean over the attributes of the
+    known cells; the cell's own position, learnt at once, is left out) for the notebook."""
     tower = model.model.vision_tower
     vcfg = tower.config
     width = vcfg.hidden_size
     heads = nn.ModuleDict({name: nn.Linear(width, n) for name, n in task.classes.items()})
+    cells = task.grid * task.grid
+    position = nn.Linear(width, cells) if cells > 1 else None
     pixels = processor.image_processor(task.images, return_tensors="pt")["pixel_values"]
-    params = list(tower.parameters()) + list(heads.parameters())
+    params = list(tower.parameters()) + list(heads.parameters()) + (list(position.parameters()) if position else [])
     optimiser = torch.optim.AdamW(params, lr=lr)
     schedule = get_cosine_schedule_with_warmup(optimiser, max(1, steps // 10), steps)
     torch.manual_seed(seed)
@@ -95,6 +105,9 @@ def pretrain_vision_tower(model, processor, task: VisionTask, steps: int, batch_
             hits, scored = hits + (logits.argmax(-1) == target)[known].float().mean().item(), scored + 1
         if not scored:
             continue
+        if position is not None:  # every cell names itself: its features keep where they come from
+            loss = loss + nn.functional.cross_entropy(position(feats).flatten(0, 1),
+                                                      torch.arange(cells, device=feats.device).repeat(len(idx)))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
