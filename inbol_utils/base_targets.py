@@ -81,3 +81,16 @@ def warning(report: pd.DataFrame, targets: Targets, cap: int) -> str | None:
             "not only by the world's boundaries, so every later chapter's results on these seeds carry this "
             "caveat (`results/base_models.csv`, `meets_targets`). Raise `max_base_steps`, or see chapter 0's "
             "\"Try it\".\n:::")
+
+
+def caveat(results: pd.DataFrame) -> str:
+    """What chapter 4 and the introduction say beside their verdicts, from `results/base_models.csv`
+    (notebook 00's `report`): nothing to add when every base model met its targets, else which
+    seeds' results rest on an undertrained base model."""
+    short = results[~results["meets_targets"].astype(bool)]
+    if short.empty:
+        return "every base model met its accuracy targets (chapter 0), so no verdict rests on an undertrained one"
+    seeds = ", ".join(f"seed {r.seed} (world {r.world})" for r in short.itertuples())
+    return (f"{len(short)} of {len(results)} base models missed their accuracy targets (chapter 0: {seeds}), so the "
+            "verdicts rest partly on base models whose own weakness, not only the world's boundaries, decides what "
+            "they cannot answer")

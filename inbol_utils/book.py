@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
+import numpy as np
 import pandas as pd
 
 from myst_nb import glue
+
+from .metrics import MIN_REPLICATES, TOO_FEW, VERDICTS
+
+BEATS, LEVEL = VERDICTS[:2]  # what a comparison's verdict says when it is not "trails" (or TOO_FEW)
 
 NOT_KNOWN = "not known on this source"  # a metric or figure that needs ground truth a real source lacks
 
@@ -68,19 +73,141 @@ def _join(names: Sequence[str], last: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {last} " + names[-1] if len(names) > 1 else "".join(names)
 
 
+def _interval(row: pd.Series) -> str:
+    """"+0.031, 95% interval +0.012 to +0.050": a comparison's difference and interval."""
+    return f"{row['diff']:+.3f}, 95% interval {row['low']:+.3f} to {row['high']:+.3f}"
+
+
+def _replicates(counts: Sequence[int]) -> str:
+    """"2 replicates" ("1 or 2 replicates"): how many seeds some comparisons rest on."""
+    counts = sorted({int(n) for n in counts})
+    return f"{_join([str(n) for n in counts], 'or')} replicate{'' if counts == [1] else 's'}"
+
+
+def _not_compared(rows: pd.DataFrame, names: Sequence[str], preposition: str) -> str:
+    """"cannot be compared with IDK-IT alone (+0.012) or the base model (+0.150) from 2
+    replicates (a verdict needs 3)": comparisons with too few replicates for a verdict
+    (`metrics.TOO_FEW`), each named (`names`, one per row) with its difference. Their
+    intervals are left out: from so few seeds a narrow one may be luck."""
+    named = _join([f"{name} ({diff:+.3f})" for name, diff in zip(names, rows["diff"])], "or")
+    return (f"cannot be compared {preposition} {named} from {_replicates(rows['n'])} "
+            f"(a verdict needs {MIN_REPLICATES})")
+
+
 def verdict_phrase(row: pd.Series, rival: str) -> str:
     """"beats IDK-IT alone (+0.031, 95% interval +0.012 to +0.050)", from one row of
-    `evaluation.compare`'s output and the rival's name as the sentence says it."""
-    return f"{row['verdict']} {rival} ({row['diff']:+.3f}, 95% interval {row['low']:+.3f} to {row['high']:+.3f})"
+    `evaluation.compare`'s output and the rival's name as the sentence says it; "cannot be
+    compared with IDK-IT alone (+0.031) from 2 replicates (a verdict needs 3)" without a verdict."""
+    if row["verdict"] == TOO_FEW:
+        return _not_compared(pd.DataFrame([row]), [rival], "with")
+    return f"{row['verdict']} {rival} ({_interval(row)})"
+
+
+def _rows(comparisons: pd.DataFrame, **equal) -> pd.DataFrame:
+    """The comparisons whose columns hold the values given (method="InBoL", split="test")."""
+    return comparisons[np.logical_and.reduce([comparisons[column] == value for column, value in equal.items()])]
 
 
 def headline_verdict(comparisons: pd.DataFrame, method: str, rivals: dict[str, str], split: str) -> str:
-    """The study's answer as a clause chosen from the paired verdicts ("InBoL beats the base
-    model (...) and is level with IDK-IT alone (...)"), so that the introduction says what this
-    run found, whatever it found. `rivals` maps each rival's method name to its name in prose."""
-    rows = comparisons[(comparisons["method"] == method) & (comparisons["split"] == split)].set_index("rival")
-    phrases = [verdict_phrase(rows.loc[rival], name) for rival, name in rivals.items()]
+    """The study's answer as a clause chosen from the paired verdicts on Trust ("InBoL beats
+    the base model (...) and is level with IDK-IT alone (...)"), so that the introduction says
+    what this run found, whatever it found. `rivals` maps each rival's method name to its name
+    in prose. The rivals too few replicates leave without a verdict are named together, last."""
+    rows = _rows(comparisons, method=method, split=split, metric="trust").set_index("rival").loc[list(rivals)]
+    too_few = rows["verdict"] == TOO_FEW
+    phrases = [verdict_phrase(row, rivals[rival]) for rival, row in rows[~too_few].iterrows()]
+    if too_few.any():
+        phrases.append(_not_compared(rows[too_few], [rivals[r] for r in rows.index[too_few]], "with"))
     return f"{method} " + _join(phrases)
+
+
+class MetricWords(NamedTuple):
+    """How a compared metric reads: its column `label` (the main table's header), its `name` in
+    prose, and what a verdict of "beats" (`better`) and of "trails" (`worse`) says the method
+    does for a user."""
+
+    label: str
+    name: str
+    better: str
+    worse: str
+
+
+# The compared metrics in words (`evaluation.comparisons`). `diff` is method minus rival, so
+# where lower is better (over-refusal, AURC) the words say "fewer" when the number is negative.
+METRIC_WORDS = {
+    "trust": MetricWords("Trust", "Trust", "scores a higher Trust", "scores a lower Trust"),
+    "answerable_acc": MetricWords("helpful", "helpfulness", "gets more of the answerable questions right",
+                                  "gets fewer of the answerable questions right"),
+    "over_refusal": MetricWords("over-refusal", "over-refusal", "refuses fewer of the questions it should answer",
+                                "refuses more of the questions it should answer"),
+    "unanswerable_refr": MetricWords("RefR unans.", "refusal of unanswerable questions",
+                                     "refuses more of the unanswerable questions",
+                                     "refuses fewer of the unanswerable questions"),
+    "aurc": MetricWords("AURC", "AURC", "ranks what it knows better (a lower AURC)",
+                        "ranks what it knows worse (a higher AURC)"),
+}
+# A verdict in a table cell; "n<3": too few replicates for one.
+SHORT_VERDICTS = dict(zip((*VERDICTS, TOO_FEW), ("beats", "level", "trails", f"n<{MIN_REPLICATES}")))
+
+
+def change_phrase(comparisons: pd.DataFrame, method: str, rival: str, rival_name: str, split: str) -> str:
+    """What `method` changes for a user against `rival` on one split, in words a lecturer can
+    repeat, chosen from the seed-paired verdicts of every compared metric: "against IDK-IT
+    alone, InBoL gets more of the answerable questions right (+0.050, ...) and refuses fewer of
+    the unanswerable questions (-0.094, ...); it is level on Trust and over-refusal". The
+    metrics too few replicates leave without a verdict are named last, with their differences."""
+    rows = _rows(comparisons, method=method, rival=rival, split=split).set_index("metric")
+    level, too_few = rows["verdict"] == LEVEL, rows["verdict"] == TOO_FEW
+    changed = [f"{METRIC_WORDS[m].better if row['verdict'] == BEATS else METRIC_WORDS[m].worse} ({_interval(row)})"
+               for m, row in rows[~level & ~too_few].iterrows()]
+    clauses = [_join(changed)] if changed else []
+    if level.any():
+        every = "every measure: " if level.all() else ""
+        clauses.append(f"is level on {every}{_join([METRIC_WORDS[m].name for m in rows.index[level]])}")
+    if too_few.any():
+        clauses.append(_not_compared(rows[too_few], [METRIC_WORDS[m].name for m in rows.index[too_few]], "on"))
+    return f"against {rival_name}, {method} " + "; it ".join(clauses)
+
+
+def comparison_table(comparisons: pd.DataFrame, rivals: Mapping[str, str], intervals: bool = False) -> pd.DataFrame:
+    """The seed-paired comparisons as one table that fits the text column: a row per split and
+    comparison ("InBoL vs IDK-IT"), a column per metric; each cell the verdict in a word and the
+    mean difference (method minus rival), with its 95% interval if `intervals` (for a table of
+    one or two metrics: four cells with intervals would not fit). `rivals` maps each rival's
+    method name to the label shown."""
+    def cell(row: pd.Series) -> str:
+        said = f"{SHORT_VERDICTS[row['verdict']]} {row['diff']:+.3f}"
+        return f"{said} ({row['low']:+.3f} to {row['high']:+.3f})" if intervals else said
+
+    cells = comparisons.assign(pair=comparisons["method"] + " vs " + comparisons["rival"].map(rivals),
+                               measure=comparisons["metric"].map(lambda m: METRIC_WORDS[m].label),
+                               cell=comparisons.apply(cell, axis=1))
+    table = cells.set_index(["split", "pair", "measure"])["cell"].unstack("measure")
+    rows = pd.MultiIndex.from_product([cells["split"].unique(), cells["pair"].unique()])
+    return table.reindex(rows)[cells["measure"].unique()].rename_axis(columns=None)
+
+
+def frontier_phrase(comparisons: pd.DataFrame, method: str, rival: str, rival_name: str, split: str) -> str:
+    """Whether `method`'s risk-coverage frontier lies above `rival`'s, or the two sit at
+    different points of one frontier, from the seed-paired verdicts on AURC (lower is better)
+    and on the greedy operating point's coverage (`frontier.per_run`): "InBoL's frontier lies
+    above the control's (AURC ...)" or "InBoL and IDK-IT sit at different points of one
+    frontier: their AURC is level (...) while InBoL answers more of the questions (...)"; with
+    too few replicates for a verdict on either, that they cannot be compared."""
+    rows = _rows(comparisons, method=method, rival=rival, split=split).set_index("metric").loc[["aurc", "coverage"]]
+    aurc, coverage = rows.loc["aurc"], rows.loc["coverage"]
+    if (rows["verdict"] == TOO_FEW).any():
+        return f"{method}'s and {rival_name}'s frontiers " + _not_compared(
+            rows, ["AURC", "the share of questions they answer"], "on")
+    if aurc["verdict"] != LEVEL:
+        side = "above" if aurc["verdict"] == BEATS else "below"
+        return f"{method}'s frontier lies {side} {rival_name}'s (AURC {_interval(aurc)})"
+    if coverage["verdict"] == LEVEL:
+        return (f"{method} and {rival_name} share one frontier and one place on it: their AURC is level "
+                f"({_interval(aurc)}) and so is the share of questions they answer ({_interval(coverage)})")
+    more = "more" if coverage["diff"] > 0 else "fewer"
+    return (f"{method} and {rival_name} sit at different points of one frontier: their AURC is level "
+            f"({_interval(aurc)}) while {method} answers {more} of the questions ({_interval(coverage)})")
 
 
 def phrase(template: str, otherwise: str, **values) -> str:
@@ -308,7 +435,8 @@ ON_A_REAL_SOURCE = {
     4: "Over-refusal inside the boundaries, refusal of never-shown facts, hybrids inside the boundaries "
        "and the truthful rate need the intrinsic ground truth, which a real source lacks: those cells and "
        "the sentences that would quote them say so. With few seeds the 95% t quantile is large, so \"is "
-       "level with\" means that the study could not tell, with little power to tell.",
+       "level with\" means that the study could not tell, with little power to tell; below "
+       f"{MIN_REPLICATES} seeds no comparison gives a verdict.",
 }
 
 

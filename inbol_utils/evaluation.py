@@ -7,14 +7,15 @@ Three steps, each in one place:
              (`abstention_responses`), the base model's own knowledge (`base_knowledge`);
   summarise  a scored frame -> the headline metrics (`summary`, built from the formulas of
              `metrics`), per run and as mean and spread over seeds;
-  compare    methods against their rivals by seed-paired intervals (`compare`, `comparisons`)
-             and the verdicts read from them (`claim_holds`).
+  compare    methods against their rivals by seed-paired intervals on Trust and the metrics
+             it is made of (`compare`, `comparisons`, `COMPARED`), and the verdicts read
+             from them in the user's favour (`claim_holds`).
 Running these over every seed's saved models is the protocol's job (`protocol.score_seed`).
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import datasets
 import numpy as np
@@ -33,14 +34,20 @@ HEADLINE = ("acc", "refr", "err", "hybrid", "trust", "answerable_acc", "over_ref
 # dataset has none, so on a real source they are left out rather than shown as a number.
 NEEDS_INTRINSIC_TRUTH = ("over_refusal", "beyond_intrinsic_refr", "truthful")
 
+VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
+                      "beyond_intrinsic_refr")
+# The metrics chapter 4 compares by seed-paired intervals: Trust, and what it is made of for a
+# user (helpfulness, over-refusal, refusal of unanswerable queries): one operating point is not a verdict.
+COMPARED = ("trust", "answerable_acc", "over_refusal", "unanswerable_refr")
+# Metrics where less serves the user better: a method beats its rival when its value is lower.
+LOWER_IS_BETTER = ("over_refusal", "aurc")
+# The paper's two headline claims, each "method beats rival" (checked by `claim_holds`).
+PAPER_CLAIMS = ((INBOL, BASE), (INBOL, IDKIT))
+
 
 def measurable(columns, intrinsic_truth: bool) -> list[str]:
     """The metrics of `columns` that the source's ground truth supports (`sources.read_info`)."""
     return [c for c in columns if intrinsic_truth or c not in NEEDS_INTRINSIC_TRUTH]
-VALIDATION_METRICS = ("trust", "acc", "refr", "answerable_acc", "over_refusal", "unanswerable_refr",
-                      "beyond_intrinsic_refr")
-# The paper's two headline claims, each "method beats rival" (checked by `claim_holds`).
-PAPER_CLAIMS = ((INBOL, BASE), (INBOL, IDKIT))
 
 
 # ---------------------------------------------------------------------------- score
@@ -230,30 +237,41 @@ def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
 
 def compare(runs: pd.DataFrame, method: str, rivals, metric: str = "trust") -> pd.DataFrame:
-    """`method` against each rival on each split: the seed-paired difference in `metric`, its
-    95% interval and the verdict read from it (`metrics.paired_comparison`)."""
+    """`method` against each rival on each split: the seed-paired difference in `metric`
+    (method minus rival, whichever way is better), its 95% interval and the verdict read from
+    it in the user's favour (`metrics.paired_comparison`; lower is better for `LOWER_IS_BETTER`)."""
     rows = []
     for split in TEST_SPLITS:
         table = runs[runs["split"] == split].pivot(index="seed", columns="method", values=metric)
         for rival in rivals:
-            result = metrics.paired_comparison(table[method], table[rival])
-            rows.append({"split": split, "rival": rival, **result})
+            result = metrics.paired_comparison(table[method], table[rival], lower_is_better=metric in LOWER_IS_BETTER)
+            rows.append({"metric": metric, "rival": rival, "split": split, **result})
     return pd.DataFrame(rows)
 
 
-def comparisons(runs: pd.DataFrame, metric: str = "trust") -> pd.DataFrame:
-    """Every comparison of the registry (`methods.COMPARISONS`), each method named by its
-    label in the `method` column: one row per method, rival and split."""
-    return pd.concat([compare(runs, method, rivals, metric).assign(method=REGISTRY[method].label)
-                      for method, rivals in COMPARISONS.items()], ignore_index=True)
+def comparisons(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
+                pairs: Mapping[str, Sequence[str]] = COMPARISONS) -> pd.DataFrame:
+    """Every comparison of `pairs` (method -> rivals; the registry's `methods.COMPARISONS`) on
+    every metric of `compared`, each method named by its label in the `method` column: one row
+    per metric, method, rival and split. `diff` is always method minus rival; the verdict says
+    whether the method serves the user better ("beats": higher Trust, helpfulness or refusal of
+    unanswerable queries, lower over-refusal). Pass only the metrics the source measures
+    (`measurable`): over-refusal is nan on a real source, and a nan has no paired difference."""
+    frames = [compare(runs, method, rivals, metric).assign(method=REGISTRY[method].label)
+              for metric in compared for method, rivals in pairs.items()]
+    return pd.concat(frames, ignore_index=True)[["metric", "method", "rival", "split", "diff", "low", "high",
+                                                  "verdict", "n"]]
 
 
 def claim_holds(comparisons: pd.DataFrame, method: str, rival: str) -> bool:
-    """Does `method` beat `rival` on every test split, by the seed-paired verdict of
-    `comparisons` (the frame of `comparisons()`)? The paper's claims are of this kind."""
-    rows = comparisons[(comparisons["method"] == REGISTRY[method].label) & (comparisons["rival"] == rival)]
+    """Does `method` beat `rival` on Trust on every test split, by the seed-paired verdict of
+    `comparisons` (the frame of `comparisons()`)? The paper's claims are of this kind. Fewer
+    than `metrics.MIN_REPLICATES` seeds give no verdict (`metrics.TOO_FEW`), so no claim holds
+    on them."""
+    rows = comparisons[(comparisons["metric"] == "trust") & (comparisons["method"] == REGISTRY[method].label)
+                       & (comparisons["rival"] == rival)]
     if sorted(rows["split"]) != sorted(TEST_SPLITS):
-        raise ValueError(f"no comparison of {method!r} with {rival!r} on every test split; "
+        raise ValueError(f"no Trust comparison of {method!r} with {rival!r} on every test split; "
                          f"add it to methods.COMPARISONS")
     return bool((rows["verdict"] == metrics.VERDICTS[0]).all())
 

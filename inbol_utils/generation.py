@@ -26,13 +26,16 @@ def _batches(n: int, batch_size: int, desc: str | None):
 def generate_answers(model, processor, images: Sequence[Image.Image], questions: Sequence[str],
                      num_samples: int = 1, temperature: float = 0.0, batch_size: int = 64,
                      max_new_tokens: int = 8, seed: int = 0, desc: str | None = None,
-                     share_prompt: bool | None = None) -> list[list[str]]:
+                     share_prompt: bool | None = None,
+                     bad_words_ids: list[list[int]] | None = None) -> list[list[str]]:
     """`num_samples` answers per question: greedy when temperature is 0, otherwise pure
     ancestral samples at `temperature` (no top-k or top-p, so a sample's chance of being right
     is exactly the model's probability of the right answer). The samples of a question share
     its prompt's cache (`prefill_shared_prompt`) where the architecture allows it
     (`SHARED_PROMPT_MODELS`, the default `share_prompt=None`); `share_prompt=False` leaves it to
-    transformers' `num_return_sequences`, for a model whose cache cannot be repeated."""
+    transformers' `num_return_sequences`, for a model whose cache cannot be repeated.
+    `bad_words_ids` (token-id sequences, as transformers' `generate` takes them) are never
+    generated: the model's best answer when it may not start a refusal (`frontier`)."""
     if temperature < 0 or num_samples < 1:
         raise ValueError(f"need temperature >= 0 and num_samples >= 1, got {temperature}, {num_samples}")
     sample = temperature > 0
@@ -59,7 +62,8 @@ def generate_answers(model, processor, images: Sequence[Image.Image], questions:
                 copies = {"num_return_sequences": num_samples}  # the prompt goes through N times
                 profiling.count_tokens((num_samples - 1) * batch["attention_mask"].sum())
             out = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=chat.stop_token_ids(processor), **options, **copies)
+                                 eos_token_id=chat.stop_token_ids(processor), bad_words_ids=bad_words_ids,
+                                 **options, **copies)
             new = out[:, batch["input_ids"].shape[1]:]
             profiling.count_tokens((new != tokenizer.pad_token_id).sum(), decoded=True)
             texts = chat.decode_answers(processor, new)

@@ -122,6 +122,11 @@ def truthful_rate(df: pd.DataFrame) -> float:
 
 
 VERDICTS = ("beats", "is level with", "trails")
+# The fewest seeds a verdict is read from. With two, the interval has one degree of freedom, and
+# two seeds that happen to agree give a narrow one whatever the methods' real spread: on
+# easy-VQA two seeds gave "trails" on one machine and "is level with" on another.
+MIN_REPLICATES = 3
+TOO_FEW = "has too few replicates to be compared with"  # the outcome below MIN_REPLICATES: no verdict
 
 
 def t_quantile(n: int, level: float = 0.95) -> float:
@@ -131,27 +136,38 @@ def t_quantile(n: int, level: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + level / 2, n - 1)) if n > 1 else math.inf
 
 
-def verdict(low: float, high: float) -> str:
-    """The verdict an interval of a difference gives: "beats" when it lies above 0, "trails"
-    when below, "is level with" when it contains 0."""
+def verdict(low: float, high: float, n: int, lower_is_better: bool = False) -> str:
+    """The verdict an interval of a difference (method minus rival) over `n` seeds gives:
+    "beats" when it lies above 0, "trails" when below, "is level with" when it contains 0, and
+    none (TOO_FEW) from fewer than MIN_REPLICATES seeds, however narrow the interval. Where
+    less is better for the user (`lower_is_better`: over-refusal, AURC) the reading turns:
+    "beats" when the interval lies below 0, so a verdict always says which method serves the
+    user better."""
+    if n < MIN_REPLICATES:
+        return TOO_FEW
+    if lower_is_better:
+        low, high = -high, -low
     return VERDICTS[0] if low > 0 else VERDICTS[2] if high < 0 else VERDICTS[1]
 
 
-def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+def paired_comparison(a: Sequence[float], b: Sequence[float], level: float = 0.95,
+                      lower_is_better: bool = False) -> dict:
     """Compare method A with method B on the same seeds: the mean paired difference a_i - b_i
     and its two-sided t interval at `level`. The verdict is read from the interval: "beats"
-    when it lies above 0, "trails" when below, "is level with" when it contains 0 (`verdict`).
+    when it lies above 0, "trails" when below, "is level with" when it contains 0 (`verdict`);
+    with `lower_is_better` the difference keeps its sign (A minus B) and only the reading
+    turns: A "beats" B when the interval lies below 0.
 
     Pairing by seed removes what the two methods share (the seed's base model, probe and data),
-    which is most of the spread. One seed gives no finite interval, so no verdict but "is level
-    with". Returns {"diff", "low", "high", "verdict", "n"}.
+    which is most of the spread. Fewer than MIN_REPLICATES (3) seeds give no verdict but
+    TOO_FEW, whatever the interval: two seeds that happen to agree give a narrow one. The
+    difference and interval are still returned (one seed: no finite interval).
+    Returns {"diff", "low", "high", "verdict", "n"}.
     """
     diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if diffs.ndim != 1 or len(diffs) == 0 or np.isnan(diffs).any():
         raise ValueError(f"need paired, non-missing values per seed; got differences {diffs}")
     n, mean = len(diffs), float(diffs.mean())
-    if n < 2:
-        return {"diff": mean, "low": -math.inf, "high": math.inf, "verdict": VERDICTS[1], "n": n}
-    half = float(t_quantile(n, level) * diffs.std(ddof=1) / math.sqrt(n))
+    half = float(t_quantile(n, level) * diffs.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
     low, high = mean - half, mean + half
-    return {"diff": mean, "low": low, "high": high, "verdict": verdict(low, high), "n": n}
+    return {"diff": mean, "low": low, "high": high, "verdict": verdict(low, high, n, lower_is_better), "n": n}

@@ -266,7 +266,7 @@ SCHEMAS: dict[str, Schema] = {
              "ablations={ablations} include 'tau', so tau_values must not be empty"),
         Rule(lambda p: "signal" not in p["ablations"] or p["signal_values"],
              "ablations={ablations} include 'signal', so signal_values must not be empty"),
-    ), inputs=(WORLD, Input("training.json", BY_03))),
+    ), inputs=(Input("results/base_models.csv", BY_00), Input("training.json", BY_03))),
     "05_scaling_up": Schema({
         "artifacts": ARTIFACTS,
         "seeds": Param("int", "the run's seeds; the first one's processor and IDK-IT rows are measured",

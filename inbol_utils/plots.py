@@ -5,6 +5,7 @@ import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 from PIL import Image
 
@@ -43,5 +44,29 @@ def gallery(images: Sequence[Image.Image], captions: Sequence[str], ncols: int =
         ax.imshow(image, interpolation="nearest")
         lines = [part for line in caption.split("\n") for part in textwrap.wrap(line, 28) or [""]]
         ax.set_title("\n".join(lines), fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def risk_coverage(points: pd.DataFrame, methods: Sequence[str]) -> plt.Figure:
+    """Selective accuracy against coverage (`frontier.points`), one panel per split and one line
+    per method: the mean over seeds with a band of ± one sd, and the method's greedy operating
+    point (mean over seeds) marked on it, so that a reader sees both how good each frontier is
+    and where on it the method chose to sit. `methods` fixes the order and the colours (the
+    chapter's other figures' order); a method without a frontier is left out."""
+    shown = [m for m in methods if m in set(points["method"])]
+    palette = dict(zip(methods, sns.color_palette(n_colors=len(methods))))
+    splits = list(dict.fromkeys(points["split"]))
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.4 * len(splits), 4.2), sharey=True, squeeze=False)
+    for ax, split in zip(axes.flat, splits):
+        rows = points[points["split"] == split]
+        sns.lineplot(rows[rows["point"] == "curve"], x="coverage", y="selective_accuracy", hue="method",
+                     hue_order=shown, palette=palette, errorbar="sd", ax=ax, legend=ax is axes.flat[0])
+        greedy = rows[rows["point"] == "greedy"].groupby("method")[["coverage", "selective_accuracy"]].mean()
+        for method in shown:
+            ax.scatter(*greedy.loc[method], color=palette[method], marker="o", s=70, edgecolor="black", zorder=3)
+        ax.set(title=split, xlim=(0, 1.02), xlabel="coverage (share of queries answered)",
+               ylabel="selective accuracy (right, of those answered)")
+    axes.flat[0].legend(title=None, fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig

@@ -5,8 +5,11 @@
 Chapter 4 ("Reproducibility") says that a rerun elsewhere (another CPU, other float kernels)
 gives back the verdicts within the reported intervals, not the digits. This checks it for any
 two runs' artifacts folders (notebook 04 must have run in both):
-1. verdicts: every seed-paired comparison of `results/comparisons.csv` in both runs, whether
-   the verdicts agree, and whether the second run's difference lies inside the first's interval;
+1. verdicts: every seed-paired comparison in both runs (`results/comparisons.csv`: Trust,
+   helpfulness, over-refusal, refusal of unanswerable queries; `results/aurc.csv`: the
+   risk-coverage frontiers' AURC), whether the verdicts agree, and whether the second run's
+   difference lies inside the first's interval (a run of fewer than `metrics.MIN_REPLICATES`
+   seeds gives no verdict, `metrics.TOO_FEW`: the summary counts those comparisons);
 2. shifts: each method's mean over seeds of the headline metrics in both runs, as chapter 4
    reported them (`results/main_table.csv`), and the shift in units of the first run's spread.
 The second run may come from another machine, from this one with torch's generic float kernels
@@ -24,9 +27,11 @@ import pandas as pd
 from . import environment
 from .artifacts import require
 from .methods import METHODS
+from .metrics import MIN_REPLICATES, TOO_FEW
 
 SHIFT_METRICS = ("trust", "answerable_acc", "over_refusal", "unanswerable_refr")
-KEYS = ["method", "rival", "split"]
+KEYS = ["metric", "method", "rival", "split"]
+VERDICT_FILES = ("comparisons.csv", "aurc.csv")  # notebook 04's seed-paired comparisons, one schema
 
 
 def _results(artifacts: str | os.PathLike, name: str, **read) -> pd.DataFrame:
@@ -43,9 +48,9 @@ def _reported(artifacts: str | os.PathLike) -> pd.DataFrame:
 
 def verdicts(first: str | os.PathLike, second: str | os.PathLike) -> pd.DataFrame:
     """Every comparison of both runs, one row each: the paired difference, interval and verdict
-    of each run (suffixes _1 and _2), `agree` (same verdict) and `inside` (the second run's
-    difference inside the first run's interval)."""
-    one, two = (_results(run, "comparisons.csv")[KEYS + ["diff", "low", "high", "verdict"]]
+    of each run (suffixes _1 and _2), `agree` (same verdict, `metrics.TOO_FEW` included) and
+    `inside` (the second run's difference inside the first run's interval)."""
+    one, two = (pd.concat([_results(run, name) for name in VERDICT_FILES])[[*KEYS, "diff", "low", "high", "verdict"]]
                 for run in (first, second))
     both = one.merge(two, on=KEYS, how="outer", suffixes=("_1", "_2"), validate="one_to_one")
     both["agree"] = both["verdict_1"] == both["verdict_2"]
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     table, moved = verdicts(args.first, args.second), shifts(args.first, args.second)
     print(f"1: {setup(args.first)}\n2: {setup(args.second)}")
     with pd.option_context("display.width", 200, "display.max_rows", None, "display.float_format", "{:.3f}".format):
-        print("\nVerdicts (Trust_1, seed-paired 95% intervals):")
+        print("\nVerdicts (seed-paired 95% intervals; diff is method minus rival, and the verdict says which "
+              "serves the user better):")
         print(table.to_string(index=False))
         print("\nMean over seeds, run 1 -> run 2 (the shift in units of run 1's spread over seeds):")
         cells = moved.assign(cell=[f"{a:.3f} -> {b:.3f} ({s:.1f})" for a, b, s in
@@ -94,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
                                  observed=True)
         print(wide[[m for m in SHIFT_METRICS if m in wide]].to_string())
     largest = moved.loc[moved["shift_in_sd"].idxmax()]
-    print(f"\n{int(table['agree'].sum())} of {len(table)} verdicts agree; {int(table['inside'].sum())} of "
+    unjudged = int((table[["verdict_1", "verdict_2"]] == TOO_FEW).any(axis=1).sum())
+    print(f"\n{int(table['agree'].sum())} of {len(table)} verdicts agree (in {unjudged}, one run or both have "
+          f"fewer than {MIN_REPLICATES} replicates and give none); {int(table['inside'].sum())} of "
           f"{len(table)} differences of run 2 lie inside run 1's interval. Largest shift: "
           f"{largest['method']}, {largest['split']}, {largest['metric']}: {largest['shift']:+.3f} "
           f"({largest['shift_in_sd']:.1f} sd)")

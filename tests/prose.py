@@ -39,6 +39,23 @@ def page_text(page: Path) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
+def verdict_contradictions(glue: dict) -> list[str]:
+    """Each Trust verdict chapter 4 glues (`verdict_<name>`) that its glued interval and seed
+    count (`n_seeds`) do not give by `metrics.verdict`: a real verdict from fewer than
+    `metrics.MIN_REPLICATES` seeds, or `metrics.TOO_FEW` from enough of them, is flagged."""
+    problems, n = [], glue["n_seeds"]
+    for key, said in glue.items():
+        if not key.startswith("verdict_"):
+            continue
+        name = key.removeprefix("verdict_")
+        low, high = glue[f"low_{name}"], glue[f"high_{name}"]
+        expected = metrics.verdict(low, high, n)
+        if said != expected:
+            problems.append(f"chapter 4 says {name} {said!r}, but its interval [{low:.3f}, {high:.3f}] from {n} "
+                            f"seeds says {expected!r}")
+    return problems
+
+
 def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
     """Each finding a page states that its glued numbers contradict, as a sentence. `executed`
     holds the executed notebooks, `pages` their rendered HTML and `book_pages` the intro's."""
@@ -83,17 +100,9 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
         problems.append("chapter 3 does not state which methods chose the last checkpoint")
 
     glue, text = chapter["04_evaluation"]
-    for key, verdict in glue.items():
-        if not key.startswith("verdict_"):
-            continue
-        name = key.removeprefix("verdict_")
-        low, high = glue[f"low_{name}"], glue[f"high_{name}"]
-        expected = metrics.verdict(low, high)
-        if verdict != expected:
-            problems.append(f"chapter 4 says {name} {verdict!r}, but its interval [{low:.3f}, {high:.3f}] says "
-                            f"{expected!r}")
+    problems += verdict_contradictions(glue)
     beats_base = all(glue[f"verdict_inbol_vs_base_{s}"] == "beats" for s in ("test", "ood"))
-    if (glue["paper_claim_base"] == "agrees") != beats_base:
+    if (glue["paper_claim_base"] == "agrees with") != beats_base:
         problems.append("chapter 4's agreement with the paper's first claim contradicts its verdicts")
     if glue["inbol_test_hybrid"] == 0 and "most frequent: “" in glue["hybrid_reading"]:
         problems.append("chapter 4 quotes a hybrid of InBoL, but InBoL's hybrid share is 0")

@@ -1,14 +1,19 @@
 """The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from inbol_utils import book, evaluation
+from inbol_utils import book, evaluation, metrics
+from inbol_utils.methods import BASE, IDKIT, INBOL, METHODS, REGISTRY
+from prose import verdict_contradictions
 
 
-def _comparisons(verdicts: dict[str, tuple[float, float, float, str]]) -> pd.DataFrame:
-    return pd.DataFrame([{"method": "InBoL", "split": "test", "rival": rival, "diff": d, "low": lo, "high": hi,
-                          "verdict": v, "n": 3} for rival, (d, lo, hi, v) in verdicts.items()])
+def _comparisons(verdicts: dict[str, tuple[float, float, float, str]], metric: str = "trust",
+                 split: str = "test", n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame([{"metric": metric, "method": "InBoL", "split": split, "rival": rival, "diff": d, "low": lo,
+                          "high": hi, "verdict": v, "n": n} for rival, (d, lo, hi, v) in verdicts.items()])
 
 
 def test_headline_verdict_follows_the_numbers():
@@ -20,6 +25,119 @@ def test_headline_verdict_follows_the_numbers():
     flipped = _comparisons({"base": (-0.3, -0.4, -0.2, "trails")})
     assert book.headline_verdict(flipped, "InBoL", {"base": "the base model"}, "test").startswith(
         "InBoL trails the base model (-0.300")
+    # the headline is Trust's, whatever the other metrics' verdicts
+    with_others = pd.concat([comparisons, _comparisons({"base": (-0.3, -0.4, -0.2, "trails")}, "answerable_acc")])
+    assert book.headline_verdict(with_others, "InBoL", {"base": "the base model"}, "test").startswith(
+        "InBoL beats the base model (+0.300")
+
+
+def _four_metrics(split: str = "test") -> pd.DataFrame:
+    """InBoL against IDK-IT on the four compared metrics, as `evaluation.comparisons` gives them."""
+    return pd.concat([_comparisons({"IDK-IT": numbers}, metric, split) for metric, numbers in {
+        "trust": (0.004, -0.01, 0.018, "is level with"), "answerable_acc": (0.05, 0.024, 0.076, "beats"),
+        "over_refusal": (-0.03, -0.05, -0.01, "beats"), "unanswerable_refr": (-0.094, -0.17, -0.019, "trails"),
+    }.items()], ignore_index=True)
+
+
+def test_what_a_method_changes_is_said_in_the_users_words():
+    sentence = book.change_phrase(_four_metrics(), "InBoL", "IDK-IT", "IDK-IT alone", "test")
+    assert sentence == (
+        "against IDK-IT alone, InBoL gets more of the answerable questions right (+0.050, 95% interval +0.024 to "
+        "+0.076), refuses fewer of the questions it should answer (-0.030, 95% interval -0.050 to -0.010) and "
+        "refuses fewer of the unanswerable questions (-0.094, 95% interval -0.170 to -0.019); it is level on Trust")
+    level = _four_metrics().assign(verdict="is level with")
+    assert book.change_phrase(level, "InBoL", "IDK-IT", "IDK-IT alone", "test") == (
+        "against IDK-IT alone, InBoL is level on every measure: Trust, helpfulness, over-refusal and refusal of "
+        "unanswerable questions")
+    measured = _four_metrics()[lambda f: f["metric"] != "over_refusal"]  # a real source: no over-refusal
+    assert "should answer" not in book.change_phrase(measured, "InBoL", "IDK-IT", "IDK-IT alone", "test")
+
+
+def test_comparison_table_has_a_row_per_split_and_pair_and_a_column_per_metric():
+    both = pd.concat([_four_metrics("test"), _four_metrics("ood")])
+    table = book.comparison_table(both, {"IDK-IT": "IDK-IT"})
+    assert list(table.columns) == ["Trust", "helpful", "over-refusal", "RefR unans."]
+    assert list(table.index) == [("test", "InBoL vs IDK-IT"), ("ood", "InBoL vs IDK-IT")]
+    assert table.loc[("ood", "InBoL vs IDK-IT"), "over-refusal"] == "beats -0.030"
+    assert table.loc[("test", "InBoL vs IDK-IT"), "Trust"] == "level +0.004"
+    aurc = book.comparison_table(_comparisons({"IDK-IT": (-0.02, -0.03, -0.01, "beats")}, "aurc"), {"IDK-IT": "IDK-IT"},
+                                 intervals=True)
+    assert aurc.loc[("test", "InBoL vs IDK-IT"), "AURC"] == "beats -0.020 (-0.030 to -0.010)"
+
+
+def _frontier(aurc: tuple, coverage: tuple) -> pd.DataFrame:
+    return pd.concat([_comparisons({"IDK-IT": aurc}, "aurc"), _comparisons({"IDK-IT": coverage}, "coverage")])
+
+
+@pytest.mark.parametrize("aurc, coverage, start", [
+    ((-0.02, -0.03, -0.01, "beats"), (0.1, 0.05, 0.15, "beats"), "InBoL's frontier lies above IDK-IT's (AURC -0.020"),
+    ((0.02, 0.01, 0.03, "trails"), (0.0, -0.1, 0.1, "is level with"), "InBoL's frontier lies below IDK-IT's"),
+    ((0.0, -0.01, 0.01, "is level with"), (-0.1, -0.15, -0.05, "trails"),
+     "InBoL and IDK-IT sit at different points of one frontier: their AURC is level (+0.000, 95% interval -0.010 "
+     "to +0.010) while InBoL answers fewer of the questions (-0.100"),
+    ((0.0, -0.01, 0.01, "is level with"), (0.0, -0.1, 0.1, "is level with"),
+     "InBoL and IDK-IT share one frontier and one place on it"),
+])
+def test_frontier_phrase_reads_aurc_then_the_operating_point(aurc, coverage, start):
+    assert book.frontier_phrase(_frontier(aurc, coverage), "InBoL", "IDK-IT", "IDK-IT", "test").startswith(start)
+
+
+def _two_seed_runs() -> pd.DataFrame:
+    """Every method on two seeds that agree closely, InBoL well ahead of IDK-IT on every metric:
+    a narrow interval far from 0, which two seeds must not make a verdict of."""
+    return pd.DataFrame([{"method": m, "seed": s, "split": split, "trust": 0.1 * (m == INBOL) + s / 1000,
+                          "answerable_acc": 0.5 + 0.05 * (m == INBOL), "over_refusal": 0.2 - 0.03 * (m == INBOL),
+                          "unanswerable_refr": 0.7 + s / 100, "aurc": 0.3 - 0.02 * (m == INBOL),
+                          "coverage": 0.6 + s / 10}
+                         for m in METHODS for s in (0, 1) for split in evaluation.TEST_SPLITS])
+
+
+def test_two_replicates_give_sentences_and_cells_without_a_verdict():
+    """The smoke profile runs two seeds: every phrase says that the methods cannot be compared,
+    with the differences and the number of replicates, and no verdict word or interval."""
+    runs = _two_seed_runs()
+    comparisons = evaluation.comparisons(runs)
+    assert set(comparisons["verdict"]) == {metrics.TOO_FEW}
+    said = [
+        book.headline_verdict(comparisons, "InBoL", {IDKIT: "IDK-IT alone", BASE: "the base model"}, "test"),
+        book.change_phrase(comparisons, "InBoL", IDKIT, "IDK-IT alone", "test"),
+        book.frontier_phrase(evaluation.comparisons(runs, ["aurc", "coverage"]), "InBoL", IDKIT, "IDK-IT alone",
+                             "ood"),
+    ]
+    assert said == [
+        "InBoL cannot be compared with IDK-IT alone (+0.100) or the base model (+0.100) from 2 replicates "
+        "(a verdict needs 3)",
+        "against IDK-IT alone, InBoL cannot be compared on Trust (+0.100), helpfulness (+0.050), over-refusal "
+        "(-0.030) or refusal of unanswerable questions (+0.000) from 2 replicates (a verdict needs 3)",
+        "InBoL's and IDK-IT alone's frontiers cannot be compared on AURC (-0.020) or the share of questions they "
+        "answer (+0.000) from 2 replicates (a verdict needs 3)",
+    ]
+    table = book.comparison_table(comparisons, {m: REGISTRY[m].label for m in METHODS})
+    assert table.loc[("test", "InBoL vs IDK-IT"), "Trust"] == "n<3 +0.100"
+    assert table.stack().str.startswith("n<3 ").all()
+
+
+def test_a_verdict_phrase_without_a_verdict_names_its_replicates():
+    one_seed = _comparisons({"IDK-IT": (0.3, -math.inf, math.inf, metrics.TOO_FEW)}, n=1).iloc[0]
+    assert book.verdict_phrase(one_seed, "IDK-IT alone") == (
+        "cannot be compared with IDK-IT alone (+0.300) from 1 replicate (a verdict needs 3)")
+    # a rival with a verdict first, whatever the order asked for; those without one after it
+    mixed = pd.concat([_comparisons({"base": (0.3, 0.2, 0.4, "beats")}),
+                       _comparisons({"IDK-IT": (0.1, 0.1, 0.1, metrics.TOO_FEW)}, n=2)])
+    assert book.headline_verdict(mixed, "InBoL", {"IDK-IT": "IDK-IT alone", "base": "the base model"}, "test") == (
+        "InBoL beats the base model (+0.300, 95% interval +0.200 to +0.400) and cannot be compared with IDK-IT "
+        "alone (+0.100) from 2 replicates (a verdict needs 3)")
+
+
+@pytest.mark.parametrize("n, said, flagged", [
+    (2, metrics.TOO_FEW, False), (3, metrics.TOO_FEW, True), (2, "beats", True), (3, "beats", False),
+])
+def test_the_prose_check_accepts_no_verdict_exactly_below_three_seeds(n, said, flagged):
+    """Chapter 4's glue, as the book's contradiction check reads it: a Trust difference whose
+    narrow interval lies above 0."""
+    glue = {"n_seeds": n, "verdict_inbol_vs_base_test": said, "low_inbol_vs_base_test": 0.1,
+            "high_inbol_vs_base_test": 0.2, "diff_inbol_vs_base_test": 0.15}
+    assert bool(verdict_contradictions(glue)) == flagged
 
 
 def test_headline_table_is_mean_and_sd_per_method():

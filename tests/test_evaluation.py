@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from inbol_utils import evaluation
+from inbol_utils import evaluation, metrics
 from inbol_utils.methods import BASE, COMPARISONS, CONTROL, DPO, IDKIT, INBOL, REGISTRY
 
 
@@ -111,10 +111,10 @@ def runs_with_trust(trust: dict[str, list[float]]) -> pd.DataFrame:
 def test_comparisons_follow_the_registry_and_name_the_verdicts():
     trust = {BASE: [0.1, 0.12, 0.11], IDKIT: [0.3, 0.31, 0.29], DPO: [0.3, 0.33, 0.28],
              INBOL: [0.4, 0.42, 0.41], CONTROL: [0.5, 0.52, 0.51]}
-    table = evaluation.comparisons(runs_with_trust(trust))
-    expected = {(REGISTRY[m].label, rival, split) for m, rivals in COMPARISONS.items() for rival in rivals
+    table = evaluation.comparisons(runs_with_trust(trust), ["trust"])
+    expected = {("trust", REGISTRY[m].label, rival, split) for m, rivals in COMPARISONS.items() for rival in rivals
                 for split in evaluation.TEST_SPLITS}
-    assert set(zip(table["method"], table["rival"], table["split"])) == expected
+    assert set(zip(table["metric"], table["method"], table["rival"], table["split"])) == expected
     verdicts = table.set_index(["method", "rival", "split"])["verdict"]
     assert verdicts[("InBoL", BASE, "test")] == "beats" and verdicts[("InBoL", CONTROL, "ood")] == "trails"
     assert verdicts[("DPO", IDKIT, "test")] == "is level with"  # +0, +0.02, -0.01
@@ -128,9 +128,54 @@ def test_a_claim_needs_every_split():
     """InBoL beats IDK-IT in domain but not out of it: the paper's claim does not hold."""
     runs = runs_with_trust({m: [0.2, 0.2, 0.2] for m in (BASE, IDKIT, DPO, CONTROL)} | {INBOL: [0.3, 0.31, 0.32]})
     runs.loc[(runs["method"] == INBOL) & (runs["split"] == "ood"), "trust"] = [0.1, 0.2, 0.3]
-    table = evaluation.comparisons(runs)
+    table = evaluation.comparisons(runs, ["trust"])
     assert not evaluation.claim_holds(table, INBOL, IDKIT)
     assert (INBOL, IDKIT) in evaluation.PAPER_CLAIMS
+
+
+def test_no_claim_holds_on_fewer_than_three_seeds():
+    """InBoL far ahead of every rival on two seeds that agree: no verdict, so no claim holds;
+    a third seed like them makes both claims hold."""
+    trust = {m: [0.2, 0.2, 0.2] for m in (BASE, IDKIT, DPO, CONTROL)} | {INBOL: [0.5, 0.5, 0.5]}
+    two = evaluation.comparisons(runs_with_trust({m: values[:2] for m, values in trust.items()}), ["trust"])
+    assert set(two["verdict"]) == {metrics.TOO_FEW} and (two["n"] == 2).all()
+    assert not any(evaluation.claim_holds(two, method, rival) for method, rival in evaluation.PAPER_CLAIMS)
+    three = evaluation.comparisons(runs_with_trust(trust), ["trust"])
+    assert all(evaluation.claim_holds(three, method, rival) for method, rival in evaluation.PAPER_CLAIMS)
+
+
+def test_every_compared_metric_gets_a_verdict_in_the_users_favour():
+    """InBoL, against IDK-IT: level Trust, more helpful, less over-refusal, less refusal of
+    unanswerable queries. Lower over-refusal beats; lower refusal of the unanswerable trails;
+    the differences stay InBoL minus IDK-IT."""
+    runs = runs_with_trust({m: [0.2, 0.21, 0.19] for m in (BASE, IDKIT, DPO, CONTROL, INBOL)})
+    for metric, value in {"answerable_acc": 0.6, "over_refusal": 0.2, "unanswerable_refr": 0.8}.items():
+        runs[metric] = value + runs["seed"] / 100
+    inbol = runs["method"] == INBOL
+    runs.loc[inbol, "answerable_acc"] += [0.05, 0.06, 0.05, 0.06, 0.05, 0.06]
+    runs.loc[inbol, "over_refusal"] -= [0.03, 0.04, 0.03, 0.04, 0.03, 0.04]
+    runs.loc[inbol, "unanswerable_refr"] -= [0.09, 0.1, 0.09, 0.1, 0.09, 0.1]
+    table = evaluation.comparisons(runs)
+    assert list(dict.fromkeys(table["metric"])) == list(evaluation.COMPARED)
+    rows = table[(table["method"] == "InBoL") & (table["rival"] == IDKIT) & (table["split"] == "test")]
+    found = rows.set_index("metric")[["diff", "verdict"]]
+    assert found.loc["trust", "verdict"] == "is level with"
+    assert found.loc["answerable_acc", "verdict"] == "beats"
+    assert found.loc["over_refusal", "verdict"] == "beats" and found.loc["over_refusal", "diff"] < 0
+    assert found.loc["unanswerable_refr", "verdict"] == "trails" and found.loc["unanswerable_refr", "diff"] < 0
+    # the paper's claims read Trust alone, whatever the other metrics say
+    assert not evaluation.claim_holds(table, INBOL, IDKIT)
+
+
+def test_a_metric_the_source_cannot_measure_is_not_compared():
+    """On a real source over-refusal is nan for every run: `measurable` leaves it out, and a
+    nan that reached the comparison would be an error, not a verdict."""
+    runs = runs_with_trust({m: [0.2, 0.21, 0.19] for m in (BASE, IDKIT, DPO, CONTROL, INBOL)})
+    runs = runs.assign(answerable_acc=0.5, over_refusal=float("nan"), unanswerable_refr=0.7)
+    measured = evaluation.measurable(evaluation.COMPARED, intrinsic_truth=False)
+    assert set(evaluation.comparisons(runs, measured)["metric"]) == set(evaluation.COMPARED) - {"over_refusal"}
+    with pytest.raises(ValueError, match="non-missing"):
+        evaluation.comparisons(runs)
 
 
 def test_disagreements_pick_queries_whose_response_type_differs():

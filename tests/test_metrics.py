@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from inbol_utils.answers import RESPONSE_TYPES
 from inbol_utils.metrics import (
+    MIN_REPLICATES,
     REGIONS,
+    TOO_FEW,
+    VERDICTS,
     auroc,
     knowledge_quadrants,
     paired_comparison,
@@ -18,6 +21,7 @@ from inbol_utils.metrics import (
     truthful_rate,
     t_quantile,
     trust_score,
+    verdict,
 )
 
 TYPES_6_3_1 = ["correct"] * 6 + ["refusal"] * 3 + ["wrong"]
@@ -75,10 +79,50 @@ def test_hybrids_are_errors_not_refusals():
     ([0.30, 0.32, 0.31], [0.20, 0.21, 0.22], "beats"),     # consistent gain: interval above 0
     ([0.20, 0.21, 0.22], [0.30, 0.32, 0.31], "trails"),
     ([0.30, 0.10, 0.25], [0.20, 0.25, 0.20], "is level with"),  # mixed signs: interval holds 0
-    ([0.5], [0.1], "is level with"),                      # one seed: no interval
+    ([0.5], [0.1], TOO_FEW),                              # one seed: no interval, no verdict
 ])
 def test_paired_comparison_verdicts(a, b, verdict):
     assert paired_comparison(a, b)["verdict"] == verdict
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    ([0.10, 0.11, 0.12], [0.20, 0.22, 0.21], "beats"),     # lower (less over-refusal): the method serves better
+    ([0.20, 0.22, 0.21], [0.10, 0.11, 0.12], "trails"),
+    ([0.30, 0.10, 0.25], [0.20, 0.25, 0.20], "is level with"),
+])
+def test_where_lower_is_better_the_verdict_turns_and_the_difference_keeps_its_sign(a, b, verdict):
+    out = paired_comparison(a, b, lower_is_better=True)
+    assert out["verdict"] == verdict
+    assert out == {**paired_comparison(a, b), "verdict": verdict}  # same difference and interval: a - b
+    assert out["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+
+
+@given(st.floats(-1, 1), st.floats(0, 1))
+def test_a_verdict_read_the_other_way_is_the_mirror_image(low, width):
+    """An interval [low, high] with lower better reads as [-high, -low] with higher better."""
+    high = low + width
+    n = MIN_REPLICATES
+    assert verdict(low, high, n, lower_is_better=True) == verdict(-high, -low, n)
+    assert {verdict(low, high, n), verdict(low, high, n, lower_is_better=True)} in (
+        {"beats", "trails"}, {"is level with"})
+
+
+@given(st.floats(-1, 1), st.floats(0, 1), st.integers(0, MIN_REPLICATES - 1), st.booleans())
+def test_fewer_than_three_replicates_give_no_verdict_whatever_the_interval(low, width, n, lower_is_better):
+    assert verdict(low, low + width, n, lower_is_better) == TOO_FEW
+
+
+@pytest.mark.parametrize("lower_is_better, three_say", [(False, "beats"), (True, "trails")])
+def test_two_seeds_that_agree_give_no_verdict_and_three_do(lower_is_better, three_say):
+    """Two identical large differences give a zero-width interval far from 0: still no verdict,
+    though the difference and interval are reported. A third seed gives a real one, read the
+    way `lower_is_better` says."""
+    two = paired_comparison([0.9, 0.9], [0.1, 0.1], lower_is_better=lower_is_better)
+    assert two["verdict"] == TOO_FEW and two["n"] == 2
+    assert two["diff"] == pytest.approx(0.8) and two["low"] == pytest.approx(0.8) and two["high"] == pytest.approx(0.8)
+    three = paired_comparison([0.9, 0.9, 0.9], [0.1, 0.1, 0.1], lower_is_better=lower_is_better)
+    assert three["verdict"] == three_say and three["n"] == 3
+    assert TOO_FEW not in VERDICTS  # VERDICTS stays the three real verdicts
 
 
 def test_paired_comparison_interval_by_hand():

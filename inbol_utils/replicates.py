@@ -1,0 +1,63 @@
+"""Each replicate on its own: does a verdict rest on one replicate's world?
+
+A verdict is read from the mean of the seed-paired differences and its interval. Each replicate
+has its own world and base model, so one replicate unlike the others can carry the mean: with
+three replicates, a large difference on one and small ones of the other sign on two can still
+give a firm verdict. So beside the intervals the chapters show each replicate's difference, and
+name every firm verdict ("beats" or "trails") that some replicate's difference contradicts: it
+holds over the replicates, not on each world.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .methods import REGISTRY
+from .metrics import VERDICTS
+
+FIRM = (VERDICTS[0], VERDICTS[2])  # "beats", "trails": the verdicts a single replicate can contradict
+
+
+def differences(runs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Every comparison's difference (method minus rival) on each seed: one row per metric,
+    method, rival, split and seed, with the comparison's verdict and mean difference beside it.
+    `runs` is `evaluation.per_run`'s frame; `comparisons` is `evaluation.comparisons`' (methods
+    by label)."""
+    by_label = {entry.label: key for key, entry in REGISTRY.items()}
+    rows = []
+    for c in comparisons.itertuples(index=False):
+        table = runs[runs["split"] == c.split].pivot(index="seed", columns="method", values=c.metric)
+        diff = table[by_label[c.method]] - table[c.rival]
+        rows += [{"metric": c.metric, "method": c.method, "rival": c.rival, "split": c.split, "seed": seed,
+                  "seed_diff": float(d), "diff": c.diff, "verdict": c.verdict} for seed, d in diff.items()]
+    return pd.DataFrame(rows)
+
+
+def contradicted(differences: pd.DataFrame) -> pd.DataFrame:
+    """The firm verdicts that some replicate's own difference contradicts (a difference of the
+    other sign than the mean, or none at all), with those seeds: one row per comparison."""
+    firm = differences[differences["verdict"].isin(FIRM)]
+    against = firm[np.sign(firm["seed_diff"]) != np.sign(firm["diff"])]
+    keys = ["metric", "method", "rival", "split", "verdict"]
+    return against.groupby(keys, sort=False)["seed"].agg(list).rename("seeds_against").reset_index()
+
+
+def reading(differences: pd.DataFrame, metric_names: dict[str, str], worlds: dict[int, int]) -> str:
+    """A sentence for the chapter: whether any firm verdict rests on some replicates only."""
+    firm = int(differences[differences["verdict"].isin(FIRM)][["metric", "method", "rival", "split"]]
+               .drop_duplicates().shape[0])
+    against = contradicted(differences)
+    if firm == 0:
+        return "No comparison gives a firm verdict, so none can rest on one replicate"
+    if against.empty:
+        return (f"Every one of the {firm} firm verdicts holds on each replicate: every replicate's own difference "
+                "has the sign of the mean, so none rests on one replicate's world")
+    cases = "; ".join(
+        f"{r.method} {r.verdict} {REGISTRY[r.rival].label} on {metric_names.get(r.metric, r.metric)} ({r.split}), "
+        f"against it on {_seeds(r.seeds_against, worlds)}" for r in against.itertuples(index=False))
+    return (f"{len(against)} of the {firm} firm verdicts do not hold on every replicate, so they rest on the others' "
+            f"worlds: {cases}")
+
+
+def _seeds(seeds: list[int], worlds: dict[int, int]) -> str:
+    return ", ".join(f"seed {s} (world {worlds.get(s, '?')})" for s in seeds)

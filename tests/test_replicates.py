@@ -1,0 +1,38 @@
+"""Per-replicate differences and the firm verdicts one replicate contradicts, by hand."""
+import pandas as pd
+
+from inbol_utils import replicates
+from inbol_utils.methods import IDKIT, INBOL, REGISTRY
+
+
+def runs(inbol: list[float], idkit: list[float]) -> pd.DataFrame:
+    rows = [{"method": m, "seed": s, "split": "test", "trust": v}
+            for m, values in ((INBOL, inbol), (IDKIT, idkit)) for s, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def comparison(diff: float, verdict: str) -> pd.DataFrame:
+    return pd.DataFrame([{"metric": "trust", "method": REGISTRY[INBOL].label, "rival": IDKIT, "split": "test",
+                          "diff": diff, "low": 0.0, "high": 0.0, "verdict": verdict, "n": 3}])
+
+
+def test_each_seeds_difference_is_the_method_minus_the_rival_on_that_seed():
+    diffs = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "beats"))
+    assert diffs["seed_diff"].round(6).tolist() == [0.4, 0.2, -0.1]
+
+
+def test_a_firm_verdict_one_replicate_contradicts_is_named_with_its_world():
+    diffs = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "beats"))
+    against = replicates.contradicted(diffs)
+    assert against["seeds_against"].tolist() == [[2]]
+    text = replicates.reading(diffs, {"trust": "Trust"}, worlds={0: 0, 1: 1, 2: 2})
+    assert text.startswith("1 of the 1 firm verdicts") and "seed 2 (world 2)" in text and "IDK-IT" in text
+
+
+def test_a_level_verdict_or_agreeing_replicates_contradict_nothing():
+    agreeing = replicates.differences(runs([0.5, 0.4, 0.45], [0.1, 0.2, 0.4]), comparison(0.2167, "beats"))
+    assert replicates.contradicted(agreeing).empty
+    assert "holds on each replicate" in replicates.reading(agreeing, {}, {})
+    level = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "is level with"))
+    assert replicates.contradicted(level).empty
+    assert replicates.reading(level, {}, {}).startswith("No comparison gives a firm verdict")
