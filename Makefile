@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 # are recycled after three runs).
 export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book pipeline test test-fast chromium bench clean
+.PHONY: book pipeline test test-fast chromium bench bench-worlds clean
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test-fast: $(VENV)/.installed chromium
 
 bench: $(VENV)/.installed
 	$(PY) -m inbol_utils.bench
+
+# One base model per world (0-4), trained as the default study's replicate w would be.
+bench-worlds: $(VENV)/.installed
+	$(PY) -m inbol_utils.bench_worlds --artifacts data/default
 
 # Everything generated; data/README.md, which says what a run writes there, stays.
 clean:

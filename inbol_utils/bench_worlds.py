@@ -1,6 +1,7 @@
 """Does the base-model recipe meet its targets on any world? One base model per world, printed.
 
     python -m inbol_utils.bench_worlds [--worlds 0 1 2 3 4] [--artifacts data/bench_worlds] [--workers 0]
+    make bench-worlds   (the same, in data/default: after make book, worlds 0-2 are its seeds 0-2)
 
 Each world w gets the base model of seed w (as the default study's replicate w would), built
 with notebook 00's default parameters: the world, then base training until the targets hold on

@@ -35,6 +35,12 @@ before each stage runs, its input artifacts. A stage changes the artifacts folde
 not at all (`inbol_utils.staging`): if it fails, the folder is put back as it was before it
 started.
 
+One runner works on an artifacts folder at a time (`staging.held`): a second one stops, in one
+line that names the first, before it touches anything (its first act would otherwise be to
+undo the stage the first one is running). Ctrl-C stops a run with one line, exit status 130:
+the stage that was running is undone, its kernels and the zygote are stopped, and the line
+says which stage that was and what the folder holds.
+
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
 bytes, its merged parameters, the previous stage's fingerprint (so a change upstream reruns
 everything downstream) and the bytes of inbol_utils/*.py (the code the notebooks import). It is
@@ -60,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import csv
 import filecmp
 import hashlib
@@ -68,13 +75,17 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import papermill
 import yaml
+from jupyter_core.utils import ensure_event_loop, run_sync
 
 from inbol_utils import parameters, profiling, staging, warm_kernel
 from inbol_utils.zygote import Zygote
@@ -271,14 +282,20 @@ def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: b
                   kernel: warm_kernel.WarmKernel) -> None:
     """Run one notebook with papermill into `partial` (it saves after every cell), in `kernel`
     (`warm_kernel`: started, perhaps during the previous stage, for this stage); on failure the
-    message names the stage, the cell, the error and where the partial notebook is."""
+    message names the stage, the cell, the error and where the partial notebook is. On Ctrl-C
+    the kernel is killed, with what it started (its process group), before the artifacts are
+    put back: nothing of the stage may write to them after."""
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
         warm_kernel.wait(kernel, KERNEL_READY_SECONDS)
-        papermill.execute_notebook(
-            str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
-            kernel_name="python3", progress_bar=False, log_output=log_output, km=kernel.manager,
-        )
+        with ctrl_c_cancels(ensure_event_loop()):
+            papermill.execute_notebook(
+                str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
+                kernel_name="python3", progress_bar=False, log_output=log_output, km=kernel.manager,
+            )
+    except KeyboardInterrupt:
+        run_sync(kernel.manager.shutdown_kernel)(now=True)
+        raise
     except papermill.PapermillExecutionError as err:
         raise PipelineError(
             f"Stage {partial.stem} failed in cell {err.exec_count}: {err.ename}: {err.evalue}\n"
@@ -292,6 +309,34 @@ def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: b
             f"  The partially executed notebook (if any) is {partial}\n"
             f"  The artifacts are as they were before the stage."
         ) from None
+
+
+@contextmanager
+def ctrl_c_cancels(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Make a Ctrl-C in the block cancel papermill's requests to the kernel (what waits in
+    `loop`), then raise KeyboardInterrupt in place of what that made papermill raise (nbclient
+    takes a cancelled request for a dead kernel). Raised inside one of those asyncio tasks, a
+    KeyboardInterrupt would be raised again by each task that awaits it, in any later use of the
+    loop: the kernel's stop, say. (Where Ctrl-C is ignored, or another's to handle, it stays so.)"""
+    ours, pressed = signal.getsignal(signal.SIGINT) is signal.default_int_handler, []
+
+    def cancel() -> None:
+        pressed.append(True)
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+
+    if ours:
+        loop.add_signal_handler(signal.SIGINT, cancel)
+    try:
+        yield
+    except BaseException:
+        if not pressed:
+            raise
+    finally:
+        if ours:
+            loop.remove_signal_handler(signal.SIGINT)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def publish(partial: Path, executed: Path) -> None:
@@ -372,11 +417,63 @@ def start_kernel(artifacts: Path, stage: dict, zygote: Zygote | None) -> warm_ke
     return warm_kernel.start(stage["notebook"], REPO_ROOT, env, zygote)
 
 
-def run_stage(stage: dict, artifacts: Path, log_output: bool,
-              kernel: warm_kernel.WarmKernel) -> tuple[float, list[str]]:
+@dataclass
+class Progress:
+    """Where a run is, for the one line that a Ctrl-C prints (`PipelineInterrupted`)."""
+    artifacts: Path | None = None
+    running: str | None = None  # the stage whose changes are not kept yet: a stop undoes them
+    kept: str | None = None  # the last stage whose changes were kept
+
+    def interrupted(self) -> str:
+        """The line: which stage was running, if any, and what the artifacts folder holds now."""
+        folder = self.artifacts or "the artifacts folder"
+        if self.running:
+            return f"pipeline interrupted during stage {self.running}: {folder} is as it was before that stage."
+        if self.kept:
+            return (f"pipeline interrupted between stages, after {self.kept}: {folder} keeps what the "
+                    f"stages up to {self.kept} wrote.")
+        return f"pipeline interrupted before any stage ran: no stage changed {folder}."
+
+
+class PipelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line that says where the run was and what the artifacts folder holds."""
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Let the block finish before a Ctrl-C takes effect: a kernel half started could not be
+    stopped, and a folder half put back, or a stage kept but not yet known to be, would make
+    the line that Ctrl-C prints untrue. (Where Ctrl-C is ignored, or another's to handle, it
+    stays so.)"""
+    handler, pressed = signal.getsignal(signal.SIGINT), []
+    if handler is signal.default_int_handler:
+        signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def ctrl_c_ignored() -> Iterator[None]:
+    """Processes started in the block ignore Ctrl-C (they inherit the ignoring), so that the
+    terminal's Ctrl-C reaches the runner alone, which stops them in order; else the zygote dies
+    with a traceback and takes the running stage's kernel with it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_stage(stage: dict, artifacts: Path, log_output: bool, kernel: warm_kernel.WarmKernel,
+              progress: Progress) -> tuple[float, list[str]]:
     """Run one stage in `kernel` (`start_kernel`) so that it changes `artifacts` completely or
-    not at all (`staging`), its notebook left in `partial_notebook`. Returns its wall time and
-    the files it wrote in place (none in this study; a failure could not have restored them)."""
+    not at all (`staging`), its notebook left in `partial_notebook`, and `progress` says which.
+    Returns its wall time and the files it wrote in place (none in this study; a failure could
+    not have restored them)."""
     stem = stage["stem"]
     partial = partial_notebook(artifacts, stem)
     staging.take(artifacts, stem)  # a failure below puts the artifacts back as they are now
@@ -390,12 +487,16 @@ def run_stage(stage: dict, artifacts: Path, log_output: bool,
         seconds = time.perf_counter() - start
         save_profile(artifacts, stem, stage_profile(partial, parts, seconds, stage["values"]))
     except BaseException as err:
-        _, damaged = staging.restore(artifacts)
+        with ctrl_c_deferred():
+            _, damaged = staging.restore(artifacts)
         if damaged and isinstance(err, PipelineError):
             raise PipelineError(f"{err}\n  Except {damaged}: the stage wrote them in place, so their "
                                 f"old bytes are lost.") from None
         raise
-    return seconds, staging.drop(artifacts)
+    with ctrl_c_deferred():
+        written_in_place = staging.drop(artifacts)
+        progress.running, progress.kept = None, stem
+    return seconds, written_in_place
 
 
 def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike | None = None,
@@ -410,23 +511,49 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     CSVs (`publish_results`). `only` limits which stages may run (by notebook stem); `force`
     reruns them even when current. Raises PipelineError on the first problem; a failed stage
     leaves the artifacts as they were before it and writes no stamp, so the next run retries it.
+    The run holds the artifacts folder (`staging.held`): a second runner on it stops with a
+    PipelineError before it touches anything. Ctrl-C raises PipelineInterrupted, which says
+    where the run was and what the folder holds.
     """
-    config = load_params(params_path)
-    stems = [s["stem"] for s in config["stages"]]
-    unknown = sorted(set(only or []) - set(stems))
-    if unknown:
-        raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
-                            f"stages are {stems}.")
-    executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = _resolve(config["artifacts"])
-    interrupted, damaged = staging.restore(artifacts)
-    if interrupted:
-        print(f"restored {artifacts} as it was before stage {interrupted}, which did not finish"
-              + (f" (except {damaged}, written in place)" if damaged else ""), flush=True)
-    code = code_digest()
+    progress = Progress()
+    try:
+        config = load_params(params_path)
+        stems = [s["stem"] for s in config["stages"]]
+        unknown = sorted(set(only or []) - set(stems))
+        if unknown:
+            raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
+                                f"stages are {stems}.")
+        executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
+        progress.artifacts = artifacts = _resolve(config["artifacts"])
+        with hold(artifacts):
+            executed_dir.mkdir(parents=True, exist_ok=True)
+            interrupted, damaged = staging.restore(artifacts)
+            if interrupted:
+                print(f"restored {artifacts} as it was before stage {interrupted}, which did not finish"
+                      + (f" (except {damaged}, written in place)" if damaged else ""), flush=True)
+            return run_plan(plan_stages(config, executed_dir, force, only), artifacts, executed_dir,
+                            log_output, progress)
+    except KeyboardInterrupt:
+        raise PipelineInterrupted(progress.interrupted()) from None
 
-    plan, previous = [], ""  # every stage's fingerprint, and whether it runs, known up front
+
+@contextmanager
+def hold(artifacts: Path) -> Iterator[None]:
+    """Hold the artifacts folder for the run (`staging.held`): another runner's hold is a
+    problem for the user, in one line; a killed runner's is taken over, and said so."""
+    try:
+        with staging.held(artifacts) as left:
+            if left:
+                print(f"{artifacts} was held by a runner that ended without letting go ({left}); "
+                      f"taking it over", flush=True)
+            yield
+    except staging.InUse as err:
+        raise PipelineError(str(err)) from None
+
+
+def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] | None) -> list[dict]:
+    """Every stage's fingerprint, and whether it runs, known before any runs."""
+    plan, previous, code = [], "", code_digest()
     for stage in config["stages"]:
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
         executed = executed_dir / f"{stage['stem']}.ipynb"
@@ -436,8 +563,13 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "stamp": stamp,
                      "current": current, "selected": selected, "runs": selected and (force or not current)})
         previous = fp
+    return plan
 
-    records, upstream_current, ahead = [], True, {}  # ahead: kernels started for later stages
+
+def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: bool,
+             progress: Progress) -> list[dict]:
+    """Run or skip each stage of `plan` (`plan_stages`), as `run_pipeline` says."""
+    records, upstream_current, kernels = [], True, {}  # kernels started and not yet stopped, by stage
     total_start = time.perf_counter()
     zygote = None  # started for the first stage that runs, after its inputs are checked
     try:
@@ -446,7 +578,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
             stem = stage["stem"]
             record = {"stem": stem, "status": "skipped", "seconds": 0.0, "fingerprint": fp,
                       "executed": str(executed)}
-            header = f"[{i + 1}/{len(stems)}] {stem}"
+            header = f"[{i + 1}/{len(plan)}] {stem}"
             if not step["selected"]:
                 record["status"] = "not selected"
                 if not step["current"]:
@@ -459,17 +591,21 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
                 if missing:  # found here, before the kernel starts; the notebook checks them again
                     raise PipelineError("\n".join(missing))
                 print(f"{header}: running {stage['notebook'].name} ...", flush=True)
+                progress.running = stem
                 if zygote is None and hasattr(os, "fork"):  # elsewhere (Windows) each kernel imports for itself
-                    zygote = Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
-                                          dict(os.environ))
-                kernel = ahead.pop(stem, None) or start_kernel(artifacts, stage, zygote)
+                    with ctrl_c_ignored():
+                        zygote = Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
+                                              dict(os.environ))
                 following = next((later["stage"] for later in plan[i + 1:] if later["runs"]), None)
-                if following:  # ready when this stage ends (warm_kernel)
-                    ahead[following["stem"]] = start_kernel(artifacts, following, zygote)
+                with ctrl_c_deferred():  # the following stage's kernel is ready when this stage ends (warm_kernel)
+                    for starting in (stage, following):
+                        if starting and starting["stem"] not in kernels:
+                            kernels[starting["stem"]] = start_kernel(artifacts, starting, zygote)
                 try:
-                    seconds, written_in_place = run_stage(stage, artifacts, log_output, kernel)
+                    seconds, written_in_place = run_stage(stage, artifacts, log_output, kernels[stem], progress)
                 finally:
-                    warm_kernel.stop(kernel)
+                    with ctrl_c_deferred():
+                        warm_kernel.stop(kernels.pop(stem))
                 record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
                 if written_in_place:
                     print(f"{header}: wrote {written_in_place} in place; a failure could not have "
@@ -488,10 +624,11 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
             publish_results(artifacts, executed_dir)  # also when skipped: a book folder made afresh
             records.append(record)
     finally:
-        for kernel in ahead.values():  # a stage failed or was interrupted before theirs
-            warm_kernel.stop(kernel)
-        if zygote:
-            zygote.stop()
+        with ctrl_c_deferred():
+            for kernel in kernels.values():  # a stage failed or was interrupted before theirs
+                warm_kernel.stop(kernel)
+            if zygote:
+                zygote.stop()
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)
@@ -516,7 +653,8 @@ def base_model_warnings(artifacts: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command line; returns the exit status (0 ok, 1 a problem the message explains)."""
+    """The command line; returns the exit status (0 ok, 1 a problem the message explains, 130
+    Ctrl-C, with one line that says what the artifacts folder holds)."""
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.pipeline",
                                      description="Run the study's notebooks in order.")
     parser.add_argument("params", help="YAML parameter file, e.g. params/default.yaml")
@@ -537,6 +675,9 @@ def main(argv: list[str] | None = None) -> int:
     except PipelineError as err:
         print(f"pipeline stopped: {err}", file=sys.stderr, flush=True)
         return 1
+    except PipelineInterrupted as err:
+        print(err, file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

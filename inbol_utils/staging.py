@@ -8,8 +8,13 @@ the package modifies a file in place: every write makes a new file and renames i
 one (`artifacts.atomic_file`, `atomic_dir`), so the snapshot's files keep their bytes whatever
 the stage writes. If the stage fails, the folder it left is swapped for the snapshot
 (`restore`); if it succeeds, the snapshot is dropped (`drop`). A runner killed mid-stage leaves
-the snapshot behind, and the next run restores it before anything else. (Two runners on one
-artifacts folder at once were never safe, and are not now.)
+the snapshot behind, and the next run restores it before anything else.
+
+One runner at a time works on a folder (`held`): a second one stops before it touches anything,
+so it can neither restore the snapshot of a stage that is still running nor take one of its own.
+The lock is the operating system's (`flock`) on a hidden sibling file, so it ends with the
+process that holds it however that process ends; a runner that was killed leaves only its
+record in the file, which the next runner names as it takes the folder over.
 
 A file written in place would defeat the snapshot, so it records every file's size and
 modification time, and `drop` returns the files that changed under the same inode: the runner
@@ -17,10 +22,15 @@ reports them, and the smoke test asserts there are none.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Iterator
 
 STATE = "stage.json"
 
@@ -30,6 +40,56 @@ def snapshot_dir(artifacts: str | os.PathLike) -> Path:
     same file system (hard links and renames need that)."""
     artifacts = Path(artifacts)
     return artifacts.with_name(f".{artifacts.name}.before-stage")
+
+
+class InUse(RuntimeError):
+    """Another runner holds the artifacts folder (`held`)."""
+
+
+def lock_path(artifacts: str | os.PathLike) -> Path:
+    """The lock file of `artifacts` (`held`): a hidden sibling, like the snapshot, so that no
+    snapshot copies it and no restore replaces it."""
+    artifacts = Path(artifacts)
+    return artifacts.with_name(f".{artifacts.name}.lock")
+
+
+@contextmanager
+def held(artifacts: str | os.PathLike) -> Iterator[str | None]:
+    """Hold `artifacts` for this process alone while the block runs, or raise InUse, in one line
+    that names the holder, having changed nothing. Yields the holder that a runner killed while
+    holding it left in the lock file ("PID 1234, started ..."; None if none): its unfinished
+    stage, if any, is for `restore` to undo. The file is emptied on release, not removed, so
+    that a runner about to lock it never locks a file that is no longer the lock."""
+    path = lock_path(artifacts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:  # made if missing, never emptied by opening it
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go when the file closes or the process ends
+        except BlockingIOError:
+            who = holder(handle)
+            raise InUse(f"{artifacts} is in use by another runner{f' ({who})' if who else ''}; nothing "
+                        f"was touched. Wait for it, or stop it first.") from None
+        left = holder(handle)
+        handle.truncate(0)
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        handle.flush()
+        try:
+            yield left
+        finally:
+            handle.truncate(0)
+
+
+def holder(handle: IO[str]) -> str | None:
+    """The holder an open lock file names, in words (None if it names none): its PID and start,
+    and its host when that is another machine (whose PIDs mean nothing here)."""
+    handle.seek(0)
+    try:
+        record = json.loads(handle.read())
+        host = "" if record["host"] == socket.gethostname() else f" on {record['host']}"
+        return f"PID {record['pid']}{host}, started {record['started']}"
+    except (ValueError, KeyError, TypeError):  # empty: nobody holds it, or its holder let go
+        return None
 
 
 def _files(folder: Path) -> dict[str, list[int]]:

@@ -1,16 +1,24 @@
 """The papermill runner (inbol_utils.pipeline) and the book's table of contents per profile.
 
 The runner tests use two throwaway notebooks, so they check the runner's contract (order,
-skipping, downstream reruns, failures) in seconds without training anything.
+skipping, downstream reruns, failures, one runner per folder, Ctrl-C) in seconds without
+training anything.
 """
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import signal
+import socket
+import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from jupyter_core.utils import run_sync
 
 from inbol_utils import parameters, pipeline, profile_book, staging
 from inbol_utils.parameters import Param, Schema
@@ -285,6 +293,165 @@ def test_results_csvs_are_mirrored_beside_the_chapters(study, monkeypatch):
     assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "skipped"]
     assert {name: data for name, (data, _) in tree(copy).items()} == {"main.csv": b"main,two\n"}
     assert pipeline.publish_results(study["art"], study["executed"]) is False  # unchanged: left alone
+
+
+# ----------------------------------------------------------------------------------------------
+# one runner per folder, and Ctrl-C
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_second_runner_stops_in_one_line_and_touches_nothing(study, capsys):
+    """The first runner (this test, holding the lock) is in the middle of stage b: a second one
+    must not undo b's work (alone, its first act would be to restore b's snapshot), nor make its
+    book folder. It stops in one line that names the first."""
+    run_pipeline(study["params"], study["executed"])
+    art, fresh = study["art"], study["root"] / "fresh"
+    with staging.held(art):
+        staging.take(art, "b")
+        (art / "c.txt").write_text("half-written")
+        before = tree(art), listing(study["root"]), tree(study["executed"])
+        with pytest.raises(PipelineError) as info:
+            run_pipeline(study["params"], fresh)
+        assert re.fullmatch(rf"{re.escape(str(art))} is in use by another runner \(PID {os.getpid()}, started "
+                            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); nothing was touched\. Wait for it, or stop it first\.",
+                            str(info.value))
+        capsys.readouterr()
+        assert main([str(study["params"]), "--executed-dir", str(fresh)]) == 1
+        assert capsys.readouterr().err == f"pipeline stopped: {info.value}\n"
+        assert (tree(art), listing(study["root"]), tree(study["executed"])) == before
+        assert staging.snapshot_dir(art).is_dir() and not fresh.exists()
+
+
+def test_a_killed_runners_lock_is_taken_over_and_its_stage_undone(study, capsys):
+    """A runner killed in the middle of stage b left its record in the lock file, and b's
+    snapshot: the next run says whose lock it takes over, puts the folder back, and runs."""
+    run_pipeline(study["params"], study["executed"])
+    art = study["art"]
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    staging.lock_path(art).write_text(json.dumps({"pid": killed.pid, "host": socket.gethostname(),
+                                                  "started": "2025-01-02 08:15:02"}))
+    staging.take(art, "b")
+    (art / "c.txt").write_text("half-written")
+    capsys.readouterr()
+    records = run_pipeline(study["params"], study["executed"], force=True, only=["b"])
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"{art} was held by a runner that ended without letting go (PID {killed.pid}, started "
+        f"2025-01-02 08:15:02); taking it over",
+        f"restored {art} as it was before stage b, which did not finish"]
+    assert statuses(records) == ["not selected", "ran"]
+    assert not (art / "c.txt").exists() and (art / "order.txt").read_text() == "a\nb\nb\n"
+    assert staging.lock_path(art).read_text() == ""  # let go
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal, whatever the test
+    runner set."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The kernels and zygotes that a run starts, to check that it stopped them all."""
+    found = {"kernels": [], "zygotes": []}
+
+    def recording(kind: str, start):
+        def record(*args):
+            found[kind].append(start(*args))
+            return found[kind][-1]
+        return record
+
+    monkeypatch.setattr(pipeline, "start_kernel", recording("kernels", pipeline.start_kernel))
+    monkeypatch.setattr(pipeline.Zygote, "start", recording("zygotes", pipeline.Zygote.start))
+    return found
+
+
+def ctrl_c_now(*args) -> None:
+    """Stands for a Ctrl-C that arrives as the function it replaces is called."""
+    raise KeyboardInterrupt
+
+
+def all_stopped(found: dict) -> bool:
+    return (not any(run_sync(k.manager.is_alive)() for k in found["kernels"])
+            and all(z.process.poll() is not None for z in found["zygotes"]))
+
+
+CTRL_C = """\
+import os, signal, time
+from pathlib import Path
+(Path(artifacts) / "c.txt").write_text("half-written")
+os.kill(runner, signal.SIGINT)  # Ctrl-C reaches the runner while this cell runs
+time.sleep(60)
+"""
+
+
+def test_ctrl_c_during_a_stage_prints_one_line_and_undoes_it(study, monkeypatch, capfd, ctrl_c, started):
+    """A real SIGINT to the runner while b's cell runs: the kernels and the zygote are stopped,
+    the folder put back, and nothing but one line is printed (the kernel's and the zygote's
+    output included), exit status 130."""
+    run_pipeline(study["params"], study["executed"])
+    art = study["art"]
+    before = tree(art)
+    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"\nrunner = 0', CTRL_C)
+    monkeypatch.setitem(parameters.SCHEMAS, "b", Schema({
+        "artifacts": parameters.ARTIFACTS, "suffix": Param("text", "b's suffix"),
+        "runner": Param("int", "the runner's PID", low=0)}))
+    study["stages"][1]["parameters"]["runner"] = os.getpid()
+    write_params(study["params"], art, study["stages"])
+    capfd.readouterr()
+    assert main([str(study["params"]), "--executed-dir", str(study["executed"])]) == 130
+    out, err = capfd.readouterr()
+    assert err == f"pipeline interrupted during stage b: {art} is as it was before that stage.\n"
+    assert "Traceback" not in out and "ERROR" not in out
+    assert tree(art) == before and not staging.snapshot_dir(art).exists()
+    assert started["kernels"] and all_stopped(started)
+    assert staging.lock_path(art).read_text() == ""
+
+
+def test_ctrl_c_while_kernels_start_or_between_stages_says_what_the_folder_holds(study, monkeypatch,
+                                                                                 capsys, started):
+    """Ctrl-C as the next stage's kernel starts (a's kernel is up): a is undone. Ctrl-C after b
+    finished, before its chapter is published: b's work is kept, unstamped, so the next run
+    repeats it. Every kernel is stopped either way."""
+    art = study["art"]
+    start_kernel = pipeline.start_kernel
+
+    def second_start_interrupted(artifacts, stage, zygote):
+        return (ctrl_c_now if started["kernels"] else start_kernel)(artifacts, stage, zygote)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "start_kernel", second_start_interrupted)
+        assert main([str(study["params"]), "--executed-dir", str(study["executed"])]) == 130
+    assert capsys.readouterr().err == f"pipeline interrupted during stage a: {art} is as it was before that stage.\n"
+    assert not art.exists() and len(started["kernels"]) == 1 and all_stopped(started)
+
+    run_pipeline(study["params"], study["executed"])
+    study["stages"][1]["parameters"]["suffix"] = "?"
+    write_params(study["params"], art, study["stages"])
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "publish", ctrl_c_now)
+        assert main([str(study["params"]), "--executed-dir", str(study["executed"])]) == 130
+    assert capsys.readouterr().err == (f"pipeline interrupted between stages, after b: {art} keeps what the "
+                                       f"stages up to b wrote.\n")
+    assert (art / "b.txt").read_text() == "1?" and not (art / ".stamps" / "b.json").exists()
+    assert all_stopped(started)
+
+
+def test_a_ctrl_c_waits_for_a_block_that_must_finish(ctrl_c):
+    """A kernel being started or stopped, a folder being put back: Ctrl-C takes effect after."""
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with pipeline.ctrl_c_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)
+    assert finished == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_profiles_get_their_own_executed_notebooks(study):

@@ -1,10 +1,14 @@
 """The snapshot that makes a stage all-or-nothing (inbol_utils.staging), without a kernel:
 changes undone, a crash at any step of the restore undone by the next restore, writes in place
-reported."""
+reported; and the lock that lets one runner at a time work on a folder."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from inbol_utils import staging
 from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
@@ -95,3 +99,40 @@ def test_writes_in_place_are_named_because_they_cannot_be_undone(tmp_path):
     (folder / "results" / "per_seed.csv").write_text("overwritten")
     assert staging.restore(folder) == ("04_evaluation", ["results/per_seed.csv"])
     assert (folder / "results" / "per_seed.csv").read_text() == "overwritten"  # lost, and said so
+
+
+HOLD = """\
+import sys
+from inbol_utils import staging
+with staging.held(sys.argv[1]):
+    print("holding", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_one_process_at_a_time_holds_a_folder_and_a_killed_holder_lets_go(tmp_path):
+    """Another process holds the folder: `held` stops in one line naming it, having changed
+    nothing. Killed (SIGKILL: no `finally` runs), it lets go all the same, and the next holder
+    is told who it was."""
+    folder = artifacts_folder(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        before, lock = tree(folder), staging.lock_path(folder).read_bytes()
+        with pytest.raises(staging.InUse) as info:
+            with staging.held(folder):
+                pass
+        assert str(info.value).startswith(f"{folder} is in use by another runner (PID {holder.pid}, started ")
+        assert str(info.value).endswith("); nothing was touched. Wait for it, or stop it first.")
+        assert tree(folder) == before and staging.lock_path(folder).read_bytes() == lock
+    finally:
+        holder.kill()
+        holder.wait()
+    with staging.held(folder) as left:
+        assert left.startswith(f"PID {holder.pid}, started ")
+        assert f'"pid": {os.getpid()},' in staging.lock_path(folder).read_text()
+    assert staging.lock_path(folder).read_text() == ""  # let go: the next holder finds no one
+    with staging.held(folder) as left:
+        assert left is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".artifacts.lock", "artifacts"]
