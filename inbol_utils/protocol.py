@@ -29,13 +29,12 @@ from __future__ import annotations
 import functools
 import itertools
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
-
-from dataclasses import replace
 
 from . import (answers, base_targets, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, sources,
                training, vision, world)
