@@ -30,9 +30,9 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 
 # The default book has a second part, the same study on easy-VQA (params/easy_vqa.yaml).
 pipeline: $(VENV)/.installed
-	$(PY) -m inbol_utils.pipeline $(PARAMS)
+	$(PY) -m inbol_utils.runner.pipeline $(PARAMS)
 ifeq ($(PROFILE),default)
-	$(PY) -m inbol_utils.pipeline params/easy_vqa.yaml
+	$(PY) -m inbol_utils.runner.pipeline params/easy_vqa.yaml
 endif
 
 # _toc.yml is the default profile's book; another profile's reads its own executed folder.
@@ -41,7 +41,7 @@ ifeq ($(PROFILE),default)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 else
 	# Its table of contents, and a copy of the introduction beside its chapters that glues theirs.
-	$(PY) -m inbol_utils.profile_book $(PARAMS)
+	$(PY) -m inbol_utils.book.profile_book $(PARAMS)
 	$(VENV)/bin/jupyter-book build . --toc _build/$(PROFILE)/_toc.yml --path-output _build/$(PROFILE) \
 		-W -n --keep-going
 endif
@@ -59,11 +59,11 @@ test-fast: $(VENV)/.installed chromium
 	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 bench: $(VENV)/.installed
-	$(PY) -m inbol_utils.bench
+	$(PY) -m inbol_utils.tools.bench
 
 # One base model per world (0-4), trained as the default study's replicate w would be.
 bench-worlds: $(VENV)/.installed
-	$(PY) -m inbol_utils.bench_worlds --artifacts data/default
+	$(PY) -m inbol_utils.tools.bench_worlds --artifacts data/default
 
 # Everything generated; data/README.md, which says what a run writes there, stays.
 clean:

@@ -26,17 +26,18 @@ Small modules, one job each; a concept lives in exactly one of them:
   methods      the method registry: names, how each is trained, where its model lives, glue keys
   protocol     the fair test: per-seed artifacts, tuning on validation, replication, scoring every seed
   ablations    chapter 4's ablation grid: InBoL retrained with one choice changed
-  parallel     independent jobs in one-thread processes
-  reuse        jobs answered from their record when their ingredients did not change
-  profiling    CPU time per part of the work, per stage
-  artifacts    atomic writes and clear errors for missing inputs
-  pipeline     the papermill runner
-  parameters   every notebook's parameter schema, checked by the runner and by each notebook
-  staging      a stage changes its artifacts completely or not at all
-  environment  pinned threads and determinism; the machine and libraries of every stage
   replication  two runs side by side: do the verdicts agree, how far did the means move
-  costs        GPU hours from measured token counts
-  bench        profile, roofline and confidence-cost benchmarks
-  plots        figures and captions shared by the chapters
-  book         numbers into the book's prose (myst_nb.glue)
+  base_targets what a base model must know before the study draws its boundaries, and the check
+  frontier     risk-coverage curves and their area, for every model
+  replicates   each replicate on its own: does a verdict rest on one replicate's world?
+
+Beside them, three subpackages that are not the method:
+  runner       runs the notebooks: the papermill runner, parameter schemas, staging, reuse,
+               parallel jobs, profiling, the pinned environment
+  book         presents the results: prose numbers, figures, GPU-hour costs, a profile's book
+  tools        benchmarks, run by hand
 """
+import sys
+
+if sys.version_info < (3, 11):  # one line, before a syntax error or a missing module says it worse
+    sys.exit(f"inbol_utils needs Python 3.11 or newer (the study is tested on 3.11); this is {sys.version.split()[0]}")

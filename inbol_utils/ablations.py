@@ -23,7 +23,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import dpo, evaluation, parallel, protocol, world
+from . import dpo, evaluation, protocol, world
+from .runner import parallel
 from .methods import DPO, IDKIT, INBOL
 
 ABLATIONS = ("pairs", "anchor", "ca_signal", "ca_mode", "tau", "signal", "sources")

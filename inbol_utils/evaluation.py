@@ -80,17 +80,6 @@ def scorer(processor, ds: datasets.Dataset, batch_size: int = 150):
     return scored
 
 
-def accuracy_probe(processor, ds: datasets.Dataset):
-    """A function model -> greedy accuracy per question type on `ds` (for training callbacks)."""
-    scored = scorer(processor, ds)
-
-    def probe(model) -> dict[str, float]:
-        frame = scored(model)
-        return (frame["response_type"] == "correct").groupby(frame["qtype"]).mean().to_dict()
-
-    return probe
-
-
 def validation_probe(processor, ds: datasets.Dataset):
     """A function model -> headline metrics of its greedy answers on `ds` (the validation
     split), for selecting hyperparameters and checkpoints."""

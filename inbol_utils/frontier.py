@@ -42,7 +42,7 @@ from .evaluation import TEST_SPLITS
 from .generation import greedy_answers, response_logprobs
 from .methods import BASE, COMPARISONS, REGISTRY, TRAINED
 from .protocol import model_dir, saved_scores, seed_dir
-from .reuse import recipe, recipe_of
+from .runner.reuse import recipe, recipe_of
 
 # The models with a frontier: every model that answers greedily (the base model's ranking is its
 # own likelihood of its answer, the reference a refusal-trained model should beat). Abstention's

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import chat, profiling
+from . import chat
+from .runner import profiling
 from .inputs import encode, labelled_batch, prompt_text
 from .logprobs import sequence_logps
 

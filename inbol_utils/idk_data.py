@@ -23,7 +23,7 @@ import datasets
 import numpy as np
 import pandas as pd
 
-from . import profiling
+from .runner import profiling
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .artifacts import atomic_dir, require
 from .world import REGIONS, TRUTHS, select_ids

@@ -30,7 +30,8 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from . import chat, profiling
+from . import chat
+from .runner import profiling
 
 IGNORE_INDEX = -100  # the label of a position the loss skips (the Hugging Face convention)
 NON_MODEL_KEYS = ("labels", "pair_weight", "pair_margin")

@@ -36,12 +36,13 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from . import (answers, base_targets, confidence, dpo, evaluation, idk_data, modeling, parallel, recipes, sources,
-               training, vision, world)
+from . import (answers, base_targets, confidence, dpo, evaluation, idk_data, modeling, recipes, sources, training,
+               vision, world)
+from .runner import parallel
 from .artifacts import atomic_dir, atomic_file, require
 from .generation import generate_answers
 from .methods import ABSTAIN, BASE, IDKIT, REGISTRY
-from .reuse import mark, recipe, recipe_of, reuse
+from .runner.reuse import mark, recipe, recipe_of, reuse
 
 
 def seed_dir(artifacts: str | Path, seed: int) -> Path:

@@ -27,7 +27,7 @@ Images are stored at the model's resolution, as the generated world renders at i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import datasets
@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import profiling
-from .world import FEATURES, REGION_UNKNOWN, REGIONS
+from .runner import profiling
+from .world import FEATURES, REGION_UNKNOWN, REGIONS, Asked
 
 CONSTRUCTIONS = ("absent", "blank", "noise", "swapped")
 VALIDATION_SHARE = 0.1  # of the train table's images
@@ -149,15 +149,10 @@ def partition(table: VQATable, shares: dict[str, float], rng: np.random.Generato
 
 
 @dataclass
-class _Row:
-    image_id: str | None
-    image: Image.Image | None
-    question: str
-    answers: list[str]
-    family: str
-    qtype: str
-    construction: str = "none"
-    entity: str = ""
+class _Row(Asked):
+    """A row before its image is loaded: a dataset image's id, or an image made for it."""
+    image_id: str | None = field(kw_only=True)
+    image: Image.Image | None = field(default=None, kw_only=True)
 
 
 def construct(table: VQATable, kind: str, pool: list[str], open_items: pd.DataFrame,
@@ -169,20 +164,20 @@ def construct(table: VQATable, kind: str, pool: list[str], open_items: pd.DataFr
         asked = open_items.iloc[int(rng.integers(len(open_items)))]
         image = (blank_image(resize(table.load_image(image_id), size)) if kind == "blank"
                  else noise_image(rng, size))
-        return _Row(None, image, asked["question"], [], "unanswerable", asked["qtype"], kind)
+        return _Row(asked["question"], [], "unanswerable", asked["qtype"], kind, image_id=None, image=image)
     if kind == "absent":
         for _ in range(100):
             made = table.absent_question(rng, image_id)
             if made is not None:
                 question, qtype, entity = made
-                return _Row(image_id, None, question, [], "unanswerable", qtype, kind, entity)
+                return _Row(question, [], "unanswerable", qtype, kind, entity, image_id=image_id)
             image_id = pool[int(rng.integers(len(pool)))]
         raise ValueError("no image of this pool has annotations that say what it lacks")
     if kind == "swapped":
         for _ in range(1000):
             asked = open_items.iloc[int(rng.integers(len(open_items)))]
             if table.premise_missing(asked, image_id):
-                return _Row(image_id, None, asked["question"], [], "unanswerable", asked["qtype"], kind)
+                return _Row(asked["question"], [], "unanswerable", asked["qtype"], kind, image_id=image_id)
             image_id = pool[int(rng.integers(len(pool)))]
         raise ValueError("found no question whose premise a swapped image lacks")
     raise ValueError(f"unknown construction {kind!r}; known: {CONSTRUCTIONS}")
@@ -205,8 +200,8 @@ def split_rows(table: VQATable, pool: list[str], n: int, constructions: tuple[st
     rows = [construct(table, constructions[i % len(constructions)], pool, open_items, rng, size)
             for i in range(n_unans)]
     picked = answerable.iloc[rng.choice(len(answerable), size=n - n_unans, replace=False)]
-    rows += [_Row(r.image_id, None, r.question, list(r.answers), r.family, r.qtype,
-                  "annotated" if r.family == "unanswerable" else "none", r.entity) for r in picked.itertuples()]
+    rows += [_Row(r.question, list(r.answers), r.family, r.qtype, "annotated" if r.family == "unanswerable" else "none",
+                  r.entity, image_id=r.image_id) for r in picked.itertuples()]
     return [rows[i] for i in rng.permutation(len(rows))]
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 from accelerate import PartialState
 from transformers import TrainingArguments
 
-from . import dpo, idk_data, modeling, profiling
+from . import dpo, idk_data, modeling
+from .runner import profiling
 from .training import loss_log, train_sft, training_arguments
 
 PREFERENCES_FROM = "notebook 03 (training: on-policy pairs) or 02 (base-sampled pairs)"

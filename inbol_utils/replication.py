@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import environment
+from .runner import environment
 from .artifacts import require
 from .methods import METHODS
 from .metrics import MIN_REPLICATES, TOO_FEW

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from . import profiling
+from .runner import profiling
 from .inputs import SFTCollator
 
 

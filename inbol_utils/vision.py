@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from . import profiling
+from .runner import profiling
 from .modeling import freeze_vision
 from .world import COLOURS, SHAPES, WorldConfig, random_scene, render
 

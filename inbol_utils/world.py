@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from . import profiling
+from .runner import profiling
 from .artifacts import atomic_dir, require
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -288,8 +288,8 @@ def random_scene(rng: np.random.Generator, cfg: WorldConfig, must_have: str | No
 
 
 @dataclass
-class Query:
-    scene: Scene
+class Asked:
+    """A question of the row schema and what answers it, generated or real (`real_data`)."""
     question: str
     answers: list[str]
     family: str
@@ -298,28 +298,34 @@ class Query:
     entity: str = ""
 
 
+@dataclass
+class Query(Asked):
+    """A question about a scene of this world."""
+    scene: Scene = field(kw_only=True)
+
+
 def answerable_query(rng: np.random.Generator, scene: Scene, qtype: str, phr: dict[str, str],
                      facts: Facts) -> Query:
     """A perception or knowledge query about an object that is in the scene."""
     obj = scene.objects[int(rng.integers(len(scene.objects)))]
     cell = CELLS[obj.cell]
     if qtype == "count":
-        return Query(scene, phr["count"], [str(len(scene.objects))], "perception", "count")
+        return Query(phr["count"], [str(len(scene.objects))], "perception", "count", scene=scene)
     if qtype == "where":
         q = phr["where"].format(colour=obj.colour, shape=obj.shape)
-        return Query(scene, q, [cell], "perception", "where", entity=obj.entity)
+        return Query(q, [cell], "perception", "where", entity=obj.entity, scene=scene)
     if qtype == "color_of_shape":
         q = phr["color_of_shape"].format(shape=obj.shape, cell=cell)
-        return Query(scene, q, [obj.colour], "perception", qtype, entity=obj.entity)
+        return Query(q, [obj.colour], "perception", qtype, entity=obj.entity, scene=scene)
     if qtype == "identify":
-        return Query(scene, phr["identify"].format(cell=cell), [obj.entity], "perception", qtype,
-                     entity=obj.entity)
+        return Query(phr["identify"].format(cell=cell), [obj.entity], "perception", qtype,
+                     entity=obj.entity, scene=scene)
     if qtype == "fact":
         q = phr["fact"].format(cell=cell)
-        return Query(scene, q, [facts.city[obj.entity]], "knowledge", "fact", entity=obj.entity)
+        return Query(q, [facts.city[obj.entity]], "knowledge", "fact", entity=obj.entity, scene=scene)
     answer = obj.colour if qtype == "color" else obj.shape
-    return Query(scene, phr[qtype].format(cell=cell), [answer], "perception", qtype,
-                 entity=obj.entity)
+    return Query(phr[qtype].format(cell=cell), [answer], "perception", qtype,
+                 entity=obj.entity, scene=scene)
 
 
 def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldConfig,
@@ -330,26 +336,26 @@ def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldCo
     if construction in ("blank", "noise"):
         scene.content = construction
         cell = int(rng.integers(4))
-        return Query(scene, phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
-                     cell_qtype, construction)
+        return Query(phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
+                     cell_qtype, construction, scene=scene)
     if construction == "absent_cell":
         while len(scene.objects) == 4:
             scene.objects.pop(int(rng.integers(4)))
         empty = [c for c in range(4) if scene.object_at(c) is None]
         cell = int(rng.choice(empty))
-        return Query(scene, phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
-                     cell_qtype, construction)
+        return Query(phr[cell_qtype].format(cell=CELLS[cell]), [], "unanswerable",
+                     cell_qtype, construction, scene=scene)
     if construction == "absent_object":
         present = {o.entity for o in scene.objects}
         missing = [e for e in all_entities() if e not in present and e not in exclude]
         colour, shape = missing[int(rng.integers(len(missing)))].split(" ")
-        return Query(scene, phr["where"].format(colour=colour, shape=shape), [], "unanswerable",
-                     "where", construction, entity=f"{colour} {shape}")
+        return Query(phr["where"].format(colour=colour, shape=shape), [], "unanswerable",
+                     "where", construction, entity=f"{colour} {shape}", scene=scene)
     if construction == "occluded":
         obj = scene.objects[int(rng.integers(len(scene.objects)))]
         scene.occluded_cell = obj.cell
-        return Query(scene, phr[cell_qtype].format(cell=CELLS[obj.cell]), [], "unanswerable",
-                     cell_qtype, construction, entity=obj.entity)
+        return Query(phr[cell_qtype].format(cell=CELLS[obj.cell]), [], "unanswerable",
+                     cell_qtype, construction, entity=obj.entity, scene=scene)
     if construction == "swapped":
         # The question is about scene A ("the <shape> in the <cell>"); the image is scene B,
         # whose cell is empty or holds another shape, so the question's premise is not visible.
@@ -361,7 +367,7 @@ def unanswerable_query(rng: np.random.Generator, construction: str, cfg: WorldCo
             other.objects = [Object(asked.colour, SHAPES[(SHAPES.index(asked.shape) + 1) % 4],
                                     (asked.cell + 1) % 4)]
         q = phr["color_of_shape"].format(shape=asked.shape, cell=CELLS[asked.cell])
-        return Query(other, q, [], "unanswerable", "color_of_shape", construction)
+        return Query(q, [], "unanswerable", "color_of_shape", construction, scene=other)
     raise ValueError(f"unknown construction {construction!r}; known: {EXTRINSIC_CONSTRUCTIONS}")
 
 
@@ -380,8 +386,8 @@ def digits_queries(rng: np.random.Generator, n: int, phr: dict[str, str]) -> lis
                       image=Image.fromarray(pixels.astype(np.uint8)))
         qtype = ("color", "shape", "identify", "fact")[int(rng.integers(4))]
         cell = CELLS[int(rng.integers(4))]
-        queries.append(Query(scene, phr[qtype].format(cell=cell), [], "unanswerable", qtype,
-                             "digits"))
+        queries.append(Query(phr[qtype].format(cell=cell), [], "unanswerable", qtype,
+                             "digits", scene=scene))
     return queries
 
 
@@ -431,7 +437,7 @@ def base_train_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts)
                                  max_difficulty=cfg.knowledge_max_difficulty)
             obj = scene.objects[0]
             q = phr["fact"].format(cell=CELLS[obj.cell])
-            queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
+            queries.append(Query(q, [facts.city[entity]], "knowledge", "fact", entity=entity, scene=scene))
     return [queries[i] for i in rng.permutation(len(queries))]
 
 
@@ -457,7 +463,7 @@ def mixed_queries(rng: np.random.Generator, cfg: WorldConfig, facts: Facts, n: i
             scene = random_scene(rng, cfg, must_have=entity, exclude=exclude, ood=ood,
                                  max_difficulty=cfg.knowledge_max_difficulty)
             q = phr["fact"].format(cell=CELLS[scene.objects[0].cell])
-            queries.append(Query(scene, q, [facts.city[entity]], "knowledge", "fact", entity=entity))
+            queries.append(Query(q, [facts.city[entity]], "knowledge", "fact", entity=entity, scene=scene))
         else:
             scene = random_scene(rng, cfg, exclude=exclude, ood=ood)
             qtype = PERCEPTION_QTYPES[int(rng.integers(len(PERCEPTION_QTYPES)))]
@@ -541,13 +547,6 @@ def split_frame(ds: datasets.Dataset) -> pd.DataFrame:
     df["answers"] = df["answers"].map(list)
     df["answerable"] = df["answers"].map(len) > 0
     return df
-
-
-def small_config(**overrides) -> WorldConfig:
-    """A tiny world for tests and smoke runs."""
-    base = WorldConfig(n_base_perception=400, n_probe=120, n_test=120, n_ood=60, n_validation=60,
-                       fact_scale=0.2)
-    return replace(base, **overrides)
 
 
 def world_words() -> set[str]:

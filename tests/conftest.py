@@ -50,8 +50,9 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def tiny_world():
     from inbol_utils import world
+    from worlds import small_config
 
-    return world.build_world(world.small_config(seed=3))
+    return world.build_world(small_config(seed=3))
 
 
 @pytest.fixture(scope="session")

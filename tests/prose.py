@@ -14,7 +14,8 @@ from pathlib import Path
 
 import nbformat
 
-from inbol_utils import book, metrics
+from inbol_utils.book import prose
+from inbol_utils import metrics
 
 
 def glued_values(notebook: Path) -> dict:
@@ -75,7 +76,7 @@ def contradictions(executed: Path, pages: Path, book_pages: Path) -> list[str]:
 
     glue, text = chapter["01_boundary_definition"]
     for phrase in ("track each other closely", "agree, but loosely", "barely agree", "cannot be compared"):
-        if f"they {phrase}" in text and not book.correlation_phrase(glue["conf_corr"]).startswith(phrase):
+        if f"they {phrase}" in text and not prose.correlation_phrase(glue["conf_corr"]).startswith(phrase):
             problems.append(f"chapter 1 says the signals {phrase!r} at correlation {glue['conf_corr']:.3f}")
     unseen = re.search(r"([\d.]+) ?% of the queries about never-shown facts are labelled beyond", text)
     if unseen and float(unseen[1]) < 100 and "cannot stumble on them" in text:

@@ -9,6 +9,7 @@ from transformers import Qwen2VLProcessor
 from inbol_utils import (answers, architectures, base_targets, chat, evaluation, generation, idk_data, inputs, methods,
                          modeling, protocol, recipes, world)
 from inbol_utils.logprobs import IGNORE_INDEX
+from worlds import small_config
 
 HUB = ("qwen2_vl", "idefics3")
 WORDS = world.world_words() | answers.refusal_words()
@@ -151,7 +152,7 @@ def test_pipeline_runs_through_a_hub_architecture(tmp_path, name):
     with LoRA, the control, and scoring every method with the baselines. Notebooks 00-04 with
     params/hub_smoke.yaml run the same calls (several minutes: outside the test budget)."""
     artifacts = tmp_path / "artifacts"
-    config = world.small_config(seed=0, n_base_perception=300, n_probe=60, n_validation=24, n_test=48, n_ood=24,
+    config = small_config(seed=0, n_base_perception=300, n_probe=60, n_validation=24, n_test=48, n_ood=24,
                                 fact_scale=0.05)
     protocol.build_world(artifacts, 0, config)
     model, processor = architectures.build(name, WORDS, SIZE, seed=0)

@@ -155,7 +155,8 @@ def test_every_refusal_phrasing_is_detected():
 def test_benchmark_measures_roofline_and_confidence_costs(trained_tiny, tiny_world, tmp_path):
     """`make bench` on a tiny study: FLOPs counted, rates below the measured matmul peak's
     plausible range, the figures written to bench.json, and a clear stop without a model."""
-    from inbol_utils import bench, world
+    from inbol_utils.tools import bench
+    from inbol_utils import world
 
     _, model_path = trained_tiny
     world.save_world(*tiny_world, tmp_path / "seed0" / "world")

@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from inbol_utils import answers as answers_module
-from inbol_utils import architectures, costs, generation, inputs, profiling, world
+from inbol_utils import architectures, generation, inputs, world
+from inbol_utils.book import costs
+from inbol_utils.runner import profiling
 
 ROOT = Path(__file__).resolve().parents[1]
 

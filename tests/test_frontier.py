@@ -145,7 +145,7 @@ def test_propensity_is_the_refusals_log_probability_less_the_best_answers(proces
 
 def test_saved_propensities_are_made_once_and_check_their_scores(tmp_path, processor, tiny_model, tiny_world):
     from inbol_utils import evaluation, modeling, world
-    from inbol_utils.reuse import mark
+    from inbol_utils.runner.reuse import mark
 
     splits = {name: tiny_world[0][name].select(range(5)) for name in evaluation.TEST_SPLITS}
     world.save_world(splits, None, tmp_path / "world")

@@ -1,4 +1,4 @@
-"""Parameter schemas (inbol_utils.parameters): each notebook's schema is its parameters cell, and
+"""Parameter schemas (inbol_utils.runner.parameters): each notebook's schema is its parameters cell, and
 bad inputs stop before any work with a message naming the notebook, parameter, value and what
 is allowed, leaving the artifacts as they were.
 
@@ -13,8 +13,9 @@ import papermill
 import pytest
 import yaml
 
-from inbol_utils import ablations, dpo, idk_data, metrics, modeling, parameters, pipeline, sources, staging, world
-from inbol_utils.pipeline import PipelineError, run_pipeline
+from inbol_utils import ablations, dpo, idk_data, metrics, modeling, sources, world
+from inbol_utils.runner import parameters, pipeline, staging
+from inbol_utils.runner.pipeline import PipelineError, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -212,7 +213,7 @@ def test_a_missing_input_stops_the_runner_before_the_kernel(tmp_path, artifacts)
 def test_chapter_5_needs_the_runners_profile(tmp_path, artifacts):
     params = smoke_params(tmp_path, artifacts)
     assert_stops(params, artifacts, f"05_scaling_up: missing artifact {artifacts}/profile.json. It is written by the "
-                 "runner (python -m inbol_utils.pipeline), after every stage", only=["05_scaling_up"])
+                 "runner (python -m inbol_utils.runner.pipeline), after every stage", only=["05_scaling_up"])
 
 
 def test_a_corrupted_input_is_named(tmp_path, artifacts):

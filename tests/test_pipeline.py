@@ -1,4 +1,4 @@
-"""The papermill runner (inbol_utils.pipeline) and the book's table of contents per profile.
+"""The papermill runner (inbol_utils.runner.pipeline) and the book's table of contents per profile.
 
 The runner tests use two throwaway notebooks, so they check the runner's contract (order,
 skipping, downstream reruns, failures, one runner per folder, Ctrl-C) in seconds without
@@ -20,9 +20,10 @@ import pytest
 import yaml
 from jupyter_core.utils import run_sync
 
-from inbol_utils import parameters, pipeline, profile_book, staging
-from inbol_utils.parameters import Param, Schema
-from inbol_utils.pipeline import PipelineError, main, run_pipeline
+from inbol_utils.runner import parameters, pipeline, staging
+from inbol_utils.book import profile_book
+from inbol_utils.runner.parameters import Param, Schema
+from inbol_utils.runner.pipeline import PipelineError, main, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -358,17 +359,15 @@ def ctrl_c():
 
 @pytest.fixture
 def started(monkeypatch):
-    """The kernels and zygotes that a run starts, to check that it stopped them all."""
-    found = {"kernels": [], "zygotes": []}
+    """The kernels that a run starts, to check that it stopped them all."""
+    found = {"kernels": []}
+    start = pipeline.start_kernel
 
-    def recording(kind: str, start):
-        def record(*args):
-            found[kind].append(start(*args))
-            return found[kind][-1]
-        return record
+    def record(*args):
+        found["kernels"].append(start(*args))
+        return found["kernels"][-1]
 
-    monkeypatch.setattr(pipeline, "start_kernel", recording("kernels", pipeline.start_kernel))
-    monkeypatch.setattr(pipeline.Zygote, "start", recording("zygotes", pipeline.Zygote.start))
+    monkeypatch.setattr(pipeline, "start_kernel", record)
     return found
 
 
@@ -378,8 +377,7 @@ def ctrl_c_now(*args) -> None:
 
 
 def all_stopped(found: dict) -> bool:
-    return (not any(run_sync(k.manager.is_alive)() for k in found["kernels"])
-            and all(z.process.poll() is not None for z in found["zygotes"]))
+    return not any(run_sync(k.manager.is_alive)() for k in found["kernels"])
 
 
 CTRL_C = """\
@@ -392,9 +390,8 @@ time.sleep(60)
 
 
 def test_ctrl_c_during_a_stage_prints_one_line_and_undoes_it(study, monkeypatch, capfd, ctrl_c, started):
-    """A real SIGINT to the runner while b's cell runs: the kernels and the zygote are stopped,
-    the folder put back, and nothing but one line is printed (the kernel's and the zygote's
-    output included), exit status 130."""
+    """A real SIGINT to the runner while b's cell runs: the kernels are stopped, the folder put
+    back, and nothing but one line is printed (the kernels' output included), exit status 130."""
     run_pipeline(study["params"], study["executed"])
     art = study["art"]
     before = tree(art)
@@ -422,8 +419,8 @@ def test_ctrl_c_while_kernels_start_or_between_stages_says_what_the_folder_holds
     art = study["art"]
     start_kernel = pipeline.start_kernel
 
-    def second_start_interrupted(artifacts, stage, zygote):
-        return (ctrl_c_now if started["kernels"] else start_kernel)(artifacts, stage, zygote)
+    def second_start_interrupted(artifacts, stage):
+        return (ctrl_c_now if started["kernels"] else start_kernel)(artifacts, stage)
 
     with monkeypatch.context() as patch:
         patch.setattr(pipeline, "start_kernel", second_start_interrupted)
@@ -539,7 +536,7 @@ def test_a_profiles_book_reads_its_own_chapters_and_keeps_the_reference_pages():
 
 
 def test_a_profiles_book_is_written_where_the_makefile_builds_it(tmp_path):
-    """`python -m inbol_utils.profile_book PARAMS` (the Makefile's `book` for a profile other
+    """`python -m inbol_utils.book.profile_book PARAMS` (the Makefile's `book` for a profile other
     than the default): the toc of the profile's stages, and the introduction beside its chapters,
     its glue and links pointing at them and at the book's other pages."""
     for name in ("_toc.yml", "book/intro.md"):

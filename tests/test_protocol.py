@@ -6,7 +6,9 @@ import time
 import pytest
 import torch
 
-from inbol_utils import bench, methods, parallel, profiling, protocol, training
+from inbol_utils.tools import bench
+from inbol_utils import methods, protocol, training
+from inbol_utils.runner import parallel, profiling
 from inbol_utils.methods import CONTROL, DPO, IDKIT, INBOL
 
 

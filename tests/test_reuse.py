@@ -1,10 +1,14 @@
 """Reuse of finished jobs: answered from the record only when every ingredient is the same."""
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from inbol_utils import confidence, profiling, protocol, reuse, world
+from inbol_utils import confidence, protocol
+from inbol_utils.runner import profiling, reuse
+from worlds import small_config
 
 
 def test_a_job_is_reused_only_with_the_same_recipe_and_its_output_present(tmp_path):
@@ -77,13 +81,16 @@ def test_recipes_follow_ingredients_code_and_unrecorded_inputs(tmp_path, monkeyp
 
 def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):
     """A job's recipe leaves out the modules that only present results; a stage's stamp does not."""
-    assert set(reuse.PRESENTATION) <= {p.name for p in reuse.PACKAGE_DIR.glob("*.py")}  # no stale name
+    assert all((reuse.PACKAGE_DIR / name).exists() for name in reuse.PRESENTATION)  # no stale name
     package = tmp_path / "inbol_utils"
     shutil.copytree(reuse.PACKAGE_DIR, package, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(reuse, "PACKAGE_DIR", package)
     job, stage = reuse.recipe(lr=1e-4), reuse.code_digest()
-    (package / "book.py").write_text((package / "book.py").read_text() + "\nNEW_PHRASE = 'a new phrase'\n")
+    prose = package / "book" / "prose.py"
+    prose.write_text(prose.read_text() + "\nNEW_PHRASE = 'a new phrase'\n")
     assert reuse.recipe(lr=1e-4) == job and reuse.code_digest() != stage
+    (package / "runner" / "environment.py").write_text((package / "runner" / "environment.py").read_text() + "\nTHREADS = 2\n")
+    assert reuse.recipe(lr=1e-4) != job  # the runner's pins are part of every result
     (package / "dpo.py").write_text((package / "dpo.py").read_text() + "\nNEW_LOSS = 'a new loss'\n")
     assert reuse.recipe(lr=1e-4) != job
 
@@ -100,21 +107,59 @@ def test_comments_layout_and_docstrings_are_not_code(tmp_path, monkeypatch):
         module.write_text(source)
         return reuse.code_digest()
 
-    original = digest_of('"""The loss."""\n\ndef loss(x):\n    """Why."""\n    return x * 0.1  # beta\n')
-    assert digest_of('"""The loss, reworded."""\n# a comment\n\ndef loss(x):\n    """Why, again."""\n'
-                     '    return (x *\n            0.1)  # beta, explained\n') == original
-    assert digest_of('def loss(x):\n    return x * 0.1\n') == original  # docstrings gone
-    assert digest_of('def loss(x):\n    """Why."""\n    return x * 0.5\n') != original
-    assert digest_of('def loss(x):\n    return "x * 0.1"\n') != original
+    original = digest_of('"""The loss."""\n\ndef loss(x):\n    """Why."""\n    return max(x, 0.1)  # beta\n')
+    assert digest_of('"""The loss, reworded."""\n# a comment\n\ndef loss(x):\n  """Why, again."""\n'
+                     '  return max(x,\n             0.1)  # beta, explained\n') == original
+    assert digest_of('def loss(x):\n    return max(x, 0.1)\n') == original  # docstrings gone
+    assert digest_of('def loss(x):\n    """Why."""\n    return max(x, 0.5)\n') != original
+    assert digest_of('def loss(x):\n    return "max(x, 0.1)"\n') != original
     labelled = digest_of('def loss(x):\n    """Why."""\n    x.name = "beta 0.1"\n    return x * 0.1\n')
     assert digest_of('def loss(x):\n    """Why."""\n    x.name = "beta 0.5"\n    return x * 0.1\n') != labelled
+
+
+# A module whose code the digest must read the same on every Python version: tokenize splits an
+# f-string into parts from 3.12 on, and ast.dump changes with each version.
+MODULE = '''"""Doc."""
+import os  # why
+
+def f(x):  # hi
+    """Doc of f."""
+    s = "# not a comment"
+    return f"{x}#{s!r:>{w}}"   
+
+
+class A:
+    "doc"
+    y = 1
+'''
+MODULE_CODE = ["import", "os", "NEWLINE", "def", "f", "(", "x", ")", ":", "NEWLINE", "INDENT", "s", "=",
+               '"# not a comment"', "NEWLINE", "return", 'f"{x}#{s!r:>{w}}"', "NEWLINE", "DEDENT", "class", "A", ":",
+               "NEWLINE", "INDENT", "y", "=", "1", "NEWLINE", "DEDENT"]
+
+
+def test_the_code_of_a_module_is_the_same_on_every_python():
+    assert reuse._code_of(MODULE.encode()).decode().split("\n") == MODULE_CODE
+
+
+@pytest.mark.parametrize("version", ["3.11", "3.12", "3.13", "3.14"])
+def test_the_digest_is_the_same_on_another_installed_python(version):
+    """The digest of the whole package, by another interpreter where one is installed (reuse
+    needs only the standard library); skipped where none is."""
+    python = shutil.which(f"python{version}")
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}" or python is None \
+            or subprocess.run([python, "-c", "pass"], capture_output=True).returncode != 0:
+        pytest.skip(f"no other python{version} here")
+    root = reuse.PACKAGE_DIR.parent
+    other = subprocess.run([python, "-c", "from inbol_utils.runner import reuse; print(reuse.code_digest())"],
+                           cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    assert other == reuse.code_digest()
 
 
 def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp_path, trained_tiny,
                                                                             monkeypatch):
     """Notebook 01 reruns when tau changes, but the probe does not depend on tau."""
     _, model_path = trained_tiny
-    protocol.build_world(tmp_path, 0, world.small_config(seed=3, n_probe=16))
+    protocol.build_world(tmp_path, 0, small_config(seed=3, n_probe=16))
     home = protocol.seed_dir(tmp_path, 0)
     shutil.copytree(model_path, home / "base_model")
     reuse.mark(home / "base_model", "tiny base model")

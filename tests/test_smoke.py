@@ -18,9 +18,11 @@ import pytest
 import yaml
 
 import browser
-from inbol_utils import costs, environment, methods, metrics, pipeline, protocol, replication
-from inbol_utils.pipeline import partial_notebook, run_pipeline
-from inbol_utils.profile_book import profile_toc
+from inbol_utils.book import costs
+from inbol_utils.runner import environment, pipeline
+from inbol_utils import methods, metrics, protocol, replication
+from inbol_utils.runner.pipeline import partial_notebook, run_pipeline
+from inbol_utils.book.profile_book import profile_toc
 from prose import contradictions, glued_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +56,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     assert [r["status"] for r in records] == ["ran"] * 4 + ["not selected"] * 2
     shutil.copytree(artifacts, twin, copy_function=os.link)  # every write replaces files: links are safe
     rerun = subprocess.Popen(
-        [sys.executable, "-m", "inbol_utils.pipeline", str(smoke_params(tmp_path / "twin.yaml", twin)),
+        [sys.executable, "-m", "inbol_utils.runner.pipeline", str(smoke_params(tmp_path / "twin.yaml", twin)),
          "--only", "04_evaluation", "--executed-dir", str(tmp_path / "twin_chapters")],
         env={**os.environ, "PYTHONHASHSEED": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     records += run_pipeline(params, chapters)
@@ -97,7 +99,7 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     # The GPU-hour estimate's row formulas follow what the notebooks put through the model: within
     # the share of answerable queries (likelihoods count gold answers), prefetched batches and
     # checkpoints chosen before the schedule's end.
-    rows = costs.predicted_rows(artifacts / "profile.json")
+    rows = predicted_rows(artifacts / "profile.json")
     assert (rows["rows"] / rows["rows_formula"]).dropna().between(0.6, 1.3).all(), rows.to_string()
     for seed in (0, 1):  # every seed has its own world, base model and trained methods
         home = protocol.seed_dir(artifacts, seed)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from inbol_utils import easy_vqa, evaluation, idk_data, metrics, protocol, real_data, sources, vqa_datasets, world
 from inbol_utils.real_data import RealConfig
+from worlds import small_config
 
 SMALL = RealConfig(seed=1, n_base_train=300, n_probe=100, n_validation=40, n_test=80, n_ood=40)
 
@@ -257,7 +258,7 @@ def test_training_sets_accept_unknown_truth_but_not_an_unknown_label(evqa_splits
 
 
 def test_the_generated_worlds_vision_task_renders_only_the_scenes_it_draws(tmp_path, monkeypatch):
-    config = world.small_config(seed=3, n_probe=16)
+    config = small_config(seed=3, n_probe=16)
     protocol.build_world(tmp_path, 0, config)
     task = sources.vision_task(protocol.world_dir(tmp_path, 0), config, 0, draws=40)
     assert len(task.images) == 40 and task.labels["colour"].shape == (40, 4)

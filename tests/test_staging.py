@@ -1,4 +1,4 @@
-"""The snapshot that makes a stage all-or-nothing (inbol_utils.staging), without a kernel:
+"""The snapshot that makes a stage all-or-nothing (inbol_utils.runner.staging), without a kernel:
 changes undone, a crash at any step of the restore undone by the next restore, writes in place
 reported; and the lock that lets one runner at a time work on a folder."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inbol_utils import staging
+from inbol_utils.runner import staging
 from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
 
 

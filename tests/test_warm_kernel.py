@@ -1,4 +1,4 @@
-"""Kernels started ahead of their stage (inbol_utils.warm_kernel): the imports run early, and the
+"""Kernels started ahead of their stage (inbol_utils.runner.warm_kernel): the imports run early, and the
 notebook cannot tell, its namespace and execution counts being those of a fresh kernel. They
 listen on Unix sockets, which they remove when they stop."""
 import os
@@ -9,7 +9,7 @@ import nbformat
 import papermill
 from jupyter_core.utils import run_sync
 
-from inbol_utils import warm_kernel
+from inbol_utils.runner import warm_kernel
 
 
 def notebook(path, *sources):
@@ -34,10 +34,17 @@ def test_preload_runs_the_top_level_imports_in_order_and_binds_nothing(tmp_path)
     assert set(namespace) == {"__builtins__"} and "email.message" in sys.modules
 
 
+def test_preload_starts_the_pool_server_where_the_notebook_runs_jobs(tmp_path):
+    jobs = notebook(tmp_path / "jobs.ipynb", "x = 1", "from inbol_utils.runner import environment, parallel")
+    plain = notebook(tmp_path / "plain.ipynb", "x = 1", "import json")
+    assert "parallel.start_server()" in warm_kernel.preload(jobs)
+    assert "parallel" not in warm_kernel.preload(plain)
+
+
 def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
     path = notebook(tmp_path / "b.ipynb", "x = 1",
                     'import sys\nassert "colorsys" in sys.modules and "colorsys" not in globals()',
-                    "import colorsys\nprint(x + 1)")
+                    "import colorsys\nprint(x + 1)", "import os\nprint(os.getcwd())")
     kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
     try:
         warm_kernel.wait(kernel, 60)
@@ -46,10 +53,11 @@ def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
     finally:
         warm_kernel.stop(kernel)
     assert not run_sync(kernel.manager.is_alive)()
-    # Unix sockets by an absolute path (the kernel's working folder is not this process's), removed after
+    # Unix sockets by an absolute path, which the kernel finds from its own working folder; removed after
     sockets = Path(kernel.manager.ip)
-    assert kernel.manager.transport == "ipc" and sockets.is_absolute() and tmp_path != Path.cwd()
+    assert kernel.manager.transport == "ipc" and sockets.is_absolute()
     assert not list(sockets.parent.glob(sockets.name + "-*"))
     cells = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
-    assert [c.execution_count for c in cells] == [1, 2, 3, 4]  # parameters, injected parameters, two cells
-    assert cells[-1].outputs[0]["text"] == "6\n"
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # parameters, injected parameters, three cells
+    assert cells[-2].outputs[0]["text"] == "6\n"
+    assert cells[-1].outputs[0]["text"] == f"{tmp_path}\n" != f"{Path.cwd()}\n"  # the folder it was given

@@ -6,6 +6,7 @@ import pytest
 
 from inbol_utils import world
 from inbol_utils.world import CELL_SIZE, CELLS, COLOURS, SHAPES
+from worlds import small_config
 
 
 def cell_pixels(image, cell_name: str) -> np.ndarray:
@@ -26,12 +27,12 @@ def shape_mask(shape: str, cell: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clean_world():
     """Difficulty 0: no noise, no fading, so pixels can be checked exactly."""
-    splits, facts = world.build_world(world.small_config(seed=5, max_difficulty=0.0))
+    splits, facts = world.build_world(small_config(seed=5, max_difficulty=0.0))
     return splits, facts
 
 
 def test_same_seed_same_world(tiny_world):
-    again, _ = world.build_world(world.small_config(seed=3))
+    again, _ = world.build_world(small_config(seed=3))
     for name, ds in tiny_world[0].items():
         a, b = ds.select(range(30)), again[name].select(range(30))
         assert a.remove_columns("image").to_list() == b.remove_columns("image").to_list()
@@ -39,7 +40,7 @@ def test_same_seed_same_world(tiny_world):
 
 
 def test_other_seed_other_world(tiny_world):
-    other, _ = world.build_world(world.small_config(seed=4))
+    other, _ = world.build_world(small_config(seed=4))
     assert tiny_world[0]["test"]["question"] != other["test"]["question"]
 
 

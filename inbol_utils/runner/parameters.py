@@ -291,7 +291,7 @@ SCHEMAS: dict[str, Schema] = {
              "the pessimistic rates (pessimistic_mfu={pessimistic_mfu}, pessimistic_decode_tokens_per_s="
              "{pessimistic_decode_tokens_per_s}) must not exceed mfu={mfu} and decode_tokens_per_s="
              "{decode_tokens_per_s}"),
-    ), inputs=(Input("profile.json", "the runner (python -m inbol_utils.pipeline), after every stage"),
+    ), inputs=(Input("profile.json", "the runner (python -m inbol_utils.runner.pipeline), after every stage"),
                BASE_MODEL, Input("seed{seed}/idk_it/labelling.json", BY_02))),
 }
 
@@ -300,7 +300,7 @@ def schema(notebook: str) -> Schema:
     """The schema of a notebook, by its file's stem (e.g. "03_training")."""
     if notebook not in SCHEMAS:
         raise ParameterError(f"No parameter schema for notebook {notebook!r}; declare its parameters in "
-                             f"inbol_utils/parameters.py (known: {sorted(SCHEMAS)}).")
+                             f"inbol_utils/runner/parameters.py (known: {sorted(SCHEMAS)}).")
     return SCHEMAS[notebook]
 
 

@@ -1,6 +1,6 @@
 """The book of one profile: its table of contents and its copy of the introduction.
 
-    python -m inbol_utils.profile_book params/smoke.yaml   # what `make book PARAMS=...` runs
+    python -m inbol_utils.book.profile_book params/smoke.yaml   # what `make book PARAMS=...` runs
 
 _toc.yml is the default profile's book: the study's chapters from book/executed/default/, other
 profiles' parts (the easy-VQA part) and the reference pages. Another profile's book keeps the
@@ -20,9 +20,8 @@ from typing import Sequence
 
 import yaml
 
-from .pipeline import load_params, profile_name
+from ..runner.pipeline import REPO_ROOT, load_params, profile_name
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = "default"
 STUDY = f"book/executed/{DEFAULT}/"  # the study's chapters in _toc.yml
 CHAPTERS = STUDY.removeprefix("book/")  # the same folder as book/intro.md spells it
@@ -82,7 +81,7 @@ def write(params_path: str | os.PathLike, root: Path = REPO_ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.profile_book", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.book.profile_book", description=__doc__.split("\n")[0])
     parser.add_argument("params", help="the profile's parameter file, e.g. params/smoke.yaml (the profile smoke)")
     print(write(parser.parse_args(argv).params))
 

@@ -1,6 +1,6 @@
 """Does the base-model recipe meet its targets on any world? One base model per world, printed.
 
-    python -m inbol_utils.bench_worlds [--worlds 0 1 2 3 4] [--artifacts data/bench_worlds] [--workers 0]
+    python -m inbol_utils.tools.bench_worlds [--worlds 0 1 2 3 4] [--artifacts data/bench_worlds] [--workers 0]
     make bench-worlds   (the same, in data/default: after make book, worlds 0-2 are its seeds 0-2)
 
 Each world w gets the base model of seed w (as the default study's replicate w would), built
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import base_targets, modeling, parallel, protocol, world
-from .pipeline import REPO_ROOT, notebook_defaults
+from .. import base_targets, modeling, protocol, world
+from ..runner import parallel
+from ..runner.pipeline import REPO_ROOT, notebook_defaults
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "00_world_and_base_model.ipynb"
 
@@ -30,7 +31,7 @@ def world_and_base_model(artifacts: str, seed: int, config: world.WorldConfig, *
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.bench_worlds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.bench_worlds", description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--artifacts", default="data/bench_worlds")
     parser.add_argument("--workers", type=int, default=0)

@@ -1,6 +1,6 @@
 """The study's runner: execute the notebooks in order with papermill, skipping what is current.
 
-    python -m inbol_utils.pipeline params/default.yaml [--executed-dir book/executed]
+    python -m inbol_utils.runner.pipeline params/default.yaml [--executed-dir book/executed]
                                                        [--force] [--only STEM ...]
 
 One YAML parameter file names the artifacts folder, the parameters every notebook shares, and
@@ -30,15 +30,15 @@ downloads the next time the runner runs on that profile (every stage skipped whe
 until then the strict book build stops at the link ("download file not readable").
 
 Before anything runs, every stage's parameters (the notebook's defaults, then `common`, then
-the stage's own) are checked against the notebook's schema (`inbol_utils.parameters`), and
+the stage's own) are checked against the notebook's schema (`inbol_utils.runner.parameters`), and
 before each stage runs, its input artifacts. A stage changes the artifacts folder completely or
-not at all (`inbol_utils.staging`): if it fails, the folder is put back as it was before it
+not at all (`inbol_utils.runner.staging`): if it fails, the folder is put back as it was before it
 started.
 
 One runner works on an artifacts folder at a time (`staging.held`): a second one stops, in one
 line that names the first, before it touches anything (its first act would otherwise be to
 undo the stage the first one is running). Ctrl-C stops a run with one line, exit status 130:
-the stage that was running is undone, its kernels and the zygote are stopped, and the line
+the stage that was running is undone, its kernels are stopped, and the line
 says which stage that was and what the folder holds.
 
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
@@ -46,21 +46,18 @@ bytes, its merged parameters, the previous stage's fingerprint (so a change upst
 everything downstream) and the bytes of inbol_utils/*.py (the code the notebooks import). It is
 stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds. Inside a stage that
 reruns, each expensive job (a model trained, a probe, pairs sampled, a model scored) is still
-skipped when its own ingredients are unchanged (`inbol_utils.reuse`): a new tau reruns
+skipped when its own ingredients are unchanged (`inbol_utils.runner.reuse`): a new tau reruns
 notebooks 01-04, but not the probe of the base models.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
 time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
-(`inbol_utils.profiling`), apart those of the jobs answered from their records, and the
+(`inbol_utils.runner.profiling`), apart those of the jobs answered from their records, and the
 parameters it ran with; `make bench` prints it, and the last
-stage (notebook 05) prices a GPU run from it (`inbol_utils.costs`), so every earlier stage's
+stage (notebook 05) prices a GPU run from it (`inbol_utils.book.costs`), so every earlier stage's
 profile is written before the next stage starts.
 
-Each stage runs in a fresh kernel, forked from the run's zygote (`zygote`), one process that
-imported what every stage's notebook imports once, at the start of the run, instead of each
-kernel importing torch and transformers again; it is started when the stage before it starts
-(`warm_kernel`). The zygote's imports come before the first stage's clock starts: they count
-in the run's total, not in a stage's time.
+Each stage runs in a fresh kernel, started when the stage before it starts and with the
+notebook's imports done by then (`warm_kernel`).
 """
 from __future__ import annotations
 
@@ -87,13 +84,12 @@ import papermill
 import yaml
 from jupyter_core.utils import ensure_event_loop, run_sync
 
-from inbol_utils import parameters, profiling, staging, warm_kernel
-from inbol_utils.zygote import Zygote
-from inbol_utils.artifacts import atomic_dir, atomic_file, write_json
-from inbol_utils.reuse import code_digest
+from ..artifacts import atomic_dir, atomic_file, write_json
+from . import environment, parameters, profiling, staging, warm_kernel
+from .reuse import code_digest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# How long a stage waits for its kernel to be ready (`warm_kernel`): the first waits for the zygote's
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# How long a stage waits for its kernel to be ready (`warm_kernel`): the first waits for its
 # imports, 10-14 s on 2 cores.
 KERNEL_READY_SECONDS = 300
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
@@ -145,7 +141,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
     gets: the artifacts folder, then `common`, then the stage's own; shared values only where
     the notebook declares them) and `values` (those over the notebook's defaults: every value
     the notebook will run with). Every stage's values are checked against its notebook's schema
-    (`inbol_utils.parameters`) and every problem of the file is reported at once: checking
+    (`inbol_utils.runner.parameters`) and every problem of the file is reported at once: checking
     everything up front means a typo in stage 4 stops the run before stage 0 spends minutes
     training.
     """
@@ -401,7 +397,7 @@ def save_profile(artifacts: str | os.PathLike, stem: str, profile: dict) -> None
     path = _resolve(artifacts) / "profile.json"
     stages = json.loads(path.read_text())["stages"] if path.is_file() else {}
     stages[stem] = profile
-    write_json(path, {"machine": profiling.machine(), "stages": dict(sorted(stages.items()))})
+    write_json(path, {"machine": environment.machine(), "stages": dict(sorted(stages.items()))})
 
 
 def parts_path(artifacts: Path, stem: str) -> Path:
@@ -409,12 +405,11 @@ def parts_path(artifacts: Path, stem: str) -> Path:
     return artifacts / ".profile" / f"{stem}.json"
 
 
-def start_kernel(artifacts: Path, stage: dict, zygote: Zygote | None) -> warm_kernel.WarmKernel:
-    """A kernel for `stage`, forked by the run's `zygote` if there is one (which has its
-    notebook's imports loaded, `warm_kernel`); it writes its profile to `parts_path` (see
+def start_kernel(artifacts: Path, stage: dict) -> warm_kernel.WarmKernel:
+    """A kernel for `stage` (`warm_kernel`); it writes its profile to `parts_path` (see
     profiling), which is in its environment from the start."""
     env = {**os.environ, profiling.ENV: str(parts_path(artifacts, stage["stem"]))}
-    return warm_kernel.start(stage["notebook"], REPO_ROOT, env, zygote)
+    return warm_kernel.start(stage["notebook"], REPO_ROOT, env)
 
 
 @dataclass
@@ -454,18 +449,6 @@ def ctrl_c_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, handler)
     if pressed:
         raise KeyboardInterrupt
-
-
-@contextmanager
-def ctrl_c_ignored() -> Iterator[None]:
-    """Processes started in the block ignore Ctrl-C (they inherit the ignoring), so that the
-    terminal's Ctrl-C reaches the runner alone, which stops them in order; else the zygote dies
-    with a traceback and takes the running stage's kernel with it."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def run_stage(stage: dict, artifacts: Path, log_output: bool, kernel: warm_kernel.WarmKernel,
@@ -571,7 +554,6 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
     """Run or skip each stage of `plan` (`plan_stages`), as `run_pipeline` says."""
     records, upstream_current, kernels = [], True, {}  # kernels started and not yet stopped, by stage
     total_start = time.perf_counter()
-    zygote = None  # started for the first stage that runs, after its inputs are checked
     try:
         for i, step in enumerate(plan):
             stage, fp, executed, stamp = step["stage"], step["fingerprint"], step["executed"], step["stamp"]
@@ -592,15 +574,11 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
                     raise PipelineError("\n".join(missing))
                 print(f"{header}: running {stage['notebook'].name} ...", flush=True)
                 progress.running = stem
-                if zygote is None and hasattr(os, "fork"):  # elsewhere (Windows) each kernel imports for itself
-                    with ctrl_c_ignored():
-                        zygote = Zygote.start([s["stage"]["notebook"] for s in plan if s["runs"]], REPO_ROOT,
-                                              dict(os.environ))
                 following = next((later["stage"] for later in plan[i + 1:] if later["runs"]), None)
                 with ctrl_c_deferred():  # the following stage's kernel is ready when this stage ends (warm_kernel)
                     for starting in (stage, following):
                         if starting and starting["stem"] not in kernels:
-                            kernels[starting["stem"]] = start_kernel(artifacts, starting, zygote)
+                            kernels[starting["stem"]] = start_kernel(artifacts, starting)
                 try:
                     seconds, written_in_place = run_stage(stage, artifacts, log_output, kernels[stem], progress)
                 finally:
@@ -627,8 +605,6 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
         with ctrl_c_deferred():
             for kernel in kernels.values():  # a stage failed or was interrupted before theirs
                 warm_kernel.stop(kernel)
-            if zygote:
-                zygote.stop()
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)
@@ -655,7 +631,7 @@ def base_model_warnings(artifacts: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (0 ok, 1 a problem the message explains, 130
     Ctrl-C, with one line that says what the artifacts folder holds)."""
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.pipeline",
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.runner.pipeline",
                                      description="Run the study's notebooks in order.")
     parser.add_argument("params", help="YAML parameter file, e.g. params/default.yaml")
     parser.add_argument("--executed-dir", default=None,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from myst_nb import glue
 
-from .metrics import MIN_REPLICATES, TOO_FEW, VERDICTS
+from ..metrics import MIN_REPLICATES, TOO_FEW, VERDICTS
 
 BEATS, LEVEL = VERDICTS[:2]  # what a comparison's verdict says when it is not "trails" (or TOO_FEW)
 

@@ -1,11 +1,11 @@
 """Benchmarks: where the study's time goes, how close the model runs to the machine, and what
 batching and likelihoods save.
 
-    python -m inbol_utils.bench [--artifacts data/default] [--queries 300] [--repeats 5]
+    python -m inbol_utils.tools.bench [--artifacts data/default] [--queries 300] [--repeats 5]
 
 1. Profile: the last run's time per stage, per cell and per part of the work (training,
    greedy answers, sampling, likelihoods, data building), as the runner recorded it in
-   <artifacts>/profile.json (`inbol_utils.profiling`), and the rate its training ran at
+   <artifacts>/profile.json (`inbol_utils.runner.profiling`), and the rate its training ran at
    (`training_rate`), the machine's speed on the study's own work.
 2. Roofline: the machine's matmul throughput at the model's own shapes (fp32 and bf16, one
    thread, as every job runs), the FLOPs of a training step, of greedy answers and of N=10
@@ -30,8 +30,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import confidence, generation, inputs, modeling, profiling, protocol, world
-from .artifacts import read_json, write_json
+from .. import confidence, generation, inputs, modeling, protocol, world
+from ..runner import environment, profiling
+from ..artifacts import read_json, write_json
 
 # The study's speed targets for confidence: batched sampling at least 2x faster than one query at
 # a time, the exact likelihood at least 10x cheaper than N=10 sampling.
@@ -167,7 +168,7 @@ def show_profile(profile: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--artifacts", default="data/default", help="a study's artifacts folder (make book)")
     parser.add_argument("--queries", type=int, default=300, help="answerable probe queries to time")
     parser.add_argument("--single", type=int, default=30, help="queries for the one-at-a-time run")
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"--queries {args.queries} exceeds the {len(probe)} answerable probe queries")
     probe = probe.select(range(args.queries))
     torch.set_num_threads(1)  # as every job of the study runs (`parallel`)
-    report = {"machine": profiling.machine(), "threads": 1}
+    report = {"machine": environment.machine(), "threads": 1}
     profile_path = artifacts / "profile.json"
     if profile_path.is_file():
         report["profile"] = read_json(profile_path, "the runner")

@@ -4,34 +4,29 @@ Every stage runs in a fresh kernel, which spends about 4 s starting and 8-10 s i
 transformers, datasets and the plotting libraries before its first result (`make bench`: the
 first cell of every chapter). None of that depends on the stage before, and a stage's own
 imports keep only one of the two cores busy. So the runner starts the next stage's kernel when
-a stage starts, and the two kernels import side by side. The runner forks its kernels from a
-zygote (`zygote`) that has done every notebook's imports once; their preload then finds the
-modules loaded, and a kernel is ready in about a second.
+a stage starts (jupyter_client's kernel manager, handed to papermill as nbclient's `km`), and
+the two kernels import side by side.
 
 Only the notebook's own top-level import statements run ahead, inside a function that leaves no
 name behind and with `silent`, so that they leave no execution count either: the notebook still
 runs every cell in order, its parameters first, in an empty namespace, and `environment.pin`
-still sets its threads and seeds in its first cell.
+still sets its threads and seeds in its first cell. The kernel's pool server (`parallel`) is
+started ahead too, when the notebook imports the study's job runner.
 """
 from __future__ import annotations
 
 import ast
-import os
 import queue
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_core.utils import run_sync
-
-if TYPE_CHECKING:
-    from .zygote import Zygote
 
 
 def preload(notebook: Path) -> str:
@@ -45,7 +40,12 @@ def preload(notebook: Path) -> str:
         except SyntaxError:  # a cell with IPython magics: its imports are left to the notebook
             continue
         statements += [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    body = "".join(f"    {statement}\n" for statement in statements) or "    pass\n"
+    if any("inbol_utils.runner" in statement and "parallel" in statement for statement in statements):
+        statements.append("from inbol_utils.runner import parallel; parallel.start_server()")
+    # What the imports made lives as long as the kernel: out of the collector's sight, a full
+    # collection (every Trainer.train() starts with one) walks only what the notebook made.
+    statements.append("import gc; gc.freeze()")
+    body = "".join(f"    {statement}\n" for statement in statements)
     return f"def _preload():\n{body}_preload()\ndel _preload\n"
 
 
@@ -61,23 +61,17 @@ class WarmKernel:
 def _manager() -> AsyncKernelManager:
     """A kernel manager whose kernel listens on Unix sockets named by an absolute path, which a
     kernel in any working folder finds (over TCP, every kernel warned in the run's log of
-    unencrypted traffic; messages are signed either way); on TCP where there are none (Windows)."""
-    if os.name != "posix":
-        return AsyncKernelManager(kernel_name="python3")
+    unencrypted traffic; messages are signed either way)."""
     sockets = Path(jupyter_runtime_dir())
     sockets.mkdir(parents=True, exist_ok=True)
     # A short name: a socket's path may not pass 107 characters.
     return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / f"k-{uuid.uuid4().hex[:8]}"))
 
 
-def start(notebook: Path, cwd: Path, env: dict[str, str], zygote: Zygote | None = None) -> WarmKernel:
-    """Start a Python kernel in `cwd` with `env`, forked by `zygote` if given, and ask it to run
-    the notebook's imports (`preload`; in a forked kernel they are loaded already), without
-    waiting."""
+def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
+    """Start a Python kernel in `cwd` with `env` and ask it to run the notebook's imports
+    (`preload`), without waiting."""
     manager = _manager()
-    if zygote is not None:
-        manager.kernel_id = str(uuid.uuid4())
-        manager.provisioner = zygote.provisioner(manager)
     run_sync(manager.start_kernel)(cwd=str(cwd), env=env)
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())

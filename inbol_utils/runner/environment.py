@@ -24,20 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import write_json
+from ..artifacts import write_json
 from .reuse import code_digest
 
 THREADS = 1
 SEED = 0
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "safetensors", "numpy",
              "pandas", "pyarrow", "scipy", "scikit-learn", "pillow", "papermill")
-
-
-# What `pin` imports: torch, and through torch.use_deterministic_algorithms inductor's config, with
-# inductor, dynamo and sympy (2.4-3.5 s of a core; transformers' model code imports them too, so
-# a process that loads a model pays this anyway). A process that forks kernels or pool workers
-# imports these first (`zygote`, `parallel`), so that each copy does not import them again.
-PIN_IMPORTS = ("torch", "torch._inductor.config")
 
 
 def pin() -> None:
@@ -61,6 +54,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """The CPU and core count, for quoting a timing with the machine it came from."""
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def facts() -> dict:

@@ -13,13 +13,14 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import signal
-import socket
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
 from . import environment, profiling
+
+# What the pool server imports once, for every worker it forks: the jobs' modules and torch.
+PRELOAD = ["inbol_utils.protocol", "inbol_utils.ablations", "torch"]
 
 
 def _quiet_single_thread() -> None:
@@ -35,54 +36,26 @@ def _quiet_single_thread() -> None:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """Workers forked from a server that has imported the study once per kernel. A spawned
-    worker pays the imports itself (torch, transformers, datasets: about 7 s on the 2-core
-    machine) at every pool a notebook starts; fork from the kernel itself would copy its
-    threads and locks, while the fork server is a fresh single-threaded process. In the
-    runner's kernels the server is already there, a copy of the kernel made before it started
-    (`fork_pool_server`), and has nothing to import."""
+    """Workers forked from a server that imported the study once per process. A spawned worker
+    pays the imports itself (torch, transformers, datasets: about 7 s on the 2-core machine) at
+    every pool a notebook starts; fork from the kernel itself would copy its threads and locks,
+    while the fork server is a fresh single-threaded process that lives as long as the kernel."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["inbol_utils.protocol", "inbol_utils.ablations", *environment.PIN_IMPORTS])
+    context.set_forkserver_preload(PRELOAD)
     return context
 
 
-def fork_pool_server() -> None:
-    """Fork this process's pool server now, a copy of this process as it is, where the first
-    pool would spawn one that imports the study again: 8-10 s of a core, and of the stage's
-    wall time, before its first job. Only for a process that has imported the study and runs
-    no thread yet: the zygote's kernels call it before they start (`zygote`), and it imports
-    nothing more (a worker imports what its job needs and the copy lacks). The server is the
-    one `multiprocessing.forkserver.ensure_running` would launch, but forked, not spawned; it
-    exits with the last process that holds its "alive" pipe, and shares the caller's process
-    group, so a signal to the kernel's group reaches it and its workers too."""
-    from multiprocessing import connection, forkserver, util
-
-    address = connection.arbitrary_address("AF_UNIX")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(address)
-    if not util.is_abstract_socket_namespace(address):
-        os.chmod(address, 0o600)
-    listener.listen()
-    alive_r, alive_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(alive_w)
-            forkserver.main(listener.fileno(), alive_r, preload=[])
-        finally:
-            os._exit(0)
-    listener.close()
-    os.close(alive_r)
-    server = forkserver._forkserver  # as ensure_running() leaves it after a launch
-    server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid
-    # ipykernel's shutdown signals its children and waits until none is left; a dead server
-    # left unreaped still counts, and held every stop for 2.6 s.
-    signal.signal(signal.SIGCHLD, lambda *_: _reap(pid))
+def _nothing() -> None:
+    """What `start_server`'s process runs."""
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def start_server() -> None:
+    """Start this process's pool server now, before its first pool needs it: the runner's
+    kernels call this while the stage before theirs runs (`warm_kernel`), so that the server's
+    imports are not waited for. A process started in the server's context starts the server."""
+    process = _context().Process(target=_nothing)
+    process.start()
+    process.join()
 
 
 def _call(fn_and_job: tuple[Callable, dict]) -> tuple[Any, dict[str, float]]:

@@ -1,6 +1,6 @@
 """GPU hours of a run at other sizes, from the tokens a smaller run measured.
 
-    python -m inbol_utils.costs data/hub_smoke/profile.json params/hub.yaml --model-params 2.2e9
+    python -m inbol_utils.book.costs data/hub_smoke/profile.json params/hub.yaml --model-params 2.2e9
 
 The runner writes each stage's counts to <artifacts>/profile.json (`profiling.count_tokens`),
 with the parameters the stage ran with: for each part of the work, the rows and tokens that went
@@ -33,9 +33,9 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 from PIL import Image
 
-from . import inputs
-from .pipeline import load_params
-from .profiling import DECODED, ROWS
+from .. import inputs
+from ..runner.pipeline import load_params
+from ..runner.profiling import DECODED, ROWS
 
 # The stages whose work the estimate carries (the last stage, notebook 05, is the estimate).
 STAGES = ("00_world_and_base_model", "01_boundary_definition", "02_data_generation", "03_training",
@@ -132,7 +132,7 @@ def _profiled_stages(profile_path: str | Path) -> dict[str, dict]:
     missing = [stage for stage in STAGES if stage not in stages]
     if missing:
         raise ValueError(f"{profile_path} has no profile of {missing}: run those stages with the runner "
-                         f"(python -m inbol_utils.pipeline), which records each stage's counts.")
+                         f"(python -m inbol_utils.runner.pipeline), which records each stage's counts.")
     return {stage: stages[stage] for stage in STAGES}
 
 
@@ -163,15 +163,6 @@ def measured(profile_path: str | Path) -> pd.DataFrame:
 
 def _formula(table: dict, params: dict[str, dict], key: tuple[str, str]) -> float:
     return table[key](namespace(params, key[0])) if key in table else math.nan
-
-
-def predicted_rows(profile_path: str | Path) -> pd.DataFrame:
-    """The measured (stage, part) rows of a run's profile beside the rows and samples `ROWS_OF`
-    and `SAMPLES_OF` give for the parameters it ran with (nan where a part has no formula)."""
-    frame, params = measured(profile_path), measured_parameters(profile_path)
-    keys = list(zip(frame["stage"], frame["part"]))
-    return frame.assign(rows_formula=[_formula(ROWS_OF, params, k) for k in keys],
-                        samples_formula=[_formula(SAMPLES_OF, params, k) for k in keys])
 
 
 def row_tokens(processor, images: Sequence[Image.Image], questions: Sequence[str],
@@ -261,7 +252,7 @@ def _factor(row_factor: float | Mapping[str, float], part: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.costs", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.book.costs", description=__doc__.split("\n")[0])
     parser.add_argument("profile", help="profile.json of the measured run (its artifacts folder)")
     parser.add_argument("target_params", help="the parameter file to estimate, e.g. params/hub.yaml")
     parser.add_argument("--model-params", type=float, required=True, help="the target model's parameters")

@@ -13,13 +13,13 @@ every batch encoded for a forward pass (a training batch, a prompt, a teacher-fo
 and, apart, the tokens generated one step at a time. These counts do not depend on the machine,
 so they say what the same stage costs on another machine and at other sizes (`costs`).
 
-A job answered from its record (`inbol_utils.reuse`) does no work, but the book prices the
+A job answered from its record (`inbol_utils.runner.reuse`) does no work, but the book prices the
 whole study from these counts (chapter 5), so its record keeps the seconds and tokens it took
 when it ran (`work_since`), and a reuse counts them apart, as reused (`count_reused`): a rerun
 after one changed parameter still accounts for all of the study's work, and for what it did
 again.
 
-The runner (`inbol_utils.pipeline`) sets INBOL_PROFILE to a file per stage; the kernel then
+The runner (`inbol_utils.runner.pipeline`) sets INBOL_PROFILE to a file per stage; the kernel then
 keeps that file up to date with its totals, and the runner folds it into <artifacts>/profile.json
 beside the stage's wall time and papermill's per-cell times. Without the variable nothing is
 written and a part costs two clock reads.
@@ -97,7 +97,7 @@ def add(totals: dict[str, dict]) -> None:
 
 def work_since(before: dict[str, dict]) -> dict[str, dict]:
     """The seconds and tokens per part spent since `before` (`counts`), done or reused: one
-    job's work, for its record (`inbol_utils.reuse`)."""
+    job's work, for its record (`inbol_utils.runner.reuse`)."""
     now = counts()
 
     def spent(kind: str, name: str) -> float:
@@ -132,9 +132,3 @@ def read(path: str | Path, kind: str = "seconds") -> dict[str, float]:
     path = Path(path)
     return json.loads(path.read_text()).get(kind, {}) if path.is_file() else {}
 
-
-def machine() -> str:
-    """The CPU and core count, for quoting a timing with the machine it came from."""
-    from .environment import cpu_name
-
-    return f"{cpu_name()}, {os.cpu_count()} cores"

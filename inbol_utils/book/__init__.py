@@ -1,0 +1,7 @@
+"""What turns results into the book: the prose's numbers, the figures, the GPU-hour estimate.
+
+  prose        numbers into the book's prose (myst_nb.glue) and the phrases that read them
+  plots        figures and captions shared by the chapters
+  costs        GPU hours of a run at other sizes, from the token counts a smaller run measured
+  profile_book the table of contents and introduction of another profile's book
+"""
