@@ -10,11 +10,13 @@ Three steps, each in one place:
   compare    methods against their rivals by seed-paired intervals on Trust and the metrics
              it is made of (`compare`, `comparisons`, `COMPARED`), and the verdicts read
              from them in the user's favour (`claim_holds`).
+The results tables are written atomically (`write_tables`).
 Running these over every seed's saved models is the protocol's job (`protocol.score_seed`).
 """
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import datasets
@@ -22,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, world
+from .artifacts import atomic_file
 from .answers import REFUSAL_RESPONSES, classify_response, normalize_answer
 from .generation import answer_probability, generate_answers, greedy_answers
-from .methods import BASE, COMPARISONS, IDKIT, INBOL, REGISTRY
+from .methods import BASE, COMPARISONS, IDKIT, INBOL, METHODS, REGISTRY
 from .world import split_frame
 
 TEST_SPLITS = ("test", "ood")
@@ -206,6 +209,27 @@ def heldout_refusal(scored: pd.DataFrame) -> pd.DataFrame:
                   .agg(refusal_rate="mean", n="size").reset_index())
 
 
+# The held-out table's column that says, in the figure's legend and the results file, whether
+# InBoL's training split had the query's entity or construction.
+SEEN = "seen in InBoL training"
+
+
+def heldout_refusal_table(scored: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """`heldout_refusal` for `methods`, with `SEEN` ("seen" or "held out") beside the flag, so
+    that the figure and the results file say it in words."""
+    held = heldout_refusal(scored[scored["method"].isin(methods)])
+    held[SEEN] = np.where(held["heldout"], "held out", "seen")
+    return held
+
+
+def heldout_spread(held: pd.DataFrame, methods: Sequence[str] = (IDKIT, INBOL)) -> pd.DataFrame:
+    """Mean and sd over seeds of the refusal rate (`heldout_refusal_table`'s frame) per method,
+    kind and `SEEN`, every combination present (nan where a source has none: a real source has
+    no never-shown facts), so that the prose can read each cell by name."""
+    rows = pd.MultiIndex.from_product([list(methods), ["construction", "unseen fact"], ["seen", "held out"]])
+    return held.groupby(["method", "kind", SEEN])["refusal_rate"].agg(["mean", "std"]).reindex(rows)
+
+
 def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
     """Over-refusal broken down: the shares of in-domain queries inside the world's boundaries
     that were refused, and that got an answer-then-refusal hybrid ("triangle not sure about
@@ -214,6 +238,30 @@ def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.
     flags = inside.assign(refused=inside["response_type"] == "refusal",
                           hybrid=inside["response_type"] == "hybrid")
     return flags.groupby(list(by), sort=False)[["refused", "hybrid"]].mean().reset_index()
+
+
+def inside_refusal_rates(scored: pd.DataFrame, methods: Sequence[str] = METHODS) -> pd.DataFrame:
+    """Each method's shares of refusals and hybrids inside the world's boundaries
+    (`inside_refusals`), per seed and then averaged over seeds, so that every replicate weighs
+    the same; one row per method of `methods`, in that order."""
+    per_seed = inside_refusals(scored, by=["method", "seed"])
+    return per_seed.groupby("method")[["refused", "hybrid"]].mean().reindex(list(methods))
+
+
+def region_composition(scored: pd.DataFrame, methods: Sequence[str] = METHODS) -> pd.DataFrame:
+    """The share of each response type (correct, refusal, hybrid, wrong) in each ground-truth
+    region, per method (`metrics.region_response_matrix`), one row per method and region that has
+    queries: where each method answers and where it refuses."""
+    shares = {m: metrics.region_response_matrix(scored[scored["method"] == m]).query("n > 0").drop(columns="n")
+              for m in methods}
+    return pd.concat(shares, names=["method", "region"]).reset_index()
+
+
+def trust_by_c(runs: pd.DataFrame, c_values: Sequence[float]) -> pd.DataFrame:
+    """Trust at each cost of a wrong answer `c` (`summary`'s trust_c columns), one row per run
+    and c: the long table of Trust against c."""
+    return pd.DataFrame([{"method": r["method"], "seed": r["seed"], "split": r["split"], "c": c,
+                          "trust": r[f"trust_c{c:g}"]} for _, r in runs.iterrows() for c in c_values])
 
 
 def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -272,3 +320,16 @@ def disagreements(scored: pd.DataFrame, method: str, rivals: Sequence[str], n: i
     responses = scored.pivot_table(index="id", columns="method", values="response", aggfunc="first")
     differs = np.logical_or.reduce([kinds[rival] != kinds[method] for rival in rivals])
     return responses.loc[kinds.index[differs][:n], [*rivals, method]]
+
+
+# ---------------------------------------------------------------------------- write
+
+
+def write_tables(folder: str | Path, tables: Mapping[str, pd.DataFrame], indexed: Sequence[str] = ()) -> None:
+    """Write each results table (file name -> frame) as CSV into `folder`, made if missing; each
+    through `artifacts.atomic_file`, so that an interrupted run never leaves half a table. Only
+    the tables named in `indexed` keep their index (the main table's method and split)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        with atomic_file(Path(folder) / name) as handle:
+            frame.to_csv(handle, index=name in indexed)

@@ -9,6 +9,8 @@ holds over the replicates, not on each world.
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,16 @@ from .methods import REGISTRY
 from .metrics import VERDICTS
 
 FIRM = (VERDICTS[0], VERDICTS[2])  # "beats", "trails": the verdicts a single replicate can contradict
+
+
+def trust_by_seed(runs: pd.DataFrame, worlds: Mapping[int, int], labels: Mapping[str, str]) -> pd.DataFrame:
+    """Each replicate's in-domain Trust per method, beside the world it drew: one row per seed
+    ("seed 0"), a `world` column, then a column per method of `labels` (method -> the label
+    shown, in the order shown). `runs` is `evaluation.per_run`'s frame; `worlds` maps each seed
+    to its world (`results/base_models.csv`)."""
+    table = runs[runs["split"] == "test"].pivot(index="seed", columns="method", values="trust")[list(labels)]
+    table.insert(0, "world", [worlds[seed] for seed in table.index])
+    return table.rename(columns=labels).rename(index=lambda seed: f"seed {seed}")
 
 
 def differences(runs: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:

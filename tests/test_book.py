@@ -1,13 +1,14 @@
 """The phrases and tables the introduction glues from chapter 4: chosen from the numbers."""
 import math
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from inbol_utils.book import prose
+from inbol_utils.book import prose, readings
 from inbol_utils import evaluation, metrics
-from inbol_utils.methods import BASE, IDKIT, INBOL, METHODS, REGISTRY
+from inbol_utils.methods import ABSTAIN, BASE, CONTROL, DPO, IDKIT, INBOL, METHODS, REGISTRY, TRAINED
 from prose import verdict_contradictions
 
 
@@ -249,3 +250,268 @@ def test_threshold_phrase_says_which_exposures_fall_below_tau():
         "below τ = 0.05 for facts shown 0 times and at or above it for facts shown 1, 3, 10, 30 or 100 times")
     assert prose.threshold_phrase(means, 1.0) == "below τ = 1 at every exposure"
     assert prose.threshold_phrase(means.iloc[1:], 0.1) == "at or above τ = 0.1 at every exposure"
+
+
+# ---------------------------------------------------------------------------- chapter 4's readings
+
+
+def test_glue_values_glues_each_name_as_a_python_number(monkeypatch):
+    glued = []
+    monkeypatch.setattr(prose, "glue", lambda name, value, display: glued.append((name, value, type(value), display)))
+    prose.glue_values({"n": np.int64(3), "x": np.float64(0.25), "said": "is level with"})
+    assert glued == [("n", 3, int, False), ("x", 0.25, float, False), ("said", "is level with", str, False)]
+
+
+def _main_table(**trust: list[float]) -> pd.DataFrame:
+    """`evaluation.mean_spread` of every method on two seeds; Trust as given (default 0.2, 0.4)."""
+    runs = pd.DataFrame([{"method": m, "split": split, "seed": seed,
+                          "trust": trust.get(REGISTRY[m].key, [0.2, 0.4])[seed],
+                          "over_refusal": 0.1 + seed / 10, "known_refr": 0.05, "unanswerable_refr": 0.6 + seed / 5,
+                          "beyond_intrinsic_refr": 0.3 * (m == INBOL)}
+                         for m in METHODS for split in evaluation.TEST_SPLITS for seed in (0, 1)])
+    return evaluation.mean_spread(runs, ["trust", "over_refusal", "known_refr", "unanswerable_refr",
+                                         "beyond_intrinsic_refr"])
+
+
+def test_main_table_values_name_every_cell_and_leave_what_is_not_measured_nan():
+    values = readings.main_table_values(_main_table(inbol=[0.5, 0.7]))
+    assert len(values) == 2 * len(METHODS) * len(readings.COLUMNS) * 2
+    assert values["inbol_test_trust"] == pytest.approx(0.6)
+    assert values["inbol_test_trust_sd"] == pytest.approx(0.02 ** 0.5)  # seeds 0.5 and 0.7
+    assert values["base_ood_unanswerable_refr"] == pytest.approx(0.7)
+    assert math.isnan(values["control_test_acc"]) and math.isnan(values["control_test_acc_sd"])  # not in the table
+    assert readings.never_shown_reading(_main_table()) == (
+        "Of queries about never-shown facts, IDK-IT refuses 0.000, InBoL 0.300")
+    assert readings.never_shown_reading(_main_table().drop(columns="beyond_intrinsic_refr", level=0)) == (
+        "Refusal of never-shown facts is not known on this source")
+
+
+def test_main_tables_are_the_three_narrow_views_and_a_missing_column_is_noted():
+    shown = readings.main_tables(_main_table(), "ood", {INBOL: "InBoL", BASE: "base"})
+    assert [list(t.columns) for t in shown] == [["Trust"], ["over-refusal", "known refr"],
+                                                 ["RefR unans.", "RefR unseen fact"]]
+    notes = []
+    with mock.patch("IPython.display.display", side_effect=notes.append):
+        readings.note_unmeasured(_main_table(), "easy_vqa")
+    assert len(notes) == 1 and notes[0].data.startswith("*Acc, RefR, Err, hybrid, helpful, known acc: not known")
+    with mock.patch("IPython.display.display", side_effect=notes.append):
+        readings.warn_below_targets(pd.DataFrame({"seed": [0, 1], "world": [0, 1], "meets_targets": [True, True]}))
+        assert len(notes) == 1  # every base model met its targets: no warning
+        readings.warn_below_targets(pd.DataFrame({"seed": [0, 1], "world": [0, 4], "meets_targets": [True, False]}))
+    assert notes[1].data.startswith(":::{admonition} Base models below their targets\n:class: warning\n1 of 2 base")
+
+
+def test_verdict_values_name_each_trust_comparison():
+    comparisons = pd.concat([_comparisons({BASE: (0.3, 0.2, 0.4, "beats"),
+                                           IDKIT: (-0.01, -0.05, 0.03, "is level with")}),
+                             _comparisons({IDKIT: (0.5, 0.4, 0.6, "beats")}, "answerable_acc")])
+    assert readings.verdict_values(comparisons) == {
+        "verdict_inbol_vs_base_test": "beats", "diff_inbol_vs_base_test": 0.3, "low_inbol_vs_base_test": 0.2,
+        "high_inbol_vs_base_test": 0.4, "verdict_inbol_vs_idkit_test": "is level with",
+        "diff_inbol_vs_idkit_test": -0.01, "low_inbol_vs_idkit_test": -0.05, "high_inbol_vs_idkit_test": 0.03}
+
+
+def _runs(inbol: float, seeds: int = 3) -> pd.DataFrame:
+    """Every method's Trust on each seed and split, InBoL `inbol` ahead of the others."""
+    return pd.DataFrame([{"method": m, "seed": s, "split": split, "trust": 0.2 + s / 100 + inbol * (m == INBOL)}
+                         for m in METHODS for s in range(seeds) for split in evaluation.TEST_SPLITS])
+
+
+def test_claim_values_read_the_papers_claims_from_the_verdicts():
+    ahead = readings.claim_values(evaluation.comparisons(_runs(0.1), ["trust"]), 3)
+    assert ahead == {"paper_claim_base": "agrees with", "paper_claim_idkit": "agrees with", "dof": 2,
+                     "t_quantile": pytest.approx(4.303, abs=1e-3)}
+    level = readings.claim_values(evaluation.comparisons(_runs(0.0), ["trust"]), 3)
+    assert level["paper_claim_base"] == level["paper_claim_idkit"] == "does not agree with"
+    two = readings.claim_values(evaluation.comparisons(_runs(0.1, seeds=2), ["trust"]), 2)
+    assert two["paper_claim_idkit"] == "cannot test (from 2 replicates; a verdict needs 3)" and two["dof"] == 1
+
+
+def test_headline_change_and_frontier_phrases_are_named_by_rival_and_split():
+    comparisons = evaluation.comparisons(_runs(0.1), ["trust"])
+    verdicts = readings.headline_verdicts(comparisons)
+    assert list(verdicts) == ["headline_verdict_test", "headline_verdict_ood"]
+    assert verdicts["headline_verdict_ood"].startswith("InBoL beats IDK-IT alone (+0.100") and "and beats the base" in \
+        verdicts["headline_verdict_ood"]
+    changes = readings.change_phrases(comparisons)
+    assert list(changes) == [f"change_{key}_{split}" for key in ("base", "idkit", "dpo", "control")
+                             for split in evaluation.TEST_SPLITS]
+    assert changes["change_control_ood"] == ("against the control, InBoL scores a higher Trust (+0.100, 95% interval "
+                                             "+0.100 to +0.100)")
+    frontier_runs = _runs(0.0).rename(columns={"trust": "aurc"}).assign(coverage=0.5, selective_accuracy=0.8)
+    frontier_runs = frontier_runs[frontier_runs["method"] != ABSTAIN]
+    phrases = readings.frontier_phrases(evaluation.comparisons(frontier_runs, ["aurc", "coverage"]))
+    assert set(phrases) == {f"frontier_{k}_{s}" for k in ("base", "idkit", "dpo", "control") for s in ("test", "ood")}
+    assert phrases["frontier_idkit_test"].startswith("InBoL and IDK-IT alone share one frontier and one place on it")
+    tables = readings.frontier_tables(frontier_runs, {m: REGISTRY[m].label for m in METHODS})
+    assert [t.index.name for t in tables] == ["test", "ood"] and list(tables[0].index) == ["base", "IDK-IT", "DPO",
+                                                                                            "InBoL", "control"]
+    assert tables[1].loc["InBoL", "right, of those"] == "0.800\u00a0±\u00a00.000"
+
+
+def _scored_inside() -> pd.DataFrame:
+    """In-domain answers inside the boundaries on two seeds: InBoL refuses 2 of 4 on seed 0 (both
+    "fact") and 1 of 4 on seed 1 ("where"), with one hybrid; every other method answers all."""
+    rows = []
+    for m in METHODS:
+        for seed in (0, 1):
+            types = (["refusal", "refusal", "correct", "hybrid"] if seed == 0 else ["refusal", "correct", "correct",
+                                                                                    "wrong"]) if m == INBOL else \
+                ["correct"] * 4
+            qtypes = ["fact", "fact", "where", "color"] if seed == 0 else ["where", "fact", "color", "color"]
+            rows += [{"method": m, "seed": seed, "split": "test", "region_truth": "inside", "qtype": q,
+                      "response_type": t, "response": "red i don't know" if t == "hybrid" else "x"}
+                     for q, t in zip(qtypes, types)]
+    return pd.DataFrame(rows)
+
+
+def test_inside_readings_say_where_the_over_refusal_comes_from():
+    said = readings.inside_readings(_scored_inside(), _main_table(), intrinsic_truth=True)
+    assert said["inside_reading"].startswith(
+        "Inside the world's boundaries, IDK-IT refuses 0.000 of the queries, vanilla DPO 0.000, InBoL 0.375 and the "
+        "control 0.000. Most of InBoL's refusals there are of a few question types: fact (67%) and where (33%), "
+        "100% in all. Compare the figure")
+    assert said["hybrid_reading"] == ("Their share inside the boundaries is 0.125 after InBoL, 0.000 after vanilla DPO "
+                                      "and 0.000 after IDK-IT (InBoL's most frequent: “red i don't know”)")
+    assert said["known_reading"] == ("against 0.150 of the queries inside the world's boundaries, so part of what the "
+                                     "world calls over-refusal is the refusal of queries the base model never knew")
+    no_hybrid = _scored_inside().replace({"response_type": {"hybrid": "correct"}})
+    assert readings.inside_readings(no_hybrid, _main_table(), True)["hybrid_reading"] == (
+        "In this run no method gave one inside the boundaries")
+    real = readings.inside_readings(_scored_inside(), _main_table(), intrinsic_truth=False)
+    assert real["inside_reading"].startswith("Which answerable queries lie inside the world's boundaries is not known")
+    assert real["hybrid_reading"].startswith("Which queries lie inside the boundaries is not known")
+    assert real["known_reading"] == (
+        "while which answerable queries lie inside the boundaries is not known on this source")
+
+
+def _held(inbol_seen: list[float], inbol_held: list[float], idkit_held: list[float]) -> pd.DataFrame:
+    """`evaluation.heldout_refusal_table`'s frame for constructions only (a source without never-shown facts)."""
+    rates = {(INBOL, "seen"): inbol_seen, (INBOL, "held out"): inbol_held, (IDKIT, "held out"): idkit_held,
+             (IDKIT, "seen"): [0.9, 0.9]}
+    return pd.DataFrame([{"method": m, "seed": s, "kind": "construction", "heldout": seen == "held out",
+                          "refusal_rate": rate, evaluation.SEEN: seen}
+                         for (m, seen), values in rates.items() for s, rate in enumerate(values)])
+
+
+def test_heldout_values_compare_held_out_with_seen_within_the_spread():
+    scored = pd.DataFrame({"heldout": [True, True, False, True], "family": ["unanswerable"] * 3 + ["knowledge"],
+                           "construction": ["swapped", "blank", "noise", "none"]})
+    values = readings.heldout_values(_held([0.8, 0.9], [0.5, 0.6], [0.9, 1.0]), scored)
+    assert values["held_construction_seen"] == pytest.approx(0.85)
+    assert values["held_construction_held_out_sd"] == pytest.approx(0.1 / 2 ** 0.5)
+    assert math.isnan(values["held_unseen_fact_seen"])
+    assert values["unseen_heldout_reading"] == (
+        "This source has no never-shown facts, so only the construction is held out")
+    assert values["generalisation_reading"] == (
+        "So InBoL's refusal of the held-out construction is lower than its refusal of the constructions it was "
+        "trained on. IDK-IT alone refuses the held-out construction 0.950 ± 0.071, more often than InBoL")
+    assert values["heldout_constructions"] == "blank and swapped"
+    close = readings.heldout_values(_held([0.5, 0.6], [0.3, 0.8], [0.5, 0.6]), scored.iloc[2:])
+    assert close["generalisation_reading"].split(". ")[0].endswith("is within one sd over seeds of its refusal of the "
+                                                                   "constructions it was trained on")
+    assert close["generalisation_reading"].endswith("within one sd over seeds of InBoL")
+    assert close["heldout_constructions"] == "none in this run"
+
+
+def test_cost_values_say_where_inbol_lies_above_the_base_model():
+    c_values = [0, 1, 4]
+    trust = {BASE: [0.6, 0.3, -0.6], INBOL: [0.5, 0.35, -0.1], IDKIT: [0.4, 0.3, 0.0], DPO: [0.45, 0.3, -0.3],
+             CONTROL: [0.5, 0.32, -0.2], ABSTAIN: [0.3, 0.2, 0.0]}
+    c_rows = pd.DataFrame([{"method": m, "seed": 0, "split": split, "c": c, "trust": t}
+                           for m, values in trust.items() for split in evaluation.TEST_SPLITS
+                           for c, t in zip(c_values, values)])
+    values = readings.cost_values(c_rows, c_values)
+    assert values["inbol_above_base_test"] == values["inbol_above_base_ood"] == "from c = 1 on"
+    assert (values["c_low"], values["c_high"]) == (0, 4) and isinstance(values["c_low"], int)
+    assert values["trained_span_low"] == pytest.approx(0.1)  # IDK-IT 0.4 to InBoL and the control 0.5
+    assert values["trained_span_high"] == pytest.approx(0.3)  # DPO -0.3 to IDK-IT 0.0
+    assert set(TRAINED) < set(trust)
+
+
+def _ablation_runs(rows: list[tuple[str, str, float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"ablation": a, "setting": s, "split": "test", "trust": t, "answerable_acc": acc,
+                          "unanswerable_refr": refr, "beyond_intrinsic_refr": 0.25, "hybrid": 0.01}
+                         for a, s, t, acc, refr in rows])
+
+
+def test_ablation_readings_compare_each_variant_with_the_reference():
+    runs = pd.DataFrame([{"method": INBOL, "seed": s, "split": "test", "trust": 0.4 + s, "answerable_acc": 0.7,
+                          "hybrid": 0.02, "unanswerable_refr": 0.8, "beyond_intrinsic_refr": 0.5} for s in (0, 1)])
+    variants = _ablation_runs([("anchor_weight", "0", 0.3, 0.6, 0.95), ("ca_mode", "margin", 0.339, 0.7, 0.8),
+                               ("sources", "extrinsic only", 0.3, 0.7, 0.8),
+                               ("sources", "intrinsic only", 0.3, 0.7, 0.4)])
+    said = readings.ablation_readings(variants, runs, 0, _main_table(), ["anchor", "ca_mode", "sources"])
+    assert {k: said[k] for k in ("reference_trust", "reference_answerable_acc", "reference_hybrid")} == {
+        "reference_trust": 0.4, "reference_answerable_acc": 0.7, "reference_hybrid": 0.02}
+    assert said["anchor_reading"] == (  # 0.95 against 0.8, beyond the main table's sd (0.141)
+        "Without the anchor: 0.300 (helpfulness 0.600, hybrids 0.010). It refuses 0.950 of the unanswerable queries "
+        "against 0.800 with the anchor: without it the model drifts towards refusing")
+    assert said["off_policy_reading"] == "The off-policy pairs ablation did not run (`pairs` in `ablations`)"
+    assert said["ca_term_reading"] == "with the margin form 0.339"
+    assert said["sources_reading"] == (
+        "Trained on extrinsic IDK data only, the model refuses 0.250 of never-shown facts (InBoL: 0.500); trained on "
+        "intrinsic data only, it refuses 0.400 of the unanswerable queries (InBoL: 0.800)")
+    none = readings.ablation_readings(variants.iloc[:0], runs, 1, _main_table(), [])
+    assert none["reference_trust"] == 1.4 and none["anchor_reading"].startswith("The anchor ablation did not run")
+    assert none["ca_term_reading"].startswith("not measured: its ablations did not run")
+    assert none["sources_reading"].startswith("The boundary-sources ablation did not run")
+    unmeasured = readings.ablation_readings(variants.assign(beyond_intrinsic_refr=float("nan")), runs, 0, _main_table(),
+                                            ["sources"])
+    assert unmeasured["sources_reading"] == ("The boundary-sources ablation needs the refusal of never-shown facts, "
+                                             "which is not known on this source")
+
+
+def test_environment_values_say_how_many_setups_the_stages_ran_on():
+    here = {"cpu": "x86_64", "cores": 16, "float_kernels": "AVX2", "torch_threads": 1, "python": "3.11.2",
+            "libraries": {"torch": "2.13.0", "transformers": "4.0", "datasets": "3.0", "pandas": "2.2"}, "code": "a"}
+    one = readings.environment_values({"03_training": {**here, "code": "b"}, "04_evaluation": here}, "04_evaluation")
+    assert one == {"env_stages": "every stage ran on one machine with one set of libraries", "env_cpu": "x86_64",
+                   "env_cores": 16, "env_float_kernels": "AVX2", "env_torch_threads": 1, "env_python": "3.11.2",
+                   "env_torch": "2.13.0", "env_transformers": "4.0", "env_datasets": "3.0"}
+    two = readings.environment_values({"03_training": {**here, "cores": 2}, "04_evaluation": here}, "04_evaluation")
+    assert two["env_stages"].startswith("the stages ran on 2 different machines")
+
+
+def test_the_trust_figure_draws_each_interval_in_its_methods_and_splits_panel():
+    import matplotlib.pyplot as plt
+
+    from inbol_utils.book import plots
+
+    comparisons = pd.concat([
+        _comparisons({BASE: (0.3, 0.2, 0.4, "beats"), IDKIT: (-0.01, -0.05, 0.03, "is level with")}, split=split)
+        for split in evaluation.TEST_SPLITS] + [
+        _comparisons({IDKIT: (0.1, 0.05, 0.15, "beats")}, split=split).assign(method="DPO")
+        for split in evaluation.TEST_SPLITS] + [_comparisons({BASE: (9.0, 8.0, 10.0, "beats")}, "answerable_acc")],
+        ignore_index=True)
+    g = plots.trust_difference_intervals(comparisons)
+    assert set(g.axes_dict) == {(m, s) for m in ("InBoL", "DPO") for s in evaluation.TEST_SPLITS}
+    ax = g.axes_dict[("InBoL", "ood")]
+    assert ax.get_title() == "InBoL minus rival, ood"
+    whiskers = [segment[:, 0].tolist() for c in ax.collections for segment in getattr(c, "get_segments", list)()]
+    assert sorted(whiskers) == [pytest.approx([-0.05, 0.03]), pytest.approx([0.2, 0.4])]  # Trust only, not helpfulness
+    plt.close("all")
+
+
+def test_chapter_4s_figures_have_a_panel_per_region_kind_split_and_ablation():
+    import matplotlib.pyplot as plt
+
+    from inbol_utils import ablations
+    from inbol_utils.book import plots
+
+    composition = pd.DataFrame([{"method": m, "region": r, "correct": 0.5, "refusal": 0.3, "hybrid": 0.0, "wrong": 0.2}
+                                for m in (BASE, INBOL) for r in ("inside", "beyond-extrinsic")])
+    titles = [ax.get_title() for ax in plots.response_composition(composition, [BASE, INBOL]).axes.flat]
+    assert titles == ["inside", "beyond-extrinsic"]
+    held = _held([0.8, 0.9], [0.5, 0.6], [0.9, 1.0])
+    assert [ax.get_title() for ax in plots.heldout_refusal_bars(held, evaluation.SEEN).axes.flat] == [
+        "kind = construction"]
+    c_rows = pd.DataFrame([{"method": m, "seed": 0, "split": s, "c": c, "trust": 0.1} for m in (BASE, INBOL)
+                           for s in evaluation.TEST_SPLITS for c in (0, 1)])
+    assert [ax.get_title() for ax in plots.trust_against_cost(c_rows, [BASE, INBOL]).axes.flat] == ["test", "ood"]
+    inside = pd.DataFrame({"qtype": ["fact", "where"], "refused": [0.3, 0.1], "method": [INBOL, INBOL]})
+    assert plots.inside_refusals_by_type(inside, [INBOL]).ax.get_ylabel() == "refused, inside the boundaries"
+    long = ablations.in_domain_long(_ablation_runs([("anchor_weight", "0", 0.3, 0.6, 0.95), ("pairs", "base samples",
+                                                                                           0.2, 0.5, 0.9)]))
+    assert [ax.get_title() for ax in plots.ablation_effects(long).axes.flat] == ["anchor weight", "pair source"]
+    plt.close("all")

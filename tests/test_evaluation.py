@@ -192,3 +192,59 @@ def test_disagreements_pick_queries_whose_response_type_differs():
     assert shown.loc["q3", IDKIT] == "i am not sure"
     assert list(evaluation.disagreements(scored, INBOL, [BASE, IDKIT], n=2).index) == ["q2", "q3"]
     assert list(evaluation.disagreements(scored, INBOL, [IDKIT], n=10).index) == ["q2", "q3"]
+
+
+def test_inside_refusal_rates_average_each_seeds_share():
+    """Seed 0 refuses 1 of its 2 inside queries, seed 1 none of 4: the method's rate is the mean of
+    the seeds' shares (0.25), not the pooled share (1/6); methods come in the order asked for."""
+    rows = [(0, "refusal"), (0, "correct"), (1, "correct"), (1, "correct"), (1, "hybrid"), (1, "wrong")]
+    frame = pd.DataFrame(rows, columns=["seed", "response_type"]).assign(
+        method=INBOL, split="test", region_truth="inside", qtype="shape")
+    rates = evaluation.inside_refusal_rates(frame, [IDKIT, INBOL])
+    assert list(rates.index) == [IDKIT, INBOL] and rates.loc[IDKIT].isna().all()
+    assert rates.loc[INBOL, "refused"] == pytest.approx(0.25) and rates.loc[INBOL, "hybrid"] == pytest.approx(0.125)
+
+
+def test_region_composition_is_each_methods_shares_per_region_with_queries(ten_queries):
+    scored = pd.concat([ten_queries.assign(method=BASE), ten_queries.iloc[:4].assign(method=INBOL)])
+    shares = evaluation.region_composition(scored, [INBOL, BASE]).set_index(["method", "region"])
+    assert list(shares.index) == [(INBOL, "inside"), (BASE, "inside"), (BASE, "beyond-intrinsic"),
+                                  (BASE, "beyond-extrinsic")]  # InBoL has no queries beyond: no rows
+    assert shares.loc[(INBOL, "inside"), "correct"] == 0.75 and shares.loc[(INBOL, "inside"), "refusal"] == 0.25
+    assert shares.loc[(BASE, "beyond-extrinsic"), "refusal"] == pytest.approx(2 / 3)
+    assert "n" not in shares
+
+
+def test_heldout_table_says_seen_or_held_out_and_its_spread_has_every_cell():
+    rows = [  # method, seed, family, heldout, response_type (all in-domain, beyond-extrinsic)
+        (INBOL, 0, True, "refusal"), (INBOL, 0, True, "wrong"), (INBOL, 1, True, "refusal"),
+        (INBOL, 0, False, "refusal"), (INBOL, 1, False, "refusal"), (BASE, 0, True, "wrong")]
+    frame = pd.DataFrame(rows, columns=["method", "seed", "heldout", "response_type"]).assign(
+        split="test", region_truth="beyond-extrinsic", family="unanswerable")
+    held = evaluation.heldout_refusal_table(frame, [INBOL])
+    assert set(held["method"]) == {INBOL}  # the base model was not asked for
+    assert dict(zip(held["heldout"], held[evaluation.SEEN])) == {True: "held out", False: "seen"}
+    spread = evaluation.heldout_spread(held)
+    assert len(spread) == 8 and spread.loc[(IDKIT, "construction", "seen")].isna().all()
+    held_out = spread.loc[(INBOL, "construction", "held out")]
+    assert held_out["mean"] == 0.75 and held_out["std"] == pytest.approx(0.5 ** 0.5 / 2)  # seeds: 0.5 and 1.0
+    assert spread.loc[(INBOL, "construction", "seen"), "mean"] == 1.0
+    assert spread.loc[(INBOL, "unseen fact", "seen")].isna().all()
+
+
+def test_trust_by_c_has_one_row_per_run_and_cost():
+    runs = pd.DataFrame([
+        {"method": INBOL, "seed": 0, "split": "test", "trust_c0": 0.6, "trust_c1": 0.4, "trust_c4": -0.2},
+        {"method": BASE, "seed": 1, "split": "ood", "trust_c0": 0.7, "trust_c1": 0.1, "trust_c4": -1.7}])
+    rows = evaluation.trust_by_c(runs, [0, 4])
+    assert list(rows.columns) == ["method", "seed", "split", "c", "trust"]
+    assert rows[["method", "c", "trust"]].values.tolist() == [[INBOL, 0, 0.6], [INBOL, 4, -0.2], [BASE, 0, 0.7],
+                                                              [BASE, 4, -1.7]]
+
+
+def test_write_tables_writes_each_csv_keeping_only_the_index_asked_for(tmp_path):
+    frame = pd.DataFrame({"trust": [0.25, 0.5]}, index=pd.Index(["base", "InBoL"], name="method"))
+    evaluation.write_tables(tmp_path / "results", {"kept.csv": frame, "plain.csv": frame}, indexed=["kept.csv"])
+    assert (tmp_path / "results" / "kept.csv").read_text() == "method,trust\nbase,0.25\nInBoL,0.5\n"
+    assert (tmp_path / "results" / "plain.csv").read_text() == "trust\n0.25\n0.5\n"
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["kept.csv", "plain.csv"]  # no leftovers

@@ -36,3 +36,11 @@ def test_a_level_verdict_or_agreeing_replicates_contradict_nothing():
     level = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "is level with"))
     assert replicates.contradicted(level).empty
     assert replicates.reading(level, {}, {}).startswith("No comparison gives a firm verdict")
+
+
+def test_trust_by_seed_puts_each_replicates_world_beside_its_trust():
+    table = replicates.trust_by_seed(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]).iloc[::-1], worlds={2: 5, 0: 7, 1: 3},
+                                     labels={IDKIT: "IDK-IT", INBOL: "InBoL"})
+    assert list(table.columns) == ["world", "IDK-IT", "InBoL"]
+    assert list(table.index) == ["seed 0", "seed 1", "seed 2"]
+    assert table["world"].tolist() == [7, 3, 5] and table["InBoL"].tolist() == [0.5, 0.4, 0.3]

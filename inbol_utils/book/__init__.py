@@ -2,6 +2,7 @@
 
   prose        numbers into the book's prose (myst_nb.glue) and the phrases that read them
   plots        figures and captions shared by the chapters
+  readings     chapter 4's readings of its results: the tables it shows, the values its prose glues
   costs        GPU hours of a run at other sizes, from the token counts a smaller run measured
   profile_book the table of contents and introduction of another profile's book
 """

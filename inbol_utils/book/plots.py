@@ -70,3 +70,78 @@ def risk_coverage(points: pd.DataFrame, methods: Sequence[str]) -> plt.Figure:
     axes.flat[0].legend(title=None, fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def trust_difference_intervals(comparisons: pd.DataFrame) -> sns.FacetGrid:
+    """Each method's Trust minus each rival's (`evaluation.comparisons`' Trust rows): the mean
+    seed-paired difference with its 95% interval as a whisker, a panel per method and split,
+    and a dashed line at 0, so that an interval that crosses it reads at once as "is level with"."""
+    trust = comparisons[comparisons["metric"] == "trust"]
+    g = sns.catplot(trust, x="diff", y="rival", col="split", row="method", kind="point", linestyle="none",
+                    height=2.4, aspect=2.2, sharey=False)
+    for (method, split), ax in g.axes_dict.items():
+        rows = trust[(trust["method"] == method) & (trust["split"] == split)]
+        ax.errorbar(rows["diff"], range(len(rows)), xerr=[rows["diff"] - rows["low"], rows["high"] - rows["diff"]],
+                    fmt="none", ecolor="k", capsize=3)
+        ax.axvline(0, c="grey", lw=1, ls="--")
+    g.set_axis_labels("Trust difference (95% interval over seeds)", "")
+    g.set_titles("{row_name} minus rival, {col_name}")
+    return g
+
+
+# A response type's colour in every figure of where methods answer and refuse.
+RESPONSE_COLOURS = {"correct": "tab:green", "refusal": "tab:blue", "hybrid": "tab:orange", "wrong": "tab:red"}
+
+
+def response_composition(composition: pd.DataFrame, methods: Sequence[str]) -> sns.FacetGrid:
+    """The share of each response type per method (`evaluation.region_composition`), a panel per
+    ground-truth region, `methods` in order: correct inside and refusal beyond is the ideal."""
+    long = composition.melt(id_vars=["method", "region"], var_name="response", value_name="share")
+    g = sns.catplot(long, x="method", y="share", hue="response", col="region", kind="bar", order=methods,
+                    palette=RESPONSE_COLOURS, height=3.6, aspect=1.1)
+    g.set_xticklabels(rotation=60, ha="right")
+    g.set_titles("{col_name}")
+    return g
+
+
+def inside_refusals_by_type(inside: pd.DataFrame, methods: Sequence[str]) -> sns.FacetGrid:
+    """Refusal inside the world's boundaries per question type and method
+    (`evaluation.inside_refusals`; whiskers: ± one sd over seeds): which types the over-refusal
+    comes from."""
+    g = sns.catplot(inside, x="qtype", y="refused", hue="method", kind="bar", errorbar="sd", hue_order=methods,
+                    height=3.6, aspect=2.4)
+    g.set(xlabel="question type", ylabel="refused, inside the boundaries")
+    return g
+
+
+def heldout_refusal_bars(held: pd.DataFrame, seen: str) -> sns.FacetGrid:
+    """Refusal of held-out against seen entities and constructions per method
+    (`evaluation.heldout_refusal_table`; whiskers: ± one sd over seeds), a panel per kind, `seen`
+    the column that says which (`evaluation.SEEN`): close bars mean the model learnt when it does
+    not know, not which queries to refuse."""
+    g = sns.catplot(held, x="method", y="refusal_rate", hue=seen, col="kind", kind="bar",
+                    errorbar="sd", height=3.6, aspect=1.2)
+    g.set_xticklabels(rotation=30, ha="right")
+    return g
+
+
+def trust_against_cost(c_rows: pd.DataFrame, methods: Sequence[str]) -> sns.FacetGrid:
+    """Mean Trust against the cost of a wrong answer c (`evaluation.trust_by_c`; bands: ± one sd
+    over seeds), a line per method of `methods` and a panel per split: the lines fan out by how
+    often each method errs."""
+    g = sns.relplot(c_rows, x="c", y="trust", hue="method", col="split", kind="line", marker="o",
+                    errorbar="sd", hue_order=methods, height=3.6, aspect=1.3)
+    g.set_titles("{col_name}")
+    return g
+
+
+def ablation_effects(long: pd.DataFrame) -> sns.FacetGrid:
+    """Each ablation's in-domain scores by setting (`ablations.in_domain_long`), a panel per
+    ablation and a line per metric, settings rotated so that long names stay readable."""
+    g = sns.catplot(long, x="setting", y="value", hue="metric", col="ablation", kind="point",
+                    sharex=False, height=3.4, aspect=1.0, col_wrap=3)
+    g.set_titles("{col_name}")
+    for ax in g.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    g.figure.subplots_adjust(hspace=0.7)  # the rotated settings clear the next row's titles
+    return g

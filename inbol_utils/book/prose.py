@@ -30,6 +30,12 @@ def glue_value(name: str, value) -> None:
     glue(name, value, display=False)
 
 
+def glue_values(values: Mapping[str, object]) -> None:
+    """Glue every name -> value of a reading (`readings`), in order, as `glue_value` does one."""
+    for name, value in values.items():
+        glue_value(name, value)
+
+
 def mean_sd(mean: float, sd: float, digits: int = 2) -> str:
     """"0.31 ± 0.02": one table cell, short enough that a five-column table fits the page, with
     no-break spaces so that a narrow column never splits it over lines."""

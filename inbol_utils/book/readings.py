@@ -1,0 +1,331 @@
+"""Chapter 4's readings of its results: the tables it shows and the values its prose glues.
+
+Each reading takes the chapter's frames (`evaluation.mean_spread`'s main table,
+`evaluation.comparisons`, the scored responses...) and returns what the prose quotes, as glue
+name -> value (`prose.glue_values` glues them), so that a cell of the chapter reads like a step
+of the method and every sentence can be checked without a kernel. A sentence whose number the
+source cannot measure, or whose ablation did not run, says so instead (`prose.phrase`).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import ablations, base_targets, evaluation, frontier, metrics
+from ..methods import BASE, CONTROL, DPO, IDKIT, INBOL, METHODS, REGISTRY, TRAINED
+from ..runner import environment
+from . import prose
+from .prose import NOT_KNOWN
+
+# The main table's metrics, metric -> header, and the narrow tables (each fits the text column).
+COLUMNS = {"trust": "Trust", "acc": "Acc", "refr": "RefR", "err": "Err", "hybrid": "hybrid",
+           "answerable_acc": "helpful", "known_acc": "known acc", "over_refusal": "over-refusal",
+           "known_refr": "known refr", "unanswerable_refr": "RefR unans.", "beyond_intrinsic_refr": "RefR unseen fact"}
+GROUPS = (("trust", "acc", "refr", "err"), ("answerable_acc", "over_refusal", "known_acc", "known_refr"),
+          ("unanswerable_refr", "beyond_intrinsic_refr", "hybrid"))
+# InBoL's rivals as the prose names them; the headline's are the question, then the floor.
+RIVAL_NAMES = {BASE: "the base model", IDKIT: "IDK-IT alone", DPO: "vanilla DPO", CONTROL: "the control"}
+HEADLINE_RIVALS = {IDKIT: "IDK-IT alone", BASE: "the base model"}
+# The frontier tables' columns, and the compared metrics as the replicate check names them.
+FRONTIER_COLUMNS = {"aurc": "AURC", "coverage": "answers", "selective_accuracy": "right, of those"}
+COMPARED_NAMES = {"trust": "Trust", "answerable_acc": "helpfulness", "over_refusal": "over-refusal",
+                  "unanswerable_refr": "refusal of unanswerable queries", "aurc": "AURC"}
+# What the reproducibility section quotes of this stage's machine and libraries.
+MACHINE_FACTS = ("cpu", "cores", "float_kernels", "torch_threads", "python")
+LIBRARIES = ("torch", "transformers", "datasets")
+
+
+def measured(table: pd.DataFrame, method: str, split: str, metric: str, stat: str = "mean") -> float:
+    """One cell of the main table (`evaluation.mean_spread`'s frame): a method's mean (or "std")
+    of a metric on a split; nan for a metric the source cannot measure (not in the table)."""
+    return table.loc[(method, split), (metric, stat)] if metric in table else np.nan
+
+
+def main_tables(table: pd.DataFrame, split: str, labels: Mapping[str, str]) -> list[pd.DataFrame]:
+    """The main table on one split as `GROUPS`' narrow tables (`prose.spread_table`), one row
+    per method of `labels` (method -> label shown)."""
+    return [prose.spread_table(table, split, {c: COLUMNS[c] for c in group}, labels) for group in GROUPS]
+
+
+def note_unmeasured(table: pd.DataFrame, source: str) -> None:
+    """Under the main table: which of its columns this source cannot measure (none on the
+    generated world), so that a missing column is never taken for an omission."""
+    unmeasured = [header for metric, header in COLUMNS.items() if metric not in table]
+    if unmeasured:
+        prose.note_not_known(", ".join(unmeasured), source)
+
+
+def warn_below_targets(base_models: pd.DataFrame) -> None:
+    """Above the verdicts, never silently: a warning when some base model missed its accuracy
+    targets (`results/base_models.csv`), since the verdicts then rest partly on it."""
+    from IPython.display import Markdown, display
+
+    if not base_models["meets_targets"].all():  # the caveat starts "<n> of <m> base models"
+        display(Markdown(f":::{{admonition}} Base models below their targets\n:class: warning\n"
+                         f"{base_targets.caveat(base_models)}.\n:::"))
+
+
+def verdict_values(comparisons: pd.DataFrame) -> dict[str, object]:
+    """Every Trust comparison's verdict, mean difference and 95% interval, as
+    `verdict_inbol_vs_base_test`, `diff_...`, `low_...`, `high_...`."""
+    values = {}
+    for _, row in comparisons[comparisons["metric"] == "trust"].iterrows():
+        name = f"{row['method'].lower()}_vs_{REGISTRY[row['rival']].key}_{row['split']}"
+        values[f"verdict_{name}"] = row["verdict"]
+        values |= {f"{field}_{name}": row[field] for field in ("diff", "low", "high")}
+    return values
+
+
+def main_table_values(table: pd.DataFrame) -> dict[str, float]:
+    """Every cell of the main table, for the prose: `<key>_<split>_<metric>` (the mean over
+    seeds) and `..._sd`, nan for a metric the source cannot measure."""
+    values = {}
+    for split in evaluation.TEST_SPLITS:
+        for method in METHODS:
+            for metric in COLUMNS:
+                name = f"{REGISTRY[method].key}_{split}_{metric}"
+                values[name] = measured(table, method, split, metric)
+                values[f"{name}_sd"] = measured(table, method, split, metric, "std")
+    return values
+
+
+def never_shown_reading(table: pd.DataFrame) -> str:
+    """How often IDK-IT and InBoL refuse questions about never-shown facts, in-domain."""
+    return prose.phrase("Of queries about never-shown facts, IDK-IT refuses {idkit:.3f}, InBoL {inbol:.3f}",
+                        f"Refusal of never-shown facts is {NOT_KNOWN}",
+                        idkit=measured(table, IDKIT, "test", "beyond_intrinsic_refr"),
+                        inbol=measured(table, INBOL, "test", "beyond_intrinsic_refr"))
+
+
+def claim_values(comparisons: pd.DataFrame, n_seeds: int) -> dict[str, object]:
+    """The paper's two headline claims (`evaluation.PAPER_CLAIMS`) against this run's verdicts,
+    `paper_claim_<rival key>` ("agrees with", "does not agree with", or that too few replicates
+    cannot test it), and how wide the intervals they rest on are: `dof` and `t_quantile`."""
+    values = {}
+    for method, rival in evaluation.PAPER_CLAIMS:
+        holds = evaluation.claim_holds(comparisons, method, rival)
+        values[f"paper_claim_{REGISTRY[rival].key}"] = (
+            "agrees with" if holds else "does not agree with" if n_seeds >= metrics.MIN_REPLICATES
+            else f"cannot test (from {n_seeds} replicates; a verdict needs {metrics.MIN_REPLICATES})")
+    return values | {"dof": n_seeds - 1, "t_quantile": metrics.t_quantile(n_seeds)}
+
+
+def headline_verdicts(comparisons: pd.DataFrame) -> dict[str, str]:
+    """The study's answer on each split, for the introduction: `headline_verdict_<split>`, InBoL
+    against IDK-IT alone (the question), then against the base model (the floor)."""
+    return {f"headline_verdict_{split}": prose.headline_verdict(comparisons, REGISTRY[INBOL].label,
+                                                                HEADLINE_RIVALS, split)
+            for split in evaluation.TEST_SPLITS}
+
+
+def change_phrases(comparisons: pd.DataFrame) -> dict[str, str]:
+    """What InBoL changes for a user against each rival on each split, in words
+    (`prose.change_phrase`): `change_<rival key>_<split>`."""
+    return {f"change_{REGISTRY[rival].key}_{split}":
+            prose.change_phrase(comparisons, REGISTRY[INBOL].label, rival, name, split)
+            for rival, name in RIVAL_NAMES.items() for split in evaluation.TEST_SPLITS}
+
+
+def frontier_tables(frontier_runs: pd.DataFrame, labels: Mapping[str, str]) -> list[pd.DataFrame]:
+    """Each model's AURC and greedy operating point, mean ± sd over seeds, one table per split
+    (`frontier.per_run`'s frame); `labels` maps each method to its label."""
+    spread = evaluation.mean_spread(frontier_runs, list(FRONTIER_COLUMNS))
+    shown = {m: labels[m] for m in frontier.METHODS}
+    return [prose.spread_table(spread, split, FRONTIER_COLUMNS, shown) for split in evaluation.TEST_SPLITS]
+
+
+def frontier_phrases(frontier_comparisons: pd.DataFrame) -> dict[str, str]:
+    """Whether InBoL's frontier lies above each rival's or they share one (`prose.frontier_phrase`):
+    `frontier_<rival key>_<split>`."""
+    return {f"frontier_{REGISTRY[rival].key}_{split}":
+            prose.frontier_phrase(frontier_comparisons, REGISTRY[INBOL].label, rival, RIVAL_NAMES[rival], split)
+            for rival in frontier.PAIRS[INBOL] for split in evaluation.TEST_SPLITS}
+
+
+def known_reading(table: pd.DataFrame, intrinsic_truth: bool) -> str:
+    """InBoL's over-refusal against the world and against the base model's own knowledge:
+    whether part of what the world calls over-refusal is of queries the base model never knew."""
+    if not intrinsic_truth:
+        return f"while which answerable queries lie inside the boundaries is {NOT_KNOWN}"
+    over_refusal = measured(table, INBOL, "test", "over_refusal")
+    return f"against {over_refusal:.3f} of the queries inside the world's boundaries, " + (
+        "so part of what the world calls over-refusal is the refusal of queries the base model never knew"
+        if measured(table, INBOL, "test", "known_refr") < over_refusal else
+        "so measuring against the model's own knowledge does not shrink it")
+
+
+def inside_reading(rates: pd.DataFrame, types: str | None) -> str:
+    """Each trained method's refusal inside the world's boundaries (`rates`:
+    `evaluation.inside_refusal_rates`), and the question types most of InBoL's refusals there
+    are of (`types`, None when it refused none there)."""
+    refused = {REGISTRY[m].key: rates.loc[m, "refused"] for m in METHODS}
+    return prose.phrase(
+        "Inside the world's boundaries, IDK-IT refuses {idkit:.3f} of the queries, vanilla DPO {dpo:.3f}, InBoL "
+        "{inbol:.3f} and the control {control:.3f}" + (". Most of InBoL's refusals there are of a few question types: "
+                                                       "{types}" if types else "") +
+        ". Compare the figure with chapter 0's accuracy by question type: the probe labels a query beyond the "
+        "intrinsic boundary when the base model is unsure of it, so the types the base models answered worst are the "
+        "ones the trained models are expected to refuse, rightly for that model and wrongly against the world's "
+        "boundaries",
+        f"Which answerable queries lie inside the world's boundaries is {NOT_KNOWN}, so over-refusal is not measured",
+        types=types, **refused)
+
+
+def hybrid_reading(rates: pd.DataFrame, hybrids: pd.Series) -> str:
+    """How often the preference stages and IDK-IT give hybrids inside the boundaries (`rates`:
+    `evaluation.inside_refusal_rates`), with InBoL's most frequent one (`hybrids`: its hybrid
+    responses), or that no method gave any there."""
+    shares = {REGISTRY[m].key: rates.loc[m, "hybrid"] for m in METHODS}
+    return prose.phrase(
+        "In this run no method gave one inside the boundaries" if rates["hybrid"].eq(0).all() else
+        "Their share inside the boundaries is {inbol:.3f} after InBoL, {dpo:.3f} after vanilla DPO and {idkit:.3f} "
+        "after IDK-IT (InBoL's most frequent: {example})",
+        f"Which queries lie inside the boundaries is {NOT_KNOWN}; the main table counts hybrids over all queries",
+        example=f"“{hybrids.mode().iloc[0]}”" if len(hybrids) else "none", **shares)
+
+
+def inside_readings(scored: pd.DataFrame, table: pd.DataFrame, intrinsic_truth: bool) -> dict[str, str]:
+    """Where the over-refusal comes from, in words: `known_reading`, `inside_reading` and
+    `hybrid_reading`, from every scored response (in-domain ones are read) and the main table.
+    Without the intrinsic ground truth nothing is measured inside the boundaries."""
+    test = scored[scored["split"] == "test"]
+    inbol = test[test["method"] == INBOL]
+    if intrinsic_truth:
+        rates = evaluation.inside_refusal_rates(scored)
+        inside = inbol[inbol["region_truth"] == "inside"]
+        types = prose.top_shares_phrase((inside["response_type"] == "refusal").groupby(inside["qtype"]).sum())
+    else:  # which answerable queries lie inside the boundaries is what a real source does not record
+        rates, types = pd.DataFrame(np.nan, index=list(METHODS), columns=["refused", "hybrid"]), None
+    hybrids = inbol.loc[inbol["response_type"] == "hybrid", "response"]
+    return {"known_reading": known_reading(table, intrinsic_truth), "inside_reading": inside_reading(rates, types),
+            "hybrid_reading": hybrid_reading(rates, hybrids)}
+
+
+def generalisation_reading(spread: pd.DataFrame) -> str:
+    """Whether InBoL refuses the held-out construction as often as the ones it was trained on,
+    and as often as IDK-IT alone does, from `evaluation.heldout_spread`'s frame."""
+    inbol_seen = spread.loc[(INBOL, "construction", "seen"), "mean"]
+    inbol_held, inbol_held_sd = spread.loc[(INBOL, "construction", "held out")]
+    idkit_held, idkit_held_sd = spread.loc[(IDKIT, "construction", "held out")]
+    same = "within one sd over seeds of"  # a gap no wider than that is no gap
+    than_trained = prose.difference_phrase(inbol_held, inbol_seen, inbol_held_sd, "higher than", "lower than", same)
+    than_inbol = prose.difference_phrase(idkit_held, inbol_held, max(idkit_held_sd, inbol_held_sd),
+                                         "more often than", "less often than", same)
+    return (f"So InBoL's refusal of the held-out construction is {than_trained} its refusal of the constructions it "
+            f"was trained on. IDK-IT alone refuses the held-out construction {idkit_held:.3f} ± {idkit_held_sd:.3f}, "
+            f"{than_inbol} InBoL")
+
+
+def heldout_values(held: pd.DataFrame, scored: pd.DataFrame) -> dict[str, object]:
+    """Does the model learn *when* it does not know? InBoL's refusal of seen and held-out
+    constructions and never-shown facts, mean and sd over seeds (`held_<kind>_<seen>`,
+    `..._sd`), the readings of them, and the held-out constructions' names. `held` is
+    `evaluation.heldout_refusal_table`'s frame, `scored` every scored response."""
+    spread = evaluation.heldout_spread(held)
+    inbol = spread.loc[INBOL]
+    values = {}
+    for (kind, seen), (mean, sd) in inbol.iterrows():
+        name = f"held_{kind.replace(' ', '_')}_{seen.replace(' ', '_')}"
+        values |= {name: mean, f"{name}_sd": sd}
+    fact_seen, fact_held = inbol.loc[("unseen fact", "seen")], inbol.loc[("unseen fact", "held out")]
+    values["unseen_heldout_reading"] = prose.phrase(
+        "For never-shown facts it refuses {seen:.3f} ± {seen_sd:.3f} on entities in its training split and "
+        "{held:.3f} ± {held_sd:.3f} on held-out entities",
+        "This source has no never-shown facts, so only the construction is held out",
+        seen=fact_seen["mean"], seen_sd=fact_seen["std"], held=fact_held["mean"], held_sd=fact_held["std"])
+    values["generalisation_reading"] = generalisation_reading(spread)
+    constructions = scored.loc[scored["heldout"] & (scored["family"] == "unanswerable"), "construction"]
+    values["heldout_constructions"] = " and ".join(sorted(constructions.unique())) or "none in this run"
+    return values
+
+
+def cost_values(c_rows: pd.DataFrame, c_values: Sequence[float]) -> dict[str, object]:
+    """Trust against the cost of a wrong answer (`evaluation.trust_by_c`'s frame), in words:
+    where InBoL's mean Trust lies above the base model's (`inbol_above_base_<split>`), and how far
+    apart the trained methods' means lie at the smallest and largest c of `c_values`."""
+    curves = c_rows.groupby(["split", "c", "method"])["trust"].mean().unstack("method")
+    values = {f"inbol_above_base_{split}": prose.crossing_phrase(curves.loc[split, INBOL] > curves.loc[split, BASE])
+              for split in evaluation.TEST_SPLITS}
+    trained = curves.loc["test", list(TRAINED)]
+    return values | {"c_low": c_values[0], "c_high": c_values[-1],
+                     "trained_span_low": trained.iloc[0].max() - trained.iloc[0].min(),
+                     "trained_span_high": trained.iloc[-1].max() - trained.iloc[-1].min()}
+
+
+def anchor_reading(ablation_runs: pd.DataFrame, reference: pd.Series, spread: float) -> str:
+    """InBoL without the anchor against with it: its scores, and which way its refusal of
+    unanswerable queries drifts, where a gap within `spread` (the main table's sd over seeds)
+    is none."""
+    def variant(metric: str) -> float:
+        return ablations.value(ablation_runs, "anchor_weight", "0", metric)
+
+    no_anchor, with_anchor = variant("unanswerable_refr"), float(reference["unanswerable_refr"])
+    return prose.phrase(
+        "Without the anchor: {trust:.3f} (helpfulness {acc:.3f}, hybrids {hybrid:.3f}). It refuses {refr:.3f} of the "
+        "unanswerable queries against {reference:.3f} with the anchor: {drift}",
+        "The anchor ablation did not run (`anchor` in `ablations`)", trust=variant("trust"),
+        acc=variant("answerable_acc"), hybrid=variant("hybrid"), refr=no_anchor, reference=with_anchor,
+        drift=prose.difference_phrase(no_anchor, with_anchor, spread, "without it the model drifts towards refusing",
+                                      "without it the model drifts towards answering",
+                                      "a difference within the main table's spread over seeds"))
+
+
+def off_policy_reading(ablation_runs: pd.DataFrame) -> str:
+    """InBoL trained on the base model's samples as pairs (off-policy): its Trust and helpfulness."""
+    return prose.phrase("With the base model's samples as pairs (off-policy): {trust:.3f} (helpfulness {acc:.3f})",
+                        "The off-policy pairs ablation did not run (`pairs` in `ablations`)",
+                        trust=ablations.value(ablation_runs, "pairs", "base samples", "trust"),
+                        acc=ablations.value(ablation_runs, "pairs", "base samples", "answerable_acc"))
+
+
+def ca_term_reading(ablation_runs: pd.DataFrame) -> str:
+    """The confidence-aware term's variants by in-domain Trust: each that ran, or that none did."""
+    variants = {"with the margin form": ("ca_mode", "margin"),
+                "with no term at all (the tuned vanilla DPO)": ("ca_mode", "none (DPO)"),
+                "with the label's certainty alone": ("ca_signal", "label"),
+                "with the policy's propensity alone": ("ca_signal", "policy")}
+    return (prose.known_clauses({words: ablations.value(ablation_runs, ablation, setting, "trust")
+                                 for words, (ablation, setting) in variants.items()})
+            or "not measured: its ablations did not run (`ca_mode` and `ca_signal` in `ablations`)")
+
+
+def sources_reading(ablation_runs: pd.DataFrame, reference: pd.Series, names: Sequence[str]) -> str:
+    """InBoL trained on one boundary's IDK data only: does it still refuse beyond the other?
+    `names` are the ablations this run asked for: a missing number is an ablation not run, or
+    a refusal of never-shown facts this source cannot measure."""
+    return prose.phrase(
+        "Trained on extrinsic IDK data only, the model refuses {extrinsic_only:.3f} of never-shown facts (InBoL: "
+        "{reference_facts:.3f}); trained on intrinsic data only, it refuses {intrinsic_only:.3f} of the unanswerable "
+        "queries (InBoL: {reference_unanswerable:.3f})",
+        "The boundary-sources ablation did not run (`sources` in `ablations`)" if "sources" not in names else
+        f"The boundary-sources ablation needs the refusal of never-shown facts, which is {NOT_KNOWN}",
+        extrinsic_only=ablations.value(ablation_runs, "sources", "extrinsic only", "beyond_intrinsic_refr"),
+        reference_facts=float(reference["beyond_intrinsic_refr"]),
+        intrinsic_only=ablations.value(ablation_runs, "sources", "intrinsic only", "unanswerable_refr"),
+        reference_unanswerable=float(reference["unanswerable_refr"]))
+
+
+def ablation_readings(ablation_runs: pd.DataFrame, runs: pd.DataFrame, seed: int, table: pd.DataFrame,
+                      names: Sequence[str]) -> dict[str, object]:
+    """The ablations in words: the reference point (the main table's InBoL on `seed`, the
+    ablations' seed: `reference_trust`, `reference_answerable_acc`, `reference_hybrid`) and
+    what each ablation of `names` changes against it (`ablations.run_ablations`' frame)."""
+    reference = ablations.reference_run(runs, seed)
+    spread = measured(table, INBOL, "test", "unanswerable_refr", "std")
+    return {**{f"reference_{metric}": float(reference[metric]) for metric in ("trust", "answerable_acc", "hybrid")},
+            "anchor_reading": anchor_reading(ablation_runs, reference, spread),
+            "off_policy_reading": off_policy_reading(ablation_runs),
+            "ca_term_reading": ca_term_reading(ablation_runs),
+            "sources_reading": sources_reading(ablation_runs, reference, names)}
+
+
+def environment_values(stages: Mapping[str, dict], stage: str) -> dict[str, object]:
+    """What the reproducibility section says of this run (`environment.read`'s `stages`): how
+    many setups its stages ran on (`env_stages`), and `stage`'s machine and libraries (`env_<fact>`)."""
+    here, n_setups = stages[stage], environment.setups(stages)
+    values = {"env_stages": "every stage ran on one machine with one set of libraries" if n_setups == 1 else
+              f"the stages ran on {n_setups} different machines or library sets (see results/environment.json)"}
+    values |= {f"env_{key}": here[key] for key in MACHINE_FACTS}
+    return values | {f"env_{name}": here["libraries"][name] for name in LIBRARIES}
