@@ -1,4 +1,6 @@
-"""The publishing workflow (.github/workflows/book.yml): valid, audited, and doing what it says."""
+"""The publishing workflow (.github/workflows/book.yml): valid, audited, and doing what it says;
+and the commands the user's guides (README.md, the book's "Running the study" page) give exist."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+GUIDES = [ROOT / "README.md", ROOT / "book" / "running.md"]
+RUNNING = "book/running"  # the book's "Running the study" page, in _toc.yml's Reference part
 
 
 def test_workflow_passes_zizmor():
@@ -20,8 +24,67 @@ def test_workflow_passes_zizmor():
 
 def test_workflow_builds_with_the_readme_command_and_deploys_the_book():
     steps = {name: job["steps"] for name, job in yaml.safe_load(WORKFLOW.read_text())["jobs"].items()}
-    assert "make book" in (ROOT / "README.md").read_text()
     assert any(step.get("run") == "make book" for step in steps["build"])
     upload = next(s for s in steps["build"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
     assert upload["with"]["path"] == "_build/html"
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in steps["deploy"])
+
+
+def code_in(text: str) -> str:
+    """The code of a Markdown text: its fenced blocks and inline code spans, where commands are
+    written (so that "make sure" in prose is not read as a target)."""
+    fenced = re.findall(r"^(`{3,})[^\n]*\n(.*?)^\1", text, re.M | re.S)
+    rest = re.sub(r"^(`{3,})[^\n]*\n.*?^\1", "", text, flags=re.M | re.S)
+    return "\n".join([block for _, block in fenced] + re.findall(r"`([^`\n]+)`", rest))
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([A-Za-z][\w-]*)\s*:(?!=)", (ROOT / "Makefile").read_text(), re.M))
+
+
+def module_file(name: str) -> Path | None:
+    """The file of the module `name` (a.b.c) in the repository, a package's __init__.py included."""
+    path = ROOT.joinpath(*name.split("."))
+    return next((p for p in (path.with_suffix(".py"), path / "__init__.py") if p.is_file()), None)
+
+
+def test_code_in_reads_blocks_and_spans_not_prose():
+    text = "To make sure, run `make book`.\n```bash\nmake test  # and\n```\nWe make things."
+    assert re.findall(r"\bmake ([a-z][\w-]*)", code_in(text)) == ["test", "book"]
+
+
+def test_the_guides_commands_exist():
+    """Every `make TARGET` the guides name is a target of the Makefile, every `python -m MODULE`
+    (or `-m MODULE` after accelerate) is a module that runs as a program, and every
+    `inbol_utils.X` they name is a module of the package: a guide that still names a module the
+    package no longer has (after a reorganisation) fails here."""
+    targets, problems = makefile_targets(), []
+    assert {"book", "test", "test-fast", "bench", "bench-worlds", "clean"} <= targets
+    for guide in GUIDES:
+        code = code_in(guide.read_text())
+        named = set(re.findall(r"\bmake ([a-z][\w-]*)", code))
+        assert {"book", "test"} <= named or guide.name != "README.md", "the README's two commands"
+        problems += [f"{guide.name}: make {t} is not a Makefile target" for t in sorted(named - targets)]
+        for module in sorted(set(re.findall(r"-m (inbol_utils(?:\.\w+)+)", code))):
+            path = module_file(module)
+            if path is None or '__name__ == "__main__"' not in path.read_text():
+                problems.append(f"{guide.name}: python -m {module} runs no program")
+        for module in sorted(set(re.findall(r"\binbol_utils(?:\.[a-z_]\w*)+", code))):
+            if module_file(module) is None:
+                problems.append(f"{guide.name}: {module} is not a module of the package")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_book_has_the_running_page():
+    """The README sends readers to the book's "Running the study" page: it is in the default
+    book's Reference part and in another profile's book, whose table of contents keeps that part."""
+    from inbol_utils.book.profile_book import profile_toc
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    reference = next(part for part in toc["parts"] if part["caption"] == "Reference")
+    assert reference["chapters"][0] == {"file": RUNNING}
+    assert (ROOT / f"{RUNNING}.md").read_text().startswith("# Running the study\n")
+    for profile in ("default", "quick"):
+        files = [c["file"] for part in profile_toc(toc, profile, ["00_world_and_base_model"])["parts"]
+                 for c in part["chapters"]]
+        assert RUNNING in files, profile

@@ -142,7 +142,7 @@ def training_rate(stages: list[dict]) -> float | None:
     """Training tokens per CPU core-second over `stages` (profile.json's): how fast the machine ran
     the study's own work, over all of it. Machines that report the same CPU ran the same default
     study in 1,300 to 1,835 s, and a 0.1 s matmul benchmark before each stage did not follow them
-    (README); the token counts do not depend on the machine, so this rate does. Comparable between
+    ("Running the study"); the token counts do not depend on the machine, so this rate does. Comparable between
     runs of the same parameters; None where nothing was trained (or every training job was reused)."""
     tokens = sum(stage["parts_tokens"].get("training", 0) for stage in stages)
     seconds = sum(stage["parts_core_seconds"].get("training", 0) for stage in stages)
