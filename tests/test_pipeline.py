@@ -124,6 +124,28 @@ def test_changed_parameter_reruns_its_stage_and_everything_downstream(study):
     assert (study["art"] / "b.txt").read_text() == "2?"
 
 
+def test_a_notebook_saved_in_jupyter_stays_current_until_its_cells_change(study):
+    """Opening, running and saving a notebook changes its outputs, counts and metadata, not what
+    it says: the stage stays current. A changed cell, code or prose, reruns it."""
+    run_pipeline(study["params"], study["executed"])
+    path = study["root"] / "b.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    for count, cell in enumerate(notebook.cells, 1):
+        cell.metadata["execution"] = {"iopub.status.busy": "2026-12-05T12:00:00"}
+        if cell.cell_type == "code":
+            cell.execution_count = count
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ran by hand\n")]
+    nbformat.write(notebook, path)
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "skipped"]
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell("A sentence of the chapter."))
+    nbformat.write(notebook, path)
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "ran"]
+    notebook.cells[-1].source += "\nprint('one more line')"
+    nbformat.write(notebook, path)
+    assert statuses(run_pipeline(study["params"], study["executed"])) == ["skipped", "ran"]
+
+
 def test_code_change_or_missing_executed_notebook_reruns(study, monkeypatch):
     run_pipeline(study["params"], study["executed"])
     (study["executed"] / "b.ipynb").unlink()
@@ -583,3 +605,17 @@ def test_the_quick_profile_is_the_default_study_less_its_two_documented_trades()
         assert changed <= {"artifacts", "ablations", "pref_lr_values"}, (ours["stem"], changed)
         if "pref_lr_values" in changed:
             assert set(ours["values"]["pref_lr_values"]) < set(theirs["values"]["pref_lr_values"])
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.10"])
+def test_an_older_python_stops_with_one_line(version):
+    """The runner on an unsupported interpreter, where one is installed: one line, exit status 1,
+    before any import of the study can fail with a traceback."""
+    python = shutil.which(f"python{version}")
+    if python is None or subprocess.run([python, "-c", "pass"], capture_output=True).returncode != 0:
+        pytest.skip(f"no python{version} here")
+    done = subprocess.run([python, "-m", "inbol_utils.runner.pipeline", "params/default.yaml"], cwd=pipeline.REPO_ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == ""
+    assert re.fullmatch(rf"inbol_utils needs Python 3\.11 or newer \(the study is tested on 3\.11\); "
+                        rf"this is {re.escape(version)}\.\d+\n", done.stderr), done.stderr

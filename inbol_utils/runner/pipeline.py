@@ -80,6 +80,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import nbformat
 import papermill
 import yaml
 from jupyter_core.utils import ensure_event_loop, run_sync
@@ -243,16 +244,25 @@ def partial_notebook(artifacts: str | os.PathLike, stem: str) -> Path:
 
 
 def fingerprint(notebook: Path, parameters: dict, previous: str, code: str) -> str:
-    """Hash everything a stage's outputs depend on that the runner can see.
+    """Hash everything a stage's outputs depend on that the runner can see: the notebook's cells
+    (`notebook_content`), its parameters, the stages before it and the code.
 
     `previous` chains the stages: a new upstream fingerprint changes every downstream one.
     """
     h = hashlib.sha256()
-    h.update(notebook.read_bytes())
+    h.update(notebook_content(notebook))
     h.update(b"\0" + json.dumps(parameters, sort_keys=True, default=str).encode())
     h.update(b"\0" + previous.encode())
     h.update(b"\0" + code.encode())
     return h.hexdigest()
+
+
+def notebook_content(notebook: Path) -> bytes:
+    """What a notebook says: each cell's kind and source, not its outputs, execution counts or
+    metadata, which opening, running and saving it in Jupyter change (the chapter's own are
+    made afresh when the stage runs)."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    return json.dumps([[cell.cell_type, cell.source] for cell in cells]).encode()
 
 
 def stamp_path(artifacts: str | os.PathLike, stem: str) -> Path:
