@@ -248,3 +248,19 @@ def test_a_notebook_alone_stops_in_its_first_cell(notebook, given, messages, tmp
     for message in messages:
         assert message.format(artifacts=artifacts) in info.value.evalue
     assert tree(artifacts) == before
+
+
+def test_check_reads_relative_paths_from_the_project_root(tmp_path, monkeypatch):
+    """Jupyter starts a kernel in notebooks/: `artifacts = "data/x"` must still mean the project's
+    data/x, as it does for the runner, and a missing input is named by that full path."""
+    monkeypatch.chdir(REPO / "notebooks")
+    namespace = pipeline.notebook_defaults(REPO / "notebooks" / "05_scaling_up.ipynb") | {"artifacts": "data/not-run-yet"}
+    assert namespace["target_params"] == "params/hub.yaml"
+    with pytest.raises(parameters.ParameterError, match=str(REPO / "data" / "not-run-yet" / "profile.json")):
+        parameters.check("05_scaling_up", namespace)
+    assert namespace["artifacts"] == str(REPO / "data" / "not-run-yet")
+    assert namespace["target_params"] == str(REPO / "params" / "hub.yaml")
+    absolute = pipeline.notebook_defaults(REPO / "notebooks" / "02_data_generation.ipynb") | {"artifacts": str(tmp_path)}
+    with pytest.raises(parameters.ParameterError):
+        parameters.check("02_data_generation", absolute)
+    assert absolute["artifacts"] == str(tmp_path)  # an absolute path stays as it is

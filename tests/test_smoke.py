@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import papermill
 import pytest
 import yaml
 
@@ -165,6 +166,14 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
     links = views[RESULTS_PAGE].links
     assert repository in links and any(link.startswith(repository + "/issues/new") for link in links), \
         "the repository and issue buttons should link to _config.yml's repository url"
+
+    # Jupyter starts a kernel in notebooks/: a chapter opened there reads the same run, its
+    # relative `artifacts` being read from the project's root as the runner's is.
+    stage = next(s for s in pipeline.load_params(params)["stages"] if s["stem"] == "05_scaling_up")
+    papermill.execute_notebook(str(stage["notebook"]), str(tmp_path / "from_notebooks.ipynb"), kernel_name="python3",
+                               parameters={**stage["parameters"], "artifacts": os.path.relpath(artifacts, ROOT)},
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    assert glued_values(tmp_path / "from_notebooks.ipynb") == scaling
 
 
 @pytest.mark.slow

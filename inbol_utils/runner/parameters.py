@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, MutableMapping
 
 REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")  # world.REGIONS
 CONFIDENCE_SIGNALS = ("sampled", "likelihood")  # idk_data.CONFIDENCE_SIGNALS
@@ -29,6 +29,7 @@ ABLATIONS = ("pairs", "anchor", "ca_signal", "ca_mode", "tau", "signal", "source
 SOURCES = ("generated", "easy_vqa", "datasets")  # sources.SOURCES
 DTYPES = ("float32", "bfloat16", "float16", "auto")  # modeling.DTYPES
 HEADS = 4  # modeling.ModelSize.heads: both widths are split across this many attention heads
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository (the package is installed editable)
 
 
 class ParameterError(ValueError):
@@ -55,7 +56,7 @@ class Param:
 
     def allowed(self) -> str:
         """What is allowed, in words: the second half of every message about this parameter."""
-        one = {"int": "an integer", "real": "a number", "text": "a string", "path": "a folder path",
+        one = {"int": "an integer", "real": "a number", "text": "a string", "path": "a path (relative ones are read from the project's root)",
                "mix": f"a mapping from regions {list(REGIONS)} to shares in [0, 1]"}[self.kind]
         if self.choices is not None:
             one = f"one of {', '.join(map(repr, self.choices))}"
@@ -271,7 +272,7 @@ SCHEMAS: dict[str, Schema] = {
         "artifacts": ARTIFACTS,
         "seeds": Param("int", "the run's seeds; the first one's processor and IDK-IT rows are measured",
                        low=0, many=True),
-        "target_params": Param("text", "the parameter file of the run to price: params/hub.yaml or a copy "
+        "target_params": Param("path", "the parameter file of the run to price: params/hub.yaml or a copy "
                                        "with other sizes"),
         "model_params": Param("real", "the parameters of the target's model", above=0),
         "tokenizer_factor": Param("real", "tokens of the target's real tokenizer per token of its word-level "
@@ -330,6 +331,13 @@ def _hint(param: Param, value: Any) -> str:
     return ""
 
 
+def project_path(path: str | Path) -> Path:
+    """`path` read from the project's root (the folder above the package, where the runner runs
+    every notebook) unless it is absolute."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def missing_inputs(notebook: str, values: Mapping[str, Any]) -> list[str]:
     """The notebook's input artifacts that are absent or unreadable, one message each."""
     found = []
@@ -366,11 +374,17 @@ def injected_names(history: list[str]) -> list[str]:
     return names
 
 
-def check(notebook: str, namespace: Mapping[str, Any]) -> None:
+def check(notebook: str, namespace: MutableMapping[str, Any]) -> None:
     """A notebook's first call after its parameters cell: `check("03_training", globals())`.
     Stops with every problem at once: names papermill was given that the notebook does not
-    declare, values not allowed, broken cross-parameter rules, missing or corrupted inputs."""
+    declare, values not allowed, broken cross-parameter rules, missing or corrupted inputs.
+    First it makes every relative folder parameter (`artifacts`) absolute, read from the
+    project's root (`project_path`), so that the notebook means the same folder whether the
+    runner runs it there or Jupyter opens it in notebooks/."""
     spec = schema(notebook).params
+    for name, param in spec.items():
+        if param.kind == "path" and isinstance(namespace.get(name), str):
+            namespace[name] = str(project_path(namespace[name]))
     values = {name: namespace[name] for name in spec if name in namespace}
     values |= {name: namespace[name] for name in injected_names(namespace.get("In", [])) if name in namespace}
     found = problems(notebook, values) or missing_inputs(notebook, values)

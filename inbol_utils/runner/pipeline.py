@@ -13,8 +13,9 @@ the stages in order:
         parameters: {base_steps: 3000}
 
 Relative paths inside the file (notebooks, artifacts) are read from the repository root, which
-is also the working directory of every notebook, so `artifacts` means the same folder to the
-runner and to the notebooks. Each executed notebook lands in `<executed-dir>/<stem>.ipynb`,
+is also the working directory of every notebook; a notebook's own check (`parameters.check`)
+reads them from there too, so `artifacts` means the same folder to the runner and to a notebook
+opened in Jupyter, whose kernel starts in notebooks/. Each executed notebook lands in `<executed-dir>/<stem>.ipynb`,
 where the book reads it; the executed dir is `book/executed/<profile>`, the profile being the
 parameter file's name (params/smoke.yaml: book/executed/smoke), so that profiles never replace
 each other's chapters. A notebook runs in `<artifacts>.partial/<stem>.ipynb` and moves to the
@@ -42,8 +43,9 @@ the stage that was running is undone, its kernels are stopped, and the line
 says which stage that was and what the folder holds.
 
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
-bytes, its merged parameters, the previous stage's fingerprint (so a change upstream reruns
-everything downstream) and the bytes of inbol_utils/*.py (the code the notebooks import). It is
+cells (their sources, not outputs or metadata: saving it in Jupyter changes nothing), its merged
+parameters, the previous stage's fingerprint (so a change upstream reruns everything downstream)
+and the package's code (`reuse.code_digest`: what the notebooks import). It is
 stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds. Inside a stage that
 reruns, each expensive job (a model trained, a probe, pairs sampled, a model scored) is still
 skipped when its own ingredients are unchanged (`inbol_utils.runner.reuse`): a new tau reruns
@@ -89,7 +91,7 @@ from ..artifacts import atomic_dir, atomic_file, write_json
 from . import environment, parameters, profiling, staging, warm_kernel
 from .reuse import code_digest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = parameters.PROJECT_ROOT  # where every notebook runs; paths in a parameter file are read from it
 # How long a stage waits for its kernel to be ready (`warm_kernel`): the first waits for its
 # imports, 10-14 s on 2 cores.
 KERNEL_READY_SECONDS = 300
@@ -103,12 +105,6 @@ class PipelineError(RuntimeError):
 
 # ----------------------------------------------------------------------------------------------
 # reading the parameter file
-
-
-def _resolve(path: str | os.PathLike) -> Path:
-    """Read a path from the parameter file relative to the repo root, where notebooks run."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 class _Loader(yaml.SafeLoader):
@@ -177,7 +173,7 @@ def load_params(params_path: str | os.PathLike) -> dict:
         _check_keys(entry, STAGE_KEYS, f"{where}: unknown key")
         if not isinstance(entry.get("notebook"), str):
             raise PipelineError(f"{where}: `notebook:` (the path of an .ipynb) is missing.")
-        notebook = _resolve(entry["notebook"])
+        notebook = parameters.project_path(entry["notebook"])
         if not notebook.is_file():
             raise PipelineError(f"{where}: notebook {entry['notebook']} not found (looked at "
                                 f"{notebook}). Fix the path or remove the stage.")
@@ -235,7 +231,7 @@ def default_executed_dir(params_path: str | os.PathLike) -> Path:
 def partial_notebook(artifacts: str | os.PathLike, stem: str) -> Path:
     """Where a notebook runs (papermill saves after every cell) and where a failed one stays:
     beside the artifacts, so the book never sees it and a restored folder keeps no trace."""
-    artifacts = _resolve(artifacts)
+    artifacts = parameters.project_path(artifacts)
     return artifacts.with_name(f"{artifacts.name}.partial") / f"{stem}.ipynb"
 
 
@@ -267,7 +263,7 @@ def notebook_content(notebook: Path) -> bytes:
 
 def stamp_path(artifacts: str | os.PathLike, stem: str) -> Path:
     """Where a stage's stamp lives: beside its artifacts, so deleting them invalidates it."""
-    return _resolve(artifacts) / ".stamps" / f"{stem}.json"
+    return parameters.project_path(artifacts) / ".stamps" / f"{stem}.json"
 
 
 def is_current(stamp: Path, executed: Path, fp: str) -> bool:
@@ -404,7 +400,7 @@ def stage_profile(executed: Path, parts: Path, seconds: float, values: dict) -> 
 
 def save_profile(artifacts: str | os.PathLike, stem: str, profile: dict) -> None:
     """Keep the latest profile of every stage in <artifacts>/profile.json (`make bench` reads it)."""
-    path = _resolve(artifacts) / "profile.json"
+    path = parameters.project_path(artifacts) / "profile.json"
     stages = json.loads(path.read_text())["stages"] if path.is_file() else {}
     stages[stem] = profile
     write_json(path, {"machine": environment.machine(), "stages": dict(sorted(stages.items()))})
@@ -517,7 +513,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
             raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
                                 f"stages are {stems}.")
         executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
-        progress.artifacts = artifacts = _resolve(config["artifacts"])
+        progress.artifacts = artifacts = parameters.project_path(config["artifacts"])
         with hold(artifacts):
             executed_dir.mkdir(parents=True, exist_ok=True)
             interrupted, damaged = staging.restore(artifacts)
