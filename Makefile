@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 # are recycled after three runs).
 export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book pipeline test test-fast chromium bench bench-worlds clean
+.PHONY: book pipeline test test-fast chromium bench bench-worlds lab clean
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ test-fast: $(VENV)/.installed chromium
 
 bench: $(VENV)/.installed
 	$(PY) -m inbol_utils.tools.bench
+
+# The notebooks in JupyterLab (open notebooks/), served from .venv, so that their "python3"
+# kernel is .venv's Python. A notebook opened there reads the same data/ as the runner:
+# parameters.check reads a relative path from the project's root, whatever the kernel's folder.
+lab: $(VENV)/.installed
+	$(VENV)/bin/jupyter lab
 
 # One base model per world (0-4), trained as the default study's replicate w would be.
 bench-worlds: $(VENV)/.installed

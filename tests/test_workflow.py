@@ -88,3 +88,16 @@ def test_every_book_has_the_running_page():
         files = [c["file"] for part in profile_toc(toc, profile, ["00_world_and_base_model"])["parts"]
                  for c in part["chapters"]]
         assert RUNNING in files, profile
+
+
+def test_make_lab_serves_the_pinned_jupyterlab_from_the_venv():
+    """`make lab` runs .venv's own JupyterLab, the version requirements.txt pins (so the
+    notebooks' "python3" kernel is .venv's Python)."""
+    pinned = re.search(r"^jupyterlab==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pinned and f"jupyterlab=={pinned[1]}" in (ROOT / "constraints.txt").read_text().splitlines()
+    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=ROOT, capture_output=True, text=True)
+    assert dry.stdout.strip() == ".venv/bin/jupyter lab", dry.stdout + dry.stderr
+    lab = Path(sys.executable).with_name("jupyter-lab")
+    if lab.exists():  # in a .venv made from this requirements.txt
+        version = subprocess.run([str(lab), "--version"], capture_output=True, text=True).stdout.strip()
+        assert version == pinned[1]
