@@ -103,7 +103,7 @@ def test_writes_in_place_are_named_because_they_cannot_be_undone(tmp_path):
 
 HOLD = """\
 import sys
-from inbol_utils import staging
+from inbol_utils.runner import staging
 with staging.held(sys.argv[1]):
     print("holding", flush=True)
     sys.stdin.read()

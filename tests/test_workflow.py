@@ -95,7 +95,8 @@ def test_make_lab_serves_the_pinned_jupyterlab_from_the_venv():
     notebooks' "python3" kernel is .venv's Python)."""
     pinned = re.search(r"^jupyterlab==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
     assert pinned and f"jupyterlab=={pinned[1]}" in (ROOT / "constraints.txt").read_text().splitlines()
-    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "lab"], cwd=ROOT, capture_output=True, text=True)
+    dry = subprocess.run(["make", "-s", "--no-print-directory", "-n", "-o", ".venv/.installed", "lab"], cwd=ROOT,
+                         capture_output=True, text=True)
     assert dry.stdout.strip() == ".venv/bin/jupyter lab", dry.stdout + dry.stderr
     lab = Path(sys.executable).with_name("jupyter-lab")
     if lab.exists():  # in a .venv made from this requirements.txt
