@@ -614,7 +614,7 @@ def test_an_older_python_stops_with_one_line(version):
     python = shutil.which(f"python{version}")
     if python is None or subprocess.run([python, "-c", "pass"], capture_output=True).returncode != 0:
         pytest.skip(f"no python{version} here")
-    done = subprocess.run([python, "-m", "inbol_utils.runner.pipeline", "params/default.yaml"], cwd=pipeline.REPO_ROOT,
+    done = subprocess.run([python, "-m", "inbol_utils.runner.pipeline", "params/default.yaml"], cwd=parameters.PROJECT_ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     assert re.fullmatch(rf"inbol_utils needs Python 3\.11 or newer \(the study is tested on 3\.11\); "

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import yaml
 
-from ..runner.pipeline import REPO_ROOT, load_params, profile_name
+from ..runner.parameters import PROJECT_ROOT
+from ..runner.pipeline import load_params, profile_name
 
 DEFAULT = "default"
 STUDY = f"book/executed/{DEFAULT}/"  # the study's chapters in _toc.yml
@@ -63,7 +64,7 @@ def intro_copy(text: str) -> str:
     return GLUE_NOTEBOOK.sub(r"\g<lead>", DOC_REFERENCE.sub(relink, text))
 
 
-def write(params_path: str | os.PathLike, root: Path = REPO_ROOT) -> Path:
+def write(params_path: str | os.PathLike, root: Path = PROJECT_ROOT) -> Path:
     """Write the table of contents of the profile `params_path` runs to _build/<profile>/_toc.yml
     and, for a profile other than the default, its introduction to
     book/executed/<profile>/intro.md; returns the toc's path."""

@@ -56,7 +56,8 @@ class Param:
 
     def allowed(self) -> str:
         """What is allowed, in words: the second half of every message about this parameter."""
-        one = {"int": "an integer", "real": "a number", "text": "a string", "path": "a path (relative ones are read from the project's root)",
+        one = {"int": "an integer", "real": "a number", "text": "a string",
+               "path": "a path (relative ones are read from the project's root)",
                "mix": f"a mapping from regions {list(REGIONS)} to shares in [0, 1]"}[self.kind]
         if self.choices is not None:
             one = f"one of {', '.join(map(repr, self.choices))}"
@@ -378,9 +379,9 @@ def check(notebook: str, namespace: MutableMapping[str, Any]) -> None:
     """A notebook's first call after its parameters cell: `check("03_training", globals())`.
     Stops with every problem at once: names papermill was given that the notebook does not
     declare, values not allowed, broken cross-parameter rules, missing or corrupted inputs.
-    First it makes every relative folder parameter (`artifacts`) absolute, read from the
-    project's root (`project_path`), so that the notebook means the same folder whether the
-    runner runs it there or Jupyter opens it in notebooks/."""
+    First it makes every relative path parameter (`artifacts`, `target_params`) absolute, read
+    from the project's root (`project_path`), so that the notebook means the same path whether
+    the runner runs it there or Jupyter opens it in notebooks/."""
     spec = schema(notebook).params
     for name, param in spec.items():
         if param.kind == "path" and isinstance(namespace.get(name), str):

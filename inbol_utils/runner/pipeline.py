@@ -89,9 +89,9 @@ from jupyter_core.utils import ensure_event_loop, run_sync
 
 from ..artifacts import atomic_dir, atomic_file, write_json
 from . import environment, parameters, profiling, staging, warm_kernel
+from .parameters import PROJECT_ROOT
 from .reuse import code_digest
 
-REPO_ROOT = parameters.PROJECT_ROOT  # where every notebook runs; paths in a parameter file are read from it
 # How long a stage waits for its kernel to be ready (`warm_kernel`): the first waits for its
 # imports, 10-14 s on 2 cores.
 KERNEL_READY_SECONDS = 300
@@ -225,7 +225,7 @@ def profile_name(params_path: str | os.PathLike) -> str:
 
 def default_executed_dir(params_path: str | os.PathLike) -> Path:
     """Where a profile's executed notebooks go: the book of `make book PARAMS=params/<name>.yaml`."""
-    return REPO_ROOT / "book" / "executed" / profile_name(params_path)
+    return PROJECT_ROOT / "book" / "executed" / profile_name(params_path)
 
 
 def partial_notebook(artifacts: str | os.PathLike, stem: str) -> Path:
@@ -292,7 +292,7 @@ def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: b
         warm_kernel.wait(kernel, KERNEL_READY_SECONDS)
         with ctrl_c_cancels(ensure_event_loop()):
             papermill.execute_notebook(
-                str(notebook), str(partial), parameters=parameters, cwd=str(REPO_ROOT),
+                str(notebook), str(partial), parameters=parameters, cwd=str(PROJECT_ROOT),
                 kernel_name="python3", progress_bar=False, log_output=log_output, km=kernel.manager,
             )
     except KeyboardInterrupt:
@@ -415,7 +415,7 @@ def start_kernel(artifacts: Path, stage: dict) -> warm_kernel.WarmKernel:
     """A kernel for `stage` (`warm_kernel`); it writes its profile to `parts_path` (see
     profiling), which is in its environment from the start."""
     env = {**os.environ, profiling.ENV: str(parts_path(artifacts, stage["stem"]))}
-    return warm_kernel.start(stage["notebook"], REPO_ROOT, env)
+    return warm_kernel.start(stage["notebook"], PROJECT_ROOT, env)
 
 
 @dataclass

@@ -19,9 +19,10 @@ import pandas as pd
 
 from .. import base_targets, modeling, protocol, world
 from ..runner import parallel
-from ..runner.pipeline import REPO_ROOT, notebook_defaults
+from ..runner.parameters import PROJECT_ROOT
+from ..runner.pipeline import notebook_defaults
 
-NOTEBOOK = REPO_ROOT / "notebooks" / "00_world_and_base_model.ipynb"
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "00_world_and_base_model.ipynb"
 
 
 def world_and_base_model(artifacts: str, seed: int, config: world.WorldConfig, **training) -> dict:
