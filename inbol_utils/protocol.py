@@ -16,9 +16,10 @@ gets the same), base model, probe, labels, training data and trained models, all
   models/<key>/        notebook 03: one folder per trained method (`methods.REGISTRY`)
   scores/<key>.parquet notebook 04: every method's scored responses on the test splits
 
-Every job here records what it was made from (`reuse`): run again with the same ingredients, it
-is answered from its record, so a rerun after changing one parameter pays only for the jobs
-that depend on it.
+Every job here records what it was made from (`reuse`): run again with the same ingredients, in
+this artifacts folder or any other, it is answered from the job store, so a rerun after changing
+one parameter pays only for the jobs that depend on it. The folders above are links into the
+store.
 
 Every trained method gets the same tuning: a small grid on the first seed, each candidate
 scored on the validation split every few steps, the best (settings, checkpoint) kept, then the
@@ -39,10 +40,10 @@ import pandas as pd
 from . import (answers, base_targets, confidence, dpo, evaluation, idk_data, modeling, recipes, sources, training,
                vision, world)
 from .runner import parallel
-from .artifacts import atomic_dir, atomic_file, require
+from .artifacts import atomic_file, require
 from .generation import generate_answers
 from .methods import ABSTAIN, BASE, IDKIT, REGISTRY
-from .runner.reuse import mark, recipe, recipe_of, reuse
+from .runner.reuse import link, recipe, recipe_of, reuse
 
 
 def seed_dir(artifacts: str | Path, seed: int) -> Path:
@@ -83,10 +84,10 @@ def build_world(artifacts: str | Path, seed: int, config: world.WorldConfig, sou
     and drawn by `config`), save them to seed<s>/world with the source's record, and record
     their recipe (the same config and source always give the same splits). A job for
     `parallel.run`: one per seed."""
-    sources.build(source, source_path, config, world_dir(artifacts, seed))
     made_from = recipe(job="world", config=config) if source == "generated" else \
         recipe(job="world", config=config, source=source, source_path=source_path)
-    mark(world_dir(artifacts, seed), made_from)
+    reuse(world_dir(artifacts, seed), made_from, lambda: sources.build(source, source_path, config,
+                                                                        world_dir(artifacts, seed)))
 
 
 def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
@@ -238,11 +239,8 @@ def make_training_data(source: Path, labelling: Mapping, probe, home: Path,
     three frames, for the chapter's tables."""
     boundary_path = require(Path(source) / "boundary.parquet", "notebook 01 (boundary definition)")
     made_from = recipe(job="training data", boundary=recipe_of(boundary_path), labelling=labelling, seed=seed)
-    result = reuse(Path(home) / "labels.parquet", made_from, lambda: _make_training_data(
-        pd.read_parquet(boundary_path), labelling, probe, Path(home), seed))
-    for data in ("idk_it", "preferences_base"):  # written by the same job, from the same recipe
-        mark(Path(home) / data, made_from)
-    return result
+    return reuse(Path(home) / "labels.parquet", made_from, lambda: _make_training_data(
+        pd.read_parquet(boundary_path), labelling, probe, Path(home), seed), also=("idk_it", "preferences_base"))
 
 
 def _make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: Path,
@@ -378,7 +376,7 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
          every: Mapping[str, int], scratch: Path, workers: int) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Train every candidate of every method (in parallel), scoring each on the validation
     split along the way; keep, per method, the candidate and checkpoint with the best Trust_1
-    and copy that model to home/models/<key>. Returns every validation score (one row per
+    and link home/models/<key> to that model (the store keeps one copy). Returns every validation score (one row per
     method, candidate and evaluated step, `selected` marking the choice) and, per method, the
     chosen settings with `stop_at`, the chosen step. Candidates stay in scratch/<key>/<name>:
     a rerun whose grid shares some of them trains only the new ones."""
@@ -403,25 +401,17 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
         curves.loc[best.name, "selected"] = True
         job = jobs[method, best["candidate"]]
         chosen[method] = {**job["settings"], "stop_at": int(best["step"])}
-        _copy(Path(job["out"]), model_dir(home, method))
+        link(model_dir(home, method), job["out"])  # the chosen candidate is the method's model
         _drop_other_candidates(scratch / REGISTRY[method].key, {name for m, name in jobs if m == method})
     return curves, chosen
-
-
-def _copy(candidate: Path, final: Path) -> None:
-    """The chosen candidate becomes the method's model; the candidate stays for later reuse."""
-    with atomic_dir(final) as tmp:
-        shutil.copytree(candidate, tmp, dirs_exist_ok=True)
-    mark(final, recipe(job="chosen", candidate=recipe_of(candidate)))
 
 
 def _drop_other_candidates(folder: Path, names: set[str]) -> None:
     """Delete the candidates of earlier grids that this grid no longer has (and their runs)."""
     for path in folder.iterdir():
-        name = path.name.removesuffix(".made")
-        if name in names or name == "runs":
+        if path.name in names or path.name == "runs":
             continue
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()

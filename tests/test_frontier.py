@@ -145,15 +145,15 @@ def test_propensity_is_the_refusals_log_probability_less_the_best_answers(proces
 
 def test_saved_propensities_are_made_once_and_check_their_scores(tmp_path, processor, tiny_model, tiny_world):
     from inbol_utils import evaluation, modeling, world
-    from inbol_utils.runner.reuse import mark
+    from inbol_utils.runner.reuse import keep
 
     splits = {name: tiny_world[0][name].select(range(5)) for name in evaluation.TEST_SPLITS}
     world.save_world(splits, None, tmp_path / "world")
     modeling.save(tiny_model, processor, tmp_path / "model")
     scores = evaluation.score_splits(tiny_model, processor, splits, method="m")
     scores.to_parquet(tmp_path / "scores.parquet")
-    for made, name in ((tmp_path / "world", "w"), (tmp_path / "model", "m"), (tmp_path / "scores.parquet", "s")):
-        mark(made, name)
+    for made, name in (("world", "w"), ("model", "m"), ("scores.parquet", "s")):
+        keep(tmp_path, [made], name)
     loads = []
 
     def load(path):
@@ -167,7 +167,8 @@ def test_saved_propensities_are_made_once_and_check_their_scores(tmp_path, proce
     pd.testing.assert_frame_equal(first, again)
     assert first["id"].tolist() == scores["id"].tolist()
 
+    (tmp_path / "scores.parquet").unlink()  # a link to the stored scores: another file, not written through
     scores.iloc[::-1].to_parquet(tmp_path / "scores.parquet")  # another order: the images would not match
-    mark(tmp_path / "scores.parquet", "s2")
+    keep(tmp_path, ["scores.parquet"], "s2")
     with pytest.raises(ValueError, match="in their order"):
         frontier.saved_propensities(tmp_path / "out.parquet", *args, load=load)

@@ -8,6 +8,7 @@ import pytest
 
 from inbol_utils import confidence, protocol
 from inbol_utils.runner import profiling, reuse
+from inbol_utils.runner.parameters import PROJECT_ROOT
 from worlds import small_config
 
 
@@ -22,9 +23,55 @@ def test_a_job_is_reused_only_with_the_same_recipe_and_its_output_present(tmp_pa
     assert reuse.reuse(out, "a", make) == {"run": 1}
     assert reuse.reuse(out, "a", make) == {"run": 1} and len(calls) == 1  # answered from the record
     assert reuse.reuse(out, "b", make) == {"run": 2}  # another recipe: made again
-    shutil.rmtree(out)
-    assert reuse.reuse(out, "b", make) == {"run": 3}  # output gone: made again
+    shutil.rmtree(reuse.entry("b"))  # the store emptied: made again
+    assert reuse.reuse(out, "b", make) == {"run": 3}
     assert reuse.recipe_of(out) == "b"
+
+
+def test_a_job_lives_once_in_the_store_and_every_folder_links_to_it(tmp_path):
+    """A copy of a params file with its own artifacts folder reuses every job another folder
+    ran (issue 35): its outputs are links to the one stored copy, nothing is copied."""
+    calls = []
+
+    def make(home):
+        calls.append(home)
+        (home / "model").mkdir(parents=True)
+        (home / "model" / "weights.bin").write_bytes(b"w")
+        (home / "beside.json").write_text("{}")  # a second output of the same job
+        return "trained"
+
+    first, second = tmp_path / "default" / "seed0", tmp_path / "mine" / "seed0"
+    assert reuse.reuse(first / "model", "r", lambda: make(first), also=["beside.json"]) == "trained"
+    assert reuse.reuse(second / "model", "r", lambda: make(second), also=["beside.json"]) == "trained"
+    assert calls == [first]
+    for home in (first, second):
+        assert (home / "model").is_symlink() and (home / "beside.json").is_symlink()
+        assert (home / "model").resolve() == reuse.entry("r") / "model"
+        assert reuse.recipe_of(home / "model") == reuse.recipe_of(home / "beside.json") == "r"
+    assert (first / "model" / "weights.bin").stat().st_ino == (second / "model" / "weights.bin").stat().st_ino
+    # made again under another recipe: the link is replaced, the stored job is never written through
+    reuse.reuse(first / "model", "r2", lambda: make(first), also=["beside.json"])
+    assert (second / "model").resolve() == reuse.entry("r") / "model" and reuse.recipe_of(second / "model") == "r"
+    assert reuse.recipe_of(first / "model") == "r2"
+
+
+def test_the_store_is_where_inbol_jobs_says(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBOL_JOBS", str(tmp_path / "elsewhere"))
+    (tmp_path / "a").mkdir()
+    reuse.reuse(tmp_path / "a" / "out.txt", "r", lambda: (tmp_path / "a" / "out.txt").write_text("x"))
+    assert (tmp_path / "elsewhere" / "r" / "out.txt").read_text() == "x"
+    monkeypatch.setenv("INBOL_JOBS", "data/jobs")  # relative: from the project's root, like artifacts
+    assert reuse.store() == PROJECT_ROOT / "data" / "jobs"
+
+
+def test_links_to_an_emptied_store_are_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBOL_JOBS", str(tmp_path / "store"))
+    out = tmp_path / "artifacts" / "seed0" / "model"
+    reuse.reuse(out, "r", lambda: out.mkdir(parents=True))
+    assert reuse.missing(tmp_path / "artifacts") == []
+    shutil.rmtree(tmp_path / "store")
+    assert reuse.missing(tmp_path / "artifacts") == [out]
+    assert reuse.recipe_of(out).startswith("unrecorded-")
 
 
 def test_a_reused_job_counts_the_work_it_took_as_reused(tmp_path):
@@ -57,16 +104,19 @@ def test_a_reused_job_counts_the_work_it_took_as_reused(tmp_path):
     assert again["reused seconds"].keys() == {"training", "sampling"}
 
 
-def test_an_interrupted_job_leaves_no_record(tmp_path):
+def test_an_interrupted_job_leaves_nothing_in_the_store(tmp_path):
     out = tmp_path / "model"
-    reuse.reuse(out, "a", lambda: out.mkdir())
+    reuse.reuse(out, "a", lambda: out.mkdir() or "finished")
 
     def crash():
+        out.mkdir()  # half written, then stopped
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         reuse.reuse(out, "b", crash)
-    assert reuse.reuse(out, "a", lambda: "made again") == "made again"  # the old record is gone too
+    assert not reuse.entry("b").exists() and not out.is_symlink()
+    assert reuse.reuse(out, "b", lambda: out.mkdir(exist_ok=True) or "made again") == "made again"
+    assert reuse.reuse(out, "a", lambda: "not called") == "finished"  # the finished job stays stored
 
 
 def test_recipes_follow_ingredients_code_and_unrecorded_inputs(tmp_path, monkeypatch):
@@ -162,7 +212,7 @@ def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp
     protocol.build_world(tmp_path, 0, small_config(seed=3, n_probe=16))
     home = protocol.seed_dir(tmp_path, 0)
     shutil.copytree(model_path, home / "base_model")
-    reuse.mark(home / "base_model", "tiny base model")
+    reuse.keep(home, ["base_model"], "tiny base model")
     job = dict(artifacts=str(tmp_path), seed=0, n_samples=2, n_values=[1, 2], temperature=1.0, batch_size=8)
     profiling.take()
     first = protocol.probe_seed(**job)

@@ -3,12 +3,18 @@
 The runner reruns a whole stage when anything it depends on changes, but most jobs inside a
 stage depend on only part of it: a new tau relabels the data and leaves the probe of the base
 model as it was; a new beta retrains the preference stage and leaves IDK-IT and its pairs.
-So each expensive job records, beside its output, a *recipe*: a digest of its arguments, of
-the recipes of the artifacts it reads and of the package's code, together with the value it
-returned (`<output>.made`). Run again with the same recipe while its output is still there, the
-job is answered from the record. Recipes chain through the inputs' recipes, not their bytes,
-so checking costs no hashing of models or images; an input without a record (written by hand
-or by an older version) has no recipe, and nothing made from it is ever reused.
+So each expensive job has a *recipe*: a digest of its arguments, of the recipes of the
+artifacts it reads and of the package's code. Recipes chain through the inputs' recipes, not
+their bytes, so checking costs no hashing of models or images; an input without a record
+(written by hand or by an older version) has no recipe, and nothing made from it is ever reused.
+
+Finished jobs live in one store that every artifacts folder shares (`store`: data/jobs, or the
+folder `INBOL_JOBS` names), each in a folder named by its recipe (`entry`) that holds its
+outputs and its record: the recipe, the value the job returned and the work it took. An
+artifacts folder holds links into the store. Run again with the same recipe, from this folder or
+any other, a job is answered from its record: a copy of a params file with its own artifacts
+folder and one parameter changed trains only what that parameter invalidates, and no model is
+kept twice on disk.
 """
 from __future__ import annotations
 
@@ -17,16 +23,20 @@ import functools
 import hashlib
 import io
 import json
+import os
 import pickle
+import shutil
+import tempfile
 import tokenize
 import uuid
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 from . import profiling
-from ..artifacts import atomic_file
+from .parameters import project_path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # inbol_utils/
+RECORD = "record.pkl"  # an entry's record, beside its outputs
 T = TypeVar("T")
 
 
@@ -108,42 +118,97 @@ def recipe(**ingredients) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _record(output: Path) -> Path:
-    return output.with_name(output.name + ".made")
+def store() -> Path:
+    """The job store: the folder `INBOL_JOBS` names, data/jobs if it names none (a relative path
+    is read from the project's root, like the params files' paths)."""
+    return project_path(os.environ.get("INBOL_JOBS") or "data/jobs")
+
+
+def entry(made_from: str) -> Path:
+    """The store's folder for the job of recipe `made_from`."""
+    return store() / made_from
+
+
+def _saved(folder: Path) -> dict | None:
+    try:
+        return pickle.loads((folder / RECORD).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError):
+        return None
 
 
 def recipe_of(output: str | Path) -> str:
-    """The recipe `output` was made from; a fresh random token if it has none (never matches)."""
-    try:
-        return pickle.loads(_record(Path(output)).read_bytes())["recipe"]
-    except (OSError, pickle.UnpicklingError, KeyError, EOFError):
-        return f"unrecorded-{uuid.uuid4().hex}"
-
-
-def mark(output: str | Path, made_from: str, result=None, work: dict | None = None) -> None:
-    """Record that `output` (now complete) was made from `made_from`, with the `work` it took
-    (`profiling.work_since`; none for what is only copied or written beside it)."""
-    with atomic_file(_record(Path(output)), "wb") as handle:
-        pickle.dump({"recipe": made_from, "result": result, "work": work or {}}, handle)
-
-
-def reuse(output: str | Path, made_from: str, make: Callable[[], T]) -> T:
-    """`make()`, which writes `output`, unless `output` exists and was made from `made_from`:
-    then the value `make` returned that time, and the work it took then counted as reused
-    (`profiling.count_reused`). The record is removed before `make` starts and written after it
-    returns, so an interrupted job is never taken for a finished one."""
+    """The recipe `output` was made from: its stored job's. A fresh random token (never
+    matches) if it is not a link to a stored job."""
     output = Path(output)
-    record = _record(output)
-    if output.exists() and record.is_file():
-        try:
-            saved = pickle.loads(record.read_bytes())
-        except (pickle.UnpicklingError, EOFError):
-            saved = {}
-        if saved.get("recipe") == made_from:
-            profiling.count_reused(saved.get("work", {}))
-            return saved["result"]
-    record.unlink(missing_ok=True)
+    saved = _saved(output.resolve().parent) if output.is_symlink() and output.exists() else None
+    return saved["recipe"] if saved else f"unrecorded-{uuid.uuid4().hex}"
+
+
+def reuse(output: str | Path, made_from: str, make: Callable[[], T], also: Iterable[str] = ()) -> T:
+    """`make()`, which writes `output` (and the siblings named in `also`), unless the store
+    holds the job of recipe `made_from`: then `output` links to it, `make` is not called, the
+    value it returned that time is returned and the work it took then is counted as reused
+    (`profiling.count_reused`). A job enters the store only once `make` has returned, so an
+    interrupted job is never taken for a finished one."""
+    output = Path(output)
+    names = [output.name, *also]
+    found = entry(made_from)
+    saved = _saved(found)
+    if saved is not None and all((found / name).exists() for name in names):
+        for name in names:
+            link(output.parent / name, found / name)
+        profiling.count_reused(saved["work"])
+        return saved["result"]
+    for name in names:  # a link into the store is replaced, never written through
+        if (output.parent / name).is_symlink():
+            (output.parent / name).unlink()
     before = profiling.counts()
     result = make()
-    mark(output, made_from, result, profiling.work_since(before))
+    keep(output.parent, names, made_from, result, profiling.work_since(before))
     return result
+
+
+def keep(home: str | Path, names: Iterable[str], made_from: str, result=None, work: dict | None = None) -> None:
+    """Move the finished outputs `names` of `home` into the store as the job of recipe
+    `made_from`, with its `result` and the `work` it took (`profiling.work_since`), and link
+    them back. The entry is built under a temporary name and renamed into place whole."""
+    home, names, found = Path(home), list(names), entry(made_from)
+    found.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{made_from[:16]}.tmp-", dir=found.parent))
+    try:
+        for name in names:
+            shutil.move(home / name, building / name)
+        (building / RECORD).write_bytes(pickle.dumps({"recipe": made_from, "result": result,
+                                                      "work": work or {}, "outputs": names}))
+        if found.exists():  # the same job, finished by another runner meanwhile, or left incomplete
+            shutil.rmtree(found)
+        os.replace(building, found)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    for name in names:
+        link(home / name, found / name)
+
+
+def link(path: str | Path, target: str | Path) -> None:
+    """Make `path` a link to `target` (relative, so a data folder can move whole), replacing
+    whatever `path` was."""
+    path, target = Path(path), Path(target).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    relative = os.path.relpath(target, path.parent.resolve())
+    if path.is_symlink() and os.readlink(path) == relative:
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    fresh = path.with_name(f".{path.name}.link-{uuid.uuid4().hex[:8]}")
+    os.symlink(relative, fresh)
+    os.replace(fresh, path)
+
+
+def missing(artifacts: str | Path) -> list[Path]:
+    """The links in `artifacts` whose stored job is gone (the store was emptied or moved)."""
+    found = []
+    for root, dirs, files in os.walk(artifacts):
+        found += [Path(root) / name for name in dirs + files
+                  if (Path(root) / name).is_symlink() and not (Path(root) / name).exists()]
+    return found
