@@ -1,10 +1,12 @@
-# The two commands of the README:
+# The commands of the README:
 #   make book   run the whole study (papermill, in order) and build the book into _build/html;
 #               make book PARAMS=params/<profile>.yaml runs and builds another profile's book
 #               (executed notebooks in book/executed/<profile>/, html in _build/<profile>/_build/html)
+#   make chapter CH=03 [PARAMS=...]  rerun one chapter and every later one, then build the book
+#   make exercise EX=trust_score [FILE=...]  check an exercise's answer with the study's own tests
 #   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build
 #               checked page by page in headless Chromium, a lint of the publishing workflow)
-# Both create .venv from scratch when it is missing; `make test` also installs Debian's chromium
+# Each creates .venv from scratch when it is missing; `make test` also installs Debian's chromium
 # (apt-get, through sudo unless root) when it is missing.
 PYTHON ?= python3
 VENV := .venv
@@ -13,11 +15,14 @@ PARAMS ?= params/default.yaml
 PROFILE := $(basename $(notdir $(PARAMS)))
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# The job store every artifacts folder links into (inbol_utils.runner.reuse): a relative path is
+# read from the project's root.
+export INBOL_JOBS ?= data/jobs
 # Where the smoke test keeps its browser screenshot of the results page (pytest's own tmp folders
 # are recycled after three runs).
 export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book pipeline test test-fast chromium bench bench-worlds lab clean
+.PHONY: book chapter exercise pipeline test test-fast chromium bench bench-worlds lab clean clean-jobs
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +51,20 @@ else
 		-W -n --keep-going
 endif
 
+# One chapter and every later one, rerun even when current (an earlier one only if its inputs
+# changed), then the book: make chapter CH=03 [PARAMS=params/mine.yaml]. Jobs whose ingredients
+# did not change are answered from the job store.
+chapter: $(VENV)/.installed
+	@test -n "$(CH)" || { echo "make chapter needs the chapter's number, e.g. make chapter CH=03"; exit 2; }
+	$(PY) -m inbol_utils.runner.pipeline $(PARAMS) --rerun-from $(CH)
+	$(MAKE) book
+
+# An exercise's answer, checked with the study's own tests of that function (book/exercises.md):
+# make exercise EX=trust_score [FILE=my_answer.py]
+exercise: $(VENV)/.installed
+	@test -n "$(EX)" || { echo "make exercise needs the exercise, e.g. make exercise EX=trust_score"; exit 2; }
+	$(PY) -m inbol_utils.tools.exercises $(EX) $(FILE)
+
 # The browser test's Chromium (Debian's package; nothing to do when it is installed).
 chromium:
 	bash .ci/install-chromium
@@ -67,11 +86,16 @@ bench: $(VENV)/.installed
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab
 
-# One base model per world (0-4), trained as the default study's replicate w would be.
+# One base model per world (0-4), trained as the profile's replicate w would be.
 bench-worlds: $(VENV)/.installed
-	$(PY) -m inbol_utils.tools.bench_worlds --artifacts data/default
+	$(PY) -m inbol_utils.tools.bench_worlds --artifacts data/$(PROFILE) --params $(PARAMS)
 
 # Everything generated; data/README.md, which says what a run writes there, stays.
 clean:
 	rm -rf _build book/executed
 	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+# The job store alone: every trained model and scored run. The artifacts folders keep their links,
+# and the next run of each reruns all its stages (the runner says so).
+clean-jobs:
+	rm -rf $(INBOL_JOBS)

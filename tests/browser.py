@@ -60,7 +60,9 @@ _SNAPSHOT_JS = """async (notProse) => {
     text: document.body.innerText,
     errorOutputs: [...document.querySelectorAll('.output.traceback, .output.stderr, .system-message')]
       .map(e => e.className + ': ' + e.textContent.trim().slice(0, 120)),
-    images: images.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth})),
+    images: images.map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth, alt: img.alt.trim(),
+      output: !!img.closest('.cell_output'),
+      number: (img.closest('figure')?.querySelector('.caption-number')?.textContent || '').trim()})),
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
     math: math.length,
@@ -120,6 +122,18 @@ def training_logs(view: PageView) -> list[str]:
 
 def broken_images(view: PageView) -> list[str]:
     return [f"image does not load: {img['src']}" for img in view.images if img["width"] == 0]
+
+
+def figures_without_alt_or_number(view: PageView) -> list[str]:
+    """A figure a notebook draws is a numbered figure with alt text saying what it shows (its
+    cell's `mystnb` metadata): a reader who cannot see it, or who cites it, needs both."""
+    found = []
+    for img in view.images:
+        if img["output"] and not img["alt"]:
+            found.append(f"figure without alt text: {img['src'][-60:]}")
+        if img["output"] and not img["number"]:
+            found.append(f"figure without a number: {img['alt'][:60] or img['src'][-60:]}")
+    return found
 
 
 def unrendered_glue(view: PageView) -> list[str]:
@@ -186,7 +200,7 @@ def missing_numbers(view: PageView) -> list[str]:
     return [f"a missing number printed as nan: {text!r}" for text in found]
 
 
-PAGE_CHECKS = (error_output, training_logs, broken_images, unrendered_glue, unrendered_math, too_tall, failed_requests,
+PAGE_CHECKS = (error_output, training_logs, broken_images, figures_without_alt_or_number, unrendered_glue, unrendered_math, too_tall, failed_requests,
                unlinked_downloads, too_wide, missing_numbers)
 
 

@@ -3,6 +3,7 @@
 Nothing heavy is imported at the top: under pytest-xdist the controller loads this file before
 it starts the workers, and importing torch and transformers here cost 8 s of the suite's length.
 """
+import importlib.util
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +38,13 @@ TINY_SIZE = dict(vision_width=32, vision_layers=1, text_width=32, text_layers=2)
 LONG_POLE = "test_smoke_pipeline_reproduces_its_results_and_builds_the_book"
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--exercise", metavar="NAME=FILE", default=None,
+                     help="run only exercise NAME's tests, with the function NAME from FILE in place of the "
+                          "package's (python -m inbol_utils.tools.exercises runs this)")
+
+
+def pytest_collection_modifyitems(config, items):
     """The long pole first, the other slow tests last. pytest-xdist hands each worker a
     contiguous share of this order and an idle worker steals from the end of another's: one
     worker starts the smoke run at once, the other runs the unit tests and then the slow rest,
@@ -45,6 +52,36 @@ def pytest_collection_modifyitems(items):
     one worker, where nothing steals: 235 s in a row, the suite's whole length."""
     items.sort(key=lambda item: 0 if item.originalname == LONG_POLE else
                2 if item.get_closest_marker("slow") else 1)
+    if config.getoption("--exercise"):
+        name = config.getoption("--exercise").split("=")[0]
+        chosen = [item for item in items if (m := item.get_closest_marker("exercise")) and m.args[0] == name]
+        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+        items[:] = chosen
+
+
+@pytest.fixture(scope="session")
+def implementation(request):
+    """`implementation(f)`: the package's function `f`, or with `--exercise NAME=FILE` for
+    f's name, the function of that name in FILE (an exercise's answer, book/exercises/)."""
+    option = request.config.getoption("--exercise")
+    name, _, path = option.partition("=") if option else ("", "", "")
+
+    def pick(function):
+        if function.__name__ != name:
+            return function
+        spec = importlib.util.spec_from_file_location(f"answer_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return getattr(module, name)
+
+    return pick
+
+
+@pytest.fixture(autouse=True)
+def job_store(tmp_path_factory, monkeypatch):
+    """Each test's own job store (`inbol_utils.runner.reuse`), never the user's data/jobs; the
+    runners and kernels a test starts inherit it."""
+    monkeypatch.setenv("INBOL_JOBS", str(tmp_path_factory.mktemp("jobs")))
 
 
 @pytest.fixture(scope="session")

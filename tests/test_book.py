@@ -515,3 +515,25 @@ def test_chapter_4s_figures_have_a_panel_per_region_kind_split_and_ablation():
                                                                                            0.2, 0.5, 0.9)]))
     assert [ax.get_title() for ax in plots.ablation_effects(long).axes.flat] == ["anchor weight", "pair source"]
     plt.close("all")
+
+
+def test_against_reference_counts_the_verdicts_both_runs_give(tmp_path):
+    """The classroom profile's chapter 4: which of the default study's in-domain verdicts on
+    InBoL and vanilla DPO it reproduces; comparisons with too few replicates are left out."""
+    def run(name, verdicts):
+        (tmp_path / name / "results").mkdir(parents=True)
+        rows = [dict(metric=m, method="InBoL", rival=r, split=s, diff=0.1, low=0.0, high=0.2, verdict=v, n=3)
+                for (m, r, s), v in verdicts.items()]
+        pd.DataFrame(rows).to_csv(tmp_path / name / "results" / "comparisons.csv", index=False)
+        pd.DataFrame(columns=[*rows[0]]).to_csv(tmp_path / name / "results" / "aurc.csv", index=False)
+        return str(tmp_path / name)
+
+    reference = run("default", {("trust", "IDK-IT", "test"): "is level with", ("trust", "base", "test"): "beats",
+                                ("over_refusal", "IDK-IT", "test"): "beats", ("trust", "base", "ood"): "beats"})
+    here = run("classroom", {("trust", "IDK-IT", "test"): "is level with", ("trust", "base", "test"): "trails",
+                             ("over_refusal", "IDK-IT", "test"): metrics.TOO_FEW, ("trust", "base", "ood"): "trails"})
+    text = readings.against_reference(reference, here).data
+    assert "Of the 2 in-domain verdicts" in text and "**1 agree**" in text
+    assert "| InBoL against base | Trust | beats | trails | **no** |" in text
+    assert readings.against_reference("", here) is None
+    assert "has not been run here" in readings.against_reference(str(tmp_path / "nowhere"), here).data

@@ -19,7 +19,9 @@ def download(href: str) -> str:
 
 PAGES = {
     "clean.html": '<p>Inline <span class="math">\\(x^2\\)</span>, then</p><div class="math">\\[y = 1\\]</div>'
-                  '<p>A glued <span class="pasted-text">0.500</span>, as in nanoGPT.</p><img src="figure.png">'
+                  '<p>A glued <span class="pasted-text">0.500</span>, as in nanoGPT.</p><div class="cell_output"><figure>'
+                  '<img src="figure.png" alt="A teal square."><figcaption><span class="caption-number">Fig. 1 '
+                  '</span></figcaption></figure></div>'
                   '<p id="here"><a href="clean.html#here">here</a>, <a href="https://example.org">out</a>, '
                   '<code>$HOME and \\(code\\)</code></p>'
                   f'<p>{download("_downloads/0a/table.csv")}</p><table><tr><th>a</th></tr><tr><td>0.5</td></tr></table>',
@@ -35,6 +37,9 @@ PAGES = {
     "wide.html": '<table><tr><th>wide</th></tr><tr><td style="min-width: 3000px">1</td></tr></table>',
     "nan.html": '<p>IDK-IT refuses <span class="pasted-text">nan</span> of them.</p>',
     "nan_table.html": '<table><tr><th>over-refusal</th></tr><tr><td>NaN</td></tr></table>',
+    "figure.html": '<div class="cell_output"><img src="figure.png"></div><div class="cell_output"><figure>'
+                   '<img src="figure.png" alt="A teal square."><figcaption><span class="caption-number">Fig. 1 '
+                   '</span></figcaption></figure></div>',
     "network.html": '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>',
 }
 SOURCES = {"clean.md": "A glued {glue:text}`key:.3f`.", "glue.md": "{glue:text}`a` and {glue:text}`b`"}
@@ -52,6 +57,7 @@ EXPECTED = {
     "nan.html": ["printed as nan: 'IDK-IT refuses nan of them.'"],
     "nan_table.html": ["printed as nan: 'over-refusal NaN'"],
     "logs.html": ["2 training log line(s) in the page"],
+    "figure.html": ["figure without alt text: ", "figure without a number: "],
 }
 
 

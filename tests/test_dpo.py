@@ -24,6 +24,17 @@ from inbol_utils.inputs import IGNORE_INDEX, PreferenceCollator
 from inbol_utils.logprobs import sequence_logps
 from inbol_utils.modeling import ModelSize, build_model, build_processor
 
+# The functions the exercises ask for (inbol_utils.tools.exercises): the package's, or an answer.
+@pytest.fixture(scope="module")
+def loss(implementation):
+    return implementation(cadpo_loss)
+
+
+@pytest.fixture(scope="module")
+def certainty_of_pairs(implementation):
+    return implementation(pair_certainty)
+
+
 # ---------------------------------------------------------------- the loss against TRL
 
 
@@ -41,7 +52,8 @@ def tiny_text_model_and_tokenizer():
     return LlamaForCausalLM(config), tokenizer
 
 
-def test_cadpo_loss_and_trainer_match_trl(tmp_path):
+@pytest.mark.exercise("cadpo_loss")
+def test_cadpo_loss_and_trainer_match_trl(tmp_path, loss):
     """TRL 1.16's DPOTrainer._compute_loss (via compute_loss) on one collated batch is the
     reference. Aligned to plain sigmoid DPO, mostly TRL's defaults made explicit:
     loss_type=["sigmoid"], label_smoothing=0, precompute_ref_log_probs=False (reference run
@@ -82,9 +94,8 @@ def test_cadpo_loss_and_trainer_match_trl(tmp_path):
     with torch.no_grad():
         logps = sequence_logps(our_policy(**inputs).logits, labels)
         ref_logps = sequence_logps(our_ref(**inputs).logits, labels)
-    loss, chosen_rewards, rejected_rewards = cadpo_loss(*logps.chunk(2), *ref_logps.chunk(2),
-                                                             beta)
-    assert loss.item() == pytest.approx(trl_loss, abs=1e-5)
+    ours_loss, chosen_rewards, rejected_rewards = loss(*logps.chunk(2), *ref_logps.chunk(2), beta)
+    assert ours_loss.item() == pytest.approx(trl_loss, abs=1e-5)
     assert chosen_rewards.mean().item() == pytest.approx(trl_metrics["rewards/chosen"], abs=1e-5)
     assert rejected_rewards.mean().item() == pytest.approx(trl_metrics["rewards/rejected"],
                                                            abs=1e-5)
@@ -120,30 +131,34 @@ def hand_terms(beta, margins=(0, 0, 0, 0)):
     return np.array(terms)
 
 
+@pytest.mark.exercise("cadpo_loss")
 @pytest.mark.parametrize("beta", [0.1, 0.5, 2.0])
-def test_vanilla_loss_by_hand(beta):
-    loss, chosen_rewards, rejected_rewards = cadpo_loss(PC, PR, RC, RR, beta)
-    assert loss.item() == pytest.approx(hand_terms(beta).mean(), rel=1e-6)
+def test_vanilla_loss_by_hand(loss, beta):
+    value, chosen_rewards, rejected_rewards = loss(PC, PR, RC, RR, beta)
+    assert value.item() == pytest.approx(hand_terms(beta).mean(), rel=1e-6)
     np.testing.assert_allclose(chosen_rewards, beta * (PC - RC).numpy(), rtol=1e-6)
     np.testing.assert_allclose(rejected_rewards, beta * (PR - RR).numpy(), rtol=1e-6)
 
 
-def test_weights_scale_each_pair_exactly():
+@pytest.mark.exercise("cadpo_loss")
+def test_weights_scale_each_pair_exactly(loss):
     weights = torch.tensor([0.1, 1.0, 0.55, 0.0])
-    loss, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, weights=weights)
-    assert loss.item() == pytest.approx((weights.numpy() * hand_terms(0.5)).mean(), rel=1e-6)
+    value, _, _ = loss(PC, PR, RC, RR, 0.5, weights=weights)
+    assert value.item() == pytest.approx((weights.numpy() * hand_terms(0.5)).mean(), rel=1e-6)
 
 
-def test_margins_shift_each_logit_exactly():
+@pytest.mark.exercise("cadpo_loss")
+def test_margins_shift_each_logit_exactly(loss):
     margins = torch.tensor([0.0, 0.3, 1.0, 2.5])
-    loss, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, margins=margins)
-    assert loss.item() == pytest.approx(hand_terms(0.5, margins.tolist()).mean(), rel=1e-6)
+    value, _, _ = loss(PC, PR, RC, RR, 0.5, margins=margins)
+    assert value.item() == pytest.approx(hand_terms(0.5, margins.tolist()).mean(), rel=1e-6)
 
 
-def test_rewards_are_detached():
+@pytest.mark.exercise("cadpo_loss")
+def test_rewards_are_detached(loss):
     pc = PC.clone().requires_grad_()
-    loss, chosen_rewards, _ = cadpo_loss(pc, PR, RC, RR, 0.5)
-    assert loss.requires_grad and not chosen_rewards.requires_grad
+    value, chosen_rewards, _ = loss(pc, PR, RC, RR, 0.5)
+    assert value.requires_grad and not chosen_rewards.requires_grad
 
 
 # ---------------------------------------------------------------- confidence-aware terms
@@ -172,21 +187,33 @@ def test_pair_terms_modes():
     assert weights.tolist() == [1.0] * 4
 
 
-def test_pair_certainty_signals():
+@pytest.mark.exercise("pair_certainty")
+def test_pair_certainty_signals(certainty_of_pairs):
     """label: how far the probe's confidence is from tau; policy: the propensity; both: the product."""
     confidence, propensity = torch.tensor([0.0, 0.5, 0.9]), torch.tensor([0.2, 1.0, 0.5])
-    label = pair_certainty(confidence, propensity, 0.5, "label")
+    label = certainty_of_pairs(confidence, propensity, 0.5, "label")
     np.testing.assert_allclose(label, [1.0, 0.0, 0.8], rtol=1e-6)
-    np.testing.assert_allclose(pair_certainty(confidence, propensity, 0.5, "policy"), [0.2, 1.0, 0.5])
-    np.testing.assert_allclose(pair_certainty(confidence, propensity, 0.5, "both"), [0.2, 0.0, 0.4], rtol=1e-6)
+    np.testing.assert_allclose(certainty_of_pairs(confidence, propensity, 0.5, "policy"), [0.2, 1.0, 0.5])
+    np.testing.assert_allclose(certainty_of_pairs(confidence, propensity, 0.5, "both"), [0.2, 0.0, 0.4], rtol=1e-6)
     with pytest.raises(ValueError, match="label.*policy.*both"):
-        pair_certainty(confidence, propensity, 0.5, "magic")
+        certainty_of_pairs(confidence, propensity, 0.5, "magic")
+    assert certainty_of_pairs([0.3], [1.0], 0.3, "label").dtype == torch.float32  # lists in, float32 out
 
 
-def test_mode_none_is_vanilla_dpo():
+@pytest.mark.exercise("pair_certainty")
+@pytest.mark.parametrize("tau", [0.1, 0.3, 0.5, 0.8])
+def test_label_certainty_is_0_at_the_threshold_and_1_at_the_far_end(certainty_of_pairs, tau):
+    ones = torch.ones(3)
+    far = 1.0 if tau <= 0.5 else 0.0
+    found = certainty_of_pairs(torch.tensor([tau, far, (tau + far) / 2]), ones, tau, "label")
+    np.testing.assert_allclose(found, [0.0, 1.0, abs(far - tau) / 2 / max(tau, 1 - tau)], atol=1e-6)
+
+
+@pytest.mark.exercise("cadpo_loss")
+def test_mode_none_is_vanilla_dpo(loss):
     weights, margins = pair_terms(torch.tensor([0.1, 0.4, 0.6, 0.9]), "none")
-    ca, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5, weights, margins)
-    vanilla, _, _ = cadpo_loss(PC, PR, RC, RR, 0.5)
+    ca, _, _ = loss(PC, PR, RC, RR, 0.5, weights, margins)
+    vanilla, _, _ = loss(PC, PR, RC, RR, 0.5)
     assert ca.item() == vanilla.item()
 
 

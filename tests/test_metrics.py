@@ -48,25 +48,33 @@ def test_rates_sum_to_one(types):
     assert rates["err"] == pytest.approx(1 - rates["acc"] - rates["refr"])
 
 
-def test_trust_by_hand():
-    assert trust_score(0.6, 0.3) == pytest.approx(0.5)
-    assert trust_score(0.6, 0.3, c=2) == pytest.approx(0.4)
-    assert trust_score(0.6, 0.3, c=0) == pytest.approx(0.6)
-    assert trust_score(0.0, 1.0, c=4) == pytest.approx(0.0)  # refusing everything scores 0
-    assert trust_score(0.0, 0.0, c=1) == pytest.approx(-1.0)
-    np.testing.assert_allclose(trust_score(np.array([0.6, 0.2]), np.array([0.3, 0.8])), [0.5, 0.2])
+@pytest.fixture(scope="module")
+def trust(implementation):
+    """trust_score, or an answer to the exercise that asks for it (inbol_utils.tools.exercises)."""
+    return implementation(trust_score)
 
 
+@pytest.mark.exercise("trust_score")
+def test_trust_by_hand(trust):
+    assert trust(0.6, 0.3) == pytest.approx(0.5)
+    assert trust(0.6, 0.3, c=2) == pytest.approx(0.4)
+    assert trust(0.6, 0.3, c=0) == pytest.approx(0.6)
+    assert trust(0.0, 1.0, c=4) == pytest.approx(0.0)  # refusing everything scores 0
+    assert trust(0.0, 0.0, c=1) == pytest.approx(-1.0)
+    np.testing.assert_allclose(trust(np.array([0.6, 0.2]), np.array([0.3, 0.8])), [0.5, 0.2])
+
+
+@pytest.mark.exercise("trust_score")
 @given(
     st.lists(st.sampled_from(RESPONSE_TYPES), min_size=1),
     st.floats(0, 10),
     st.floats(0, 10),
 )
-def test_trust_is_non_increasing_in_c(types, c1, c2):
+def test_trust_is_non_increasing_in_c(trust, types, c1, c2):
     rates = response_rates(types)
     low, high = sorted([c1, c2])
     acc, refr = rates["acc"], rates["refr"]
-    assert trust_score(acc, refr, high) <= trust_score(acc, refr, low) + 1e-12
+    assert trust(acc, refr, high) <= trust(acc, refr, low) + 1e-12
 
 
 def test_hybrids_are_errors_not_refusals():

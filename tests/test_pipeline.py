@@ -168,6 +168,27 @@ def test_force_and_only(study):
         run_pipeline(study["params"], study["executed"], only=["c"])
 
 
+def test_published_figures_are_labelled_once_per_profile_and_chapter():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"caption": "One."}}}),
+        nbformat.v4.new_code_cell("table"),
+        nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"caption": "Two."}, "image": {"alt": "a"}}})])
+    pipeline.label_figures(notebook, "easy_vqa-04_evaluation")
+    names = [c.metadata.get("mystnb", {}).get("figure", {}).get("name") for c in notebook.cells]
+    assert names == ["easy_vqa-04_evaluation-fig1", None, "easy_vqa-04_evaluation-fig2"]
+
+
+def test_rerun_from_reruns_a_current_stage_and_what_follows(study):
+    """`make chapter CH=...`: the chapter and every later one run again even when current."""
+    run_pipeline(study["params"], study["executed"])
+    assert statuses(run_pipeline(study["params"], study["executed"], rerun_from="b")) == ["skipped", "ran"]
+    assert statuses(run_pipeline(study["params"], study["executed"], rerun_from="a")) == ["ran", "ran"]
+    with pytest.raises(PipelineError, match="names no stage"):
+        run_pipeline(study["params"], study["executed"], rerun_from="c")
+    stems = ["00_world_and_base_model", "01_boundary_definition", "03_training"]
+    assert pipeline.rerun_index(stems, "03", "p.yaml") == pipeline.rerun_index(stems, "03_training", "p.yaml") == 2
+
+
 def test_failing_stage_stops_with_a_clear_message_and_no_stamp(study, capsys):
     fail = make_notebook(study["root"] / "a.ipynb", 'artifacts = ""\nvalue = 1\nseed = 0',
                          'raise ValueError("the world is flat")')

@@ -1,15 +1,19 @@
 """The publishing workflow (.github/workflows/book.yml): valid, audited, and doing what it says;
 and the commands the user's guides (README.md, the book's "Running the study" page) give exist."""
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
-GUIDES = [ROOT / "README.md", ROOT / "book" / "running.md"]
+GUIDES = [ROOT / "README.md", ROOT / "book" / "running.md", ROOT / "book" / "parameters.md",
+          ROOT / "book" / "exercises.md"]
 RUNNING = "book/running"  # the book's "Running the study" page, in _toc.yml's Reference part
 
 
@@ -102,3 +106,53 @@ def test_make_lab_serves_the_pinned_jupyterlab_from_the_venv():
     if lab.exists():  # in a .venv made from this requirements.txt
         version = subprocess.run([str(lab), "--version"], capture_output=True, text=True).stdout.strip()
         assert version == pinned[1]
+
+
+def test_the_parameter_map_names_every_parameter():
+    """book/parameters.md: one table of every parameter a notebook takes (the schemas of
+    `inbol_utils.runner.parameters`), so that a new parameter cannot be left off it."""
+    from inbol_utils.runner.parameters import SCHEMAS
+
+    text = (ROOT / "book" / "parameters.md").read_text()
+    named = set(re.findall(r"^\| (.+?) \|", text, re.M))
+    cells = " ".join(named)
+    missing = sorted({p for schema in SCHEMAS.values() for p in schema.params} - set(re.findall(r"`(\w+)`", cells)))
+    assert not missing, f"book/parameters.md does not name {missing}"
+    assert "book/parameters" in (ROOT / "_toc.yml").read_text()
+
+
+def reproduce_command(notebook: Path) -> str:
+    """The command a chapter's "Reproduce this chapter" box gives."""
+    import nbformat
+
+    text = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown")
+    box = text[text.index("{admonition} Reproduce this chapter"):]
+    return re.search(r"^    (make chapter CH=\d\d)$", box, re.M).group(1)
+
+
+def test_every_reproduce_box_reruns_its_own_chapter():
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert reproduce_command(notebook) == f"make chapter CH={notebook.name[:2]}", notebook.name
+
+
+@pytest.mark.slow
+def test_a_reproduce_box_runs_as_printed(tmp_path):
+    """Chapter 0's box, run as printed with the PARAMS it tells a reader to add (a copy of the smoke
+    profile, under a profile name of its own): every chapter runs, from 00 on, and that profile's
+    book is built. Its executed chapters and book land in the repository's folders for profiles
+    (book/executed/<profile>/, _build/<profile>/), removed afterwards."""
+    profile = f"pytest-chapter-{os.getpid()}"
+    params = tmp_path / f"{profile}.yaml"
+    params.write_text((ROOT / "params" / "smoke.yaml").read_text()
+                      .replace("artifacts: data/smoke", f"artifacts: {tmp_path / 'artifacts'}")
+                      .replace("ablations: [pairs, anchor, ca_signal, ca_mode, tau, sources]", "ablations: []"))
+    command = reproduce_command(ROOT / "notebooks" / "00_world_and_base_model.ipynb") + f" PARAMS={params}"
+    try:
+        run = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert run.stdout.count(": done in ") == 6  # every stage ran, from chapter 0 on
+        html = ROOT / "_build" / profile / "_build" / "html"
+        assert (html / "book" / "executed" / profile / "00_world_and_base_model.html").is_file()
+    finally:
+        shutil.rmtree(ROOT / "book" / "executed" / profile, ignore_errors=True)
+        shutil.rmtree(ROOT / "_build" / profile, ignore_errors=True)

@@ -145,3 +145,13 @@ def ablation_effects(long: pd.DataFrame) -> sns.FacetGrid:
         ax.tick_params(axis="x", rotation=30)
     g.figure.subplots_adjust(hspace=0.7)  # the rotated settings clear the next row's titles
     return g
+
+
+def panels_as_text(captions: Sequence[str]):
+    """A gallery's captions as a numbered list in a fold under it: its questions and answers as
+    text (for a screen reader, a search or a copy), not only as pixels."""
+    from IPython.display import Markdown
+
+    items = "\n".join(f"{i}. " + " · ".join(line.strip() for line in caption.splitlines() if line.strip())
+                      for i, caption in enumerate(captions, 1))
+    return Markdown(f"```{{dropdown}} The panels as text\n{items or '(no examples in this run)'}\n```")

@@ -8,6 +8,7 @@ source cannot measure, or whose ablation did not run, says so instead (`prose.ph
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -329,3 +330,39 @@ def environment_values(stages: Mapping[str, dict], stage: str) -> dict[str, obje
               f"the stages ran on {n_setups} different machines or library sets (see results/environment.json)"}
     values |= {f"env_{key}": here[key] for key in MACHINE_FACTS}
     return values | {f"env_{name}": here["libraries"][name] for name in LIBRARIES}
+
+
+# The findings a smaller run is set beside the reference's (`against_reference`): the verdicts on
+# InBoL and vanilla DPO against each rival, on the four headline metrics and the frontier's area.
+REFERENCE_METRICS = {"trust": "Trust", "answerable_acc": "helpfulness", "over_refusal": "over-refusal",
+                     "unanswerable_refr": "refusal of unanswerable queries", "aurc": "area under the frontier"}
+
+
+def against_reference(reference: str, here: str):
+    """Which of the `reference` run's findings this run (`here`) reproduces, as Markdown: each
+    verdict both runs give on InBoL (and vanilla DPO) against a rival, in-domain, side by side
+    (`replication.verdicts`), and a count of those that agree. None without a reference; a note
+    when the reference has not been run where this one was."""
+    from IPython.display import Markdown
+
+    from .. import replication
+
+    if not reference:
+        return None
+    if not (Path(reference) / "results" / "comparisons.csv").is_file():
+        return Markdown(f"*The reference run ({reference}) has not been run here, so this chapter cannot say which "
+                        "of its findings this run reproduces: `make book` runs it, then `make chapter CH=04` with "
+                        "this profile's `PARAMS` compares them.*")
+    both = replication.verdicts(reference, here)
+    shown = both["metric"].isin(list(REFERENCE_METRICS)) & (both["split"] == "test") & both["method"].isin(
+        [REGISTRY[INBOL].label, REGISTRY[DPO].label])
+    rows = both[shown].dropna(subset=["verdict_1", "verdict_2"])
+    judged = rows[(rows["verdict_1"] != metrics.TOO_FEW) & (rows["verdict_2"] != metrics.TOO_FEW)]
+    table = "\n".join(f"| {r.method} against {r.rival} | {REFERENCE_METRICS[r.metric]} "
+                      f"| {r.verdict_1} | {r.verdict_2} | {'yes' if r.agree else '**no**'} |"
+                      for r in judged.itertuples())
+    return Markdown(f"Of the {len(judged)} in-domain verdicts that both this run and the reference run "
+                    f"(`{reference}`) give on InBoL and vanilla DPO, **{int(judged['agree'].sum())} agree**. "
+                    "A verdict that differs is a finding this run cannot reproduce at its size; one that agrees "
+                    "is reproduced with a smaller world and model.\n\n"
+                    "| comparison | metric | reference | this run | same |\n|---|---|---|---|---|\n" + table)

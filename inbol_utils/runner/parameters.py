@@ -263,6 +263,8 @@ SCHEMAS: dict[str, Schema] = {
         "tau_values": Param("real", "the tau of the tau ablation", low=0, high=1, many=True, min_items=0),
         "signal_values": Param("text", "the labelling signals of the signal ablation", choices=CONFIDENCE_SIGNALS,
                                many=True, min_items=0),
+        "compare_with": Param("path", "another run's artifacts folder whose verdicts this run is set beside "
+                                      "(empty: none)", blank=True),
     }, rules=(
         Rule(lambda p: "tau" not in p["ablations"] or p["tau_values"],
              "ablations={ablations} include 'tau', so tau_values must not be empty"),
@@ -384,7 +386,7 @@ def check(notebook: str, namespace: MutableMapping[str, Any]) -> None:
     the runner runs it there or Jupyter opens it in notebooks/."""
     spec = schema(notebook).params
     for name, param in spec.items():
-        if param.kind == "path" and isinstance(namespace.get(name), str):
+        if param.kind == "path" and isinstance(namespace.get(name), str) and namespace[name]:
             namespace[name] = str(project_path(namespace[name]))
     values = {name: namespace[name] for name in spec if name in namespace}
     values |= {name: namespace[name] for name in injected_names(namespace.get("In", [])) if name in namespace}

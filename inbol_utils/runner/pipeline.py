@@ -2,6 +2,7 @@
 
     python -m inbol_utils.runner.pipeline params/default.yaml [--executed-dir book/executed]
                                                        [--force] [--only STEM ...]
+                                                       [--rerun-from STAGE]
 
 One YAML parameter file names the artifacts folder, the parameters every notebook shares, and
 the stages in order:
@@ -49,7 +50,9 @@ and the package's code (`reuse.code_digest`: what the notebooks import). It is
 stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds. Inside a stage that
 reruns, each expensive job (a model trained, a probe, pairs sampled, a model scored) is still
 skipped when its own ingredients are unchanged (`inbol_utils.runner.reuse`): a new tau reruns
-notebooks 01-04, but not the probe of the base models.
+notebooks 01-04, but not the probe of the base models. Jobs live in one store that every
+artifacts folder links into (data/jobs, or `INBOL_JOBS`), so a params file with its own folder
+reuses every job another folder already ran; if the store was emptied, every stage reruns.
 
 Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, each cell's
 time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
@@ -88,7 +91,7 @@ import yaml
 from jupyter_core.utils import ensure_event_loop, run_sync
 
 from ..artifacts import atomic_dir, atomic_file, write_json
-from . import environment, parameters, profiling, staging, warm_kernel
+from . import environment, parameters, profiling, reuse, staging, warm_kernel
 from .parameters import PROJECT_ROOT
 from .reuse import code_digest
 
@@ -342,13 +345,24 @@ def ctrl_c_cancels(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
 
 
 def publish(partial: Path, executed: Path) -> None:
-    """The finished notebook replaces the book's copy in one rename (and leaves no empty
-    folder of partial notebooks behind)."""
-    with atomic_file(executed, "wb") as handle:
-        handle.write(partial.read_bytes())
+    """The finished notebook, its figures labelled (`label_figures`), replaces the book's copy
+    in one rename (and leaves no empty folder of partial notebooks behind)."""
+    notebook = nbformat.read(partial, as_version=4)
+    label_figures(notebook, f"{executed.parent.name}-{executed.stem}")
+    with atomic_file(executed, "w") as handle:
+        nbformat.write(notebook, handle)
     partial.unlink()
     if not any(partial.parent.iterdir()):
         partial.parent.rmdir()
+
+
+def label_figures(notebook: nbformat.NotebookNode, prefix: str) -> None:
+    """Label each figure cell (a caption in its `mystnb.figure` metadata) `<prefix>-fig<n>`:
+    Sphinx numbers only labelled figures, and a label must be unique in the book, where two
+    profiles' copies of a chapter can meet (the default book holds the easy-VQA part)."""
+    figures = [cell for cell in notebook.cells if "figure" in cell.metadata.get("mystnb", {})]
+    for n, cell in enumerate(figures, 1):
+        cell.metadata["mystnb"]["figure"]["name"] = f"{prefix}-fig{n}"
 
 
 def publish_results(artifacts: Path, executed_dir: Path) -> bool:
@@ -490,7 +504,7 @@ def run_stage(stage: dict, artifacts: Path, log_output: bool, kernel: warm_kerne
 
 def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike | None = None,
                  force: bool = False, only: list[str] | None = None,
-                 log_output: bool = False) -> list[dict]:
+                 log_output: bool = False, rerun_from: str | None = None) -> list[dict]:
     """Run the stages of `params_path` in order; return one record per stage.
 
     Each record: stem, status ("ran", "skipped" or "not selected"), seconds, fingerprint,
@@ -498,7 +512,9 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
     see `staging`; none in this study). `executed_dir` defaults to the profile's
     (`default_executed_dir`); after each stage its `results/` mirrors the artifacts' results
     CSVs (`publish_results`). `only` limits which stages may run (by notebook stem); `force`
-    reruns them even when current. Raises PipelineError on the first problem; a failed stage
+    reruns them even when current; `rerun_from` (a stem, or its number: "03") reruns that stage
+    and every later one even when current, and the earlier ones only if they are not (what
+    `make chapter CH=03` does). Raises PipelineError on the first problem; a failed stage
     leaves the artifacts as they were before it and writes no stamp, so the next run retries it.
     The run holds the artifacts folder (`staging.held`): a second runner on it stops with a
     PipelineError before it touches anything. Ctrl-C raises PipelineInterrupted, which says
@@ -512,6 +528,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         if unknown:
             raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
                                 f"stages are {stems}.")
+        first_rerun = rerun_index(stems, rerun_from, params_path) if rerun_from else len(stems)
         executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
         progress.artifacts = artifacts = parameters.project_path(config["artifacts"])
         with hold(artifacts):
@@ -520,8 +537,12 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
             if interrupted:
                 print(f"restored {artifacts} as it was before stage {interrupted}, which did not finish"
                       + (f" (except {damaged}, written in place)" if damaged else ""), flush=True)
-            return run_plan(plan_stages(config, executed_dir, force, only), artifacts, executed_dir,
-                            log_output, progress)
+            gone = reuse.missing(artifacts)
+            if gone:
+                print(f"{len(gone)} outputs in {artifacts} link to jobs no longer in the job store "
+                      f"({reuse.store()}): every stage runs again, reusing what the store still holds", flush=True)
+            plan = plan_stages(config, executed_dir, force or bool(gone), only, first_rerun)
+            return run_plan(plan, artifacts, executed_dir, log_output, progress)
     except KeyboardInterrupt:
         raise PipelineInterrupted(progress.interrupted()) from None
 
@@ -540,17 +561,30 @@ def hold(artifacts: Path) -> Iterator[None]:
         raise PipelineError(str(err)) from None
 
 
-def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] | None) -> list[dict]:
-    """Every stage's fingerprint, and whether it runs, known before any runs."""
+def rerun_index(stems: list[str], stage: str, params_path: str | os.PathLike) -> int:
+    """The position of `stage` (a stem, or the number it starts with) among `stems`."""
+    found = [i for i, stem in enumerate(stems) if stem == stage or stem.split("_")[0] == stage]
+    if len(found) != 1:
+        raise PipelineError(f"--rerun-from {stage!r} names no stage of {params_path}; stages are {stems} "
+                            f"(give a name or its number, e.g. {stems[0].split('_')[0]}).")
+    return found[0]
+
+
+def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] | None,
+                first_rerun: int | None = None) -> list[dict]:
+    """Every stage's fingerprint, and whether it runs, known before any runs: every stage from
+    position `first_rerun` on runs even if current."""
     plan, previous, code = [], "", code_digest()
-    for stage in config["stages"]:
+    first_rerun = len(config["stages"]) if first_rerun is None else first_rerun
+    for index, stage in enumerate(config["stages"]):
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
         executed = executed_dir / f"{stage['stem']}.ipynb"
         stamp = stamp_path(config["artifacts"], stage["stem"])
         current = is_current(stamp, executed, fp)
         selected = only is None or stage["stem"] in only
         plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "stamp": stamp,
-                     "current": current, "selected": selected, "runs": selected and (force or not current)})
+                     "current": current, "selected": selected,
+                     "runs": selected and (force or not current or index >= first_rerun)})
         previous = fp
     return plan
 
@@ -646,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun stages even if current")
     parser.add_argument("--only", nargs="+", metavar="STEM",
                         help="run only these stages (notebook names without .ipynb)")
+    parser.add_argument("--rerun-from", metavar="STAGE",
+                        help="rerun this stage (its name or number, e.g. 03) and every later one, even "
+                             "if current; earlier ones run only if they are not current")
     parser.add_argument("--log-output", action="store_true",
                         help="stream each notebook's cell output to the terminal")
     args = parser.parse_args(argv)
@@ -653,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         run_pipeline(args.params, args.executed_dir, force=args.force, only=args.only,
-                     log_output=args.log_output)
+                     log_output=args.log_output, rerun_from=args.rerun_from)
     except PipelineError as err:
         print(f"pipeline stopped: {err}", file=sys.stderr, flush=True)
         return 1
