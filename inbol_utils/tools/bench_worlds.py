@@ -1,10 +1,13 @@
 """Does the base-model recipe meet its targets on any world? One base model per world, printed.
 
     python -m inbol_utils.tools.bench_worlds [--worlds 0 1 2 3 4] [--artifacts data/bench_worlds] [--workers 0]
-    make bench-worlds   (the same, in data/default: after make book, worlds 0-2 are its seeds 0-2)
+                                             [--params params/classroom.yaml]
+    make bench-worlds [PARAMS=params/classroom.yaml]   (the same, in the profile's artifacts folder)
 
-Each world w gets the base model of seed w (as the default study's replicate w would), built
-with notebook 00's default parameters: the world, then base training until the targets hold on
+Each world w gets the base model of seed w, as the study's replicate w would (with a params file
+that fixes `world_seed`, seed w gets that world), built with notebook 00's parameters: its
+defaults, or those a params file gives it (`--params`: its `common` and stage-00 values, the rest
+left at the notebook's defaults). The world, then base training until the targets hold on
 validation or the cap is reached (`protocol.train_base_model`). It prints, per world, the steps
 trained and the targets' figures on validation (the check) and on the test split, and writes
 the table to <artifacts>/bench_worlds.csv. Jobs are reused like the study's (`reuse`): a rerun
@@ -20,7 +23,7 @@ import pandas as pd
 from .. import base_targets, modeling, protocol, world
 from ..runner import parallel
 from ..runner.parameters import PROJECT_ROOT
-from ..runner.pipeline import notebook_defaults
+from ..runner.pipeline import load_params, notebook_defaults
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "00_world_and_base_model.ipynb"
 
@@ -32,12 +35,16 @@ def world_and_base_model(artifacts: str, seed: int, config: world.WorldConfig, *
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
-    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.bench_worlds", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.bench_worlds",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--artifacts", default="data/bench_worlds")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--params", default=None, help="a params file whose stage-00 values to use")
     args = parser.parse_args(argv)
     p = notebook_defaults(NOTEBOOK)
+    if args.params:
+        p |= next(stage["parameters"] for stage in load_params(args.params)["stages"] if stage["stem"] == NOTEBOOK.stem)
     config = world.WorldConfig(n_base_perception=p["n_base_perception"], n_probe=p["n_probe"],
                                n_validation=p["n_validation"], n_test=p["n_test"], n_ood=p["n_ood"],
                                fact_scale=p["fact_scale"], max_difficulty=p["max_difficulty"],
@@ -45,7 +52,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     targets = base_targets.Targets(p["target_easy_perception"], p["target_frequent_facts"])
     size = modeling.ModelSize(vision_width=p["vision_width"], vision_layers=p["vision_layers"],
                               text_width=p["text_width"], text_layers=p["text_layers"])
-    jobs = [dict(artifacts=args.artifacts, seed=w, config=protocol.world_of(config, w, None), size=size,
+    world_seed = p.get("world_seed")  # a params file's one world for every seed, if it fixes one
+    jobs = [dict(artifacts=args.artifacts, seed=w, config=protocol.world_of(config, w, world_seed), size=size,
                  vision_steps=p["vision_steps"], steps=p["base_steps"], batch_size=p["batch_size"],
                  lr=p["learning_rate"], probe_every=p["probe_every"], more_steps=p["more_base_steps"],
                  max_steps=p["max_base_steps"], targets=targets) for w in args.worlds]
