@@ -225,3 +225,16 @@ def test_the_probe_is_reused_after_a_tau_change_and_redone_after_an_n_change(tmp
     assert reused["tokens"] == {} and reused["reused tokens"] == done["tokens"] != {}
     protocol.probe_seed(**{**job, "n_values": [1, 3], "n_samples": 3})
     assert probes == [1]
+
+
+def test_the_same_job_finished_twice_keeps_the_first_and_links_both(tmp_path):
+    """Identical jobs can run side by side (a real source gives every seed the same world): the
+    one that finishes second finds the entry in place, drops its own copy and links to it."""
+    first, second = tmp_path / "seed0", tmp_path / "seed1"
+    for home, text in ((first, "one"), (second, "two")):
+        home.mkdir()
+        (home / "world.txt").write_text(text)
+    reuse.keep(first, ["world.txt"], "w", result="first")
+    reuse.keep(second, ["world.txt"], "w", result="second")
+    assert (first / "world.txt").read_text() == (second / "world.txt").read_text() == "one"
+    assert sorted(p.name for p in reuse.store().iterdir()) == ["w"]  # no leftover copy beside it

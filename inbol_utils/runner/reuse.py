@@ -45,7 +45,7 @@ T = TypeVar("T")
 # result depends on it, so editing the book's prose reruns the notebooks (their stamps hash all
 # of the package) but retrains nothing. A folder here leaves out everything in it.
 PRESENTATION = ("book", "tools", "replication.py", "runner/parameters.py", "runner/pipeline.py",
-                "runner/profiling.py", "runner/staging.py", "runner/warm_kernel.py")
+                "runner/profiling.py", "runner/reuse.py", "runner/staging.py", "runner/warm_kernel.py")
 
 
 def modules(leave_out: tuple[str, ...] = ()) -> list[Path]:
@@ -154,7 +154,7 @@ def reuse(output: str | Path, made_from: str, make: Callable[[], T], also: Itera
     names = [output.name, *also]
     found = entry(made_from)
     saved = _saved(found)
-    if saved is not None and all((found / name).exists() for name in names):
+    if _complete(found, names):
         for name in names:
             link(output.parent / name, found / name)
         profiling.count_reused(saved["work"])
@@ -180,14 +180,22 @@ def keep(home: str | Path, names: Iterable[str], made_from: str, result=None, wo
             shutil.move(home / name, building / name)
         (building / RECORD).write_bytes(pickle.dumps({"recipe": made_from, "result": result,
                                                       "work": work or {}, "outputs": names}))
-        if found.exists():  # the same job, finished by another runner meanwhile, or left incomplete
-            shutil.rmtree(found)
-        os.replace(building, found)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+        if found.exists() and not _complete(found, names):  # damaged by hand: replaced
+            shutil.rmtree(found, ignore_errors=True)
+        try:
+            os.replace(building, found)
+        except OSError:  # the same job, finished meanwhile by another process (identical seeds' worlds)
+            if not _complete(found, names):
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)  # gone once renamed; else a duplicate or a failure
     for name in names:
         link(home / name, found / name)
+
+
+def _complete(folder: Path, names: list[str]) -> bool:
+    """Whether a store entry holds its record and every output in `names`."""
+    return _saved(folder) is not None and all((folder / name).exists() for name in names)
 
 
 def link(path: str | Path, target: str | Path) -> None:
