@@ -376,10 +376,10 @@ def tune(candidates: Mapping[str, list[dict]], home: Path, world_path: Path,
          every: Mapping[str, int], scratch: Path, workers: int) -> tuple[pd.DataFrame, dict[str, dict]]:
     """Train every candidate of every method (in parallel), scoring each on the validation
     split along the way; keep, per method, the candidate and checkpoint with the best Trust_1
-    and link home/models/<key> to that model (the store keeps one copy). Returns every validation score (one row per
-    method, candidate and evaluated step, `selected` marking the choice) and, per method, the
-    chosen settings with `stop_at`, the chosen step. Candidates stay in scratch/<key>/<name>:
-    a rerun whose grid shares some of them trains only the new ones."""
+    and link home/models/<key> to that model (the store keeps one copy). Returns every
+    validation score (one row per method, candidate and evaluated step, `selected` marking the
+    choice) and, per method, the chosen settings with `stop_at`, the chosen step. Candidates stay
+    in scratch/<key>/<name>: a rerun whose grid shares some of them trains only the new ones."""
     jobs = {}  # (method, candidate name) -> train_method's arguments
     for method, settings_list in candidates.items():
         varied = [k for k in settings_list[0] if len({str(s[k]) for s in settings_list}) > 1]

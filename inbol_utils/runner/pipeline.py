@@ -528,7 +528,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         if unknown:
             raise PipelineError(f"--only names {unknown}, which are not stages of {params_path}; "
                                 f"stages are {stems}.")
-        first_rerun = rerun_index(stems, rerun_from, params_path) if rerun_from else len(stems)
+        first_rerun = rerun_index(stems, rerun_from, params_path) if rerun_from else None
         executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
         progress.artifacts = artifacts = parameters.project_path(config["artifacts"])
         with hold(artifacts):
@@ -573,9 +573,8 @@ def rerun_index(stems: list[str], stage: str, params_path: str | os.PathLike) ->
 def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] | None,
                 first_rerun: int | None = None) -> list[dict]:
     """Every stage's fingerprint, and whether it runs, known before any runs: every stage from
-    position `first_rerun` on runs even if current."""
+    position `first_rerun` on (if given) runs even if current."""
     plan, previous, code = [], "", code_digest()
-    first_rerun = len(config["stages"]) if first_rerun is None else first_rerun
     for index, stage in enumerate(config["stages"]):
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
         executed = executed_dir / f"{stage['stem']}.ipynb"
@@ -584,7 +583,7 @@ def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] |
         selected = only is None or stage["stem"] in only
         plan.append({"stage": stage, "fingerprint": fp, "executed": executed, "stamp": stamp,
                      "current": current, "selected": selected,
-                     "runs": selected and (force or not current or index >= first_rerun)})
+                     "runs": selected and (force or not current or (first_rerun is not None and index >= first_rerun))})
         previous = fp
     return plan
 

@@ -153,8 +153,8 @@ def reuse(output: str | Path, made_from: str, make: Callable[[], T], also: Itera
     output = Path(output)
     names = [output.name, *also]
     found = entry(made_from)
-    saved = _saved(found)
-    if _complete(found, names):
+    saved = _complete(found, names)
+    if saved is not None:
         for name in names:
             link(output.parent / name, found / name)
         profiling.count_reused(saved["work"])
@@ -180,12 +180,12 @@ def keep(home: str | Path, names: Iterable[str], made_from: str, result=None, wo
             shutil.move(home / name, building / name)
         (building / RECORD).write_bytes(pickle.dumps({"recipe": made_from, "result": result,
                                                       "work": work or {}, "outputs": names}))
-        if found.exists() and not _complete(found, names):  # damaged by hand: replaced
+        if found.exists() and _complete(found, names) is None:  # damaged by hand: replaced
             shutil.rmtree(found, ignore_errors=True)
         try:
             os.replace(building, found)
         except OSError:  # the same job, finished meanwhile by another process (identical seeds' worlds)
-            if not _complete(found, names):
+            if _complete(found, names) is None:
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)  # gone once renamed; else a duplicate or a failure
@@ -193,9 +193,10 @@ def keep(home: str | Path, names: Iterable[str], made_from: str, result=None, wo
         link(home / name, found / name)
 
 
-def _complete(folder: Path, names: list[str]) -> bool:
-    """Whether a store entry holds its record and every output in `names`."""
-    return _saved(folder) is not None and all((folder / name).exists() for name in names)
+def _complete(folder: Path, names: list[str]) -> dict | None:
+    """The record of a store entry that holds it and every output in `names`; None if it does not."""
+    saved = _saved(folder)
+    return saved if saved is not None and all((folder / name).exists() for name in names) else None
 
 
 def link(path: str | Path, target: str | Path) -> None:
@@ -215,8 +216,5 @@ def link(path: str | Path, target: str | Path) -> None:
 
 def missing(artifacts: str | Path) -> list[Path]:
     """The links in `artifacts` whose stored job is gone (the store was emptied or moved)."""
-    found = []
-    for root, dirs, files in os.walk(artifacts):
-        found += [Path(root) / name for name in dirs + files
-                  if (Path(root) / name).is_symlink() and not (Path(root) / name).exists()]
-    return found
+    paths = (Path(root) / name for root, dirs, files in os.walk(artifacts) for name in dirs + files)
+    return [path for path in paths if path.is_symlink() and not path.exists()]

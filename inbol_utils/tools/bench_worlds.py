@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     p = notebook_defaults(NOTEBOOK)
     if args.params:
-        p |= next(stage["parameters"] for stage in load_params(args.params)["stages"] if stage["stem"] == NOTEBOOK.stem)
+        stages = load_params(args.params)["stages"]
+        p |= next(stage["parameters"] for stage in stages if stage["stem"] == NOTEBOOK.stem)
     config = world.WorldConfig(n_base_perception=p["n_base_perception"], n_probe=p["n_probe"],
                                n_validation=p["n_validation"], n_test=p["n_test"], n_ood=p["n_ood"],
                                fact_scale=p["fact_scale"], max_difficulty=p["max_difficulty"],
