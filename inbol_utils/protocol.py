@@ -13,6 +13,7 @@ gets the same), base model, probe, labels, training data and trained models, all
   preferences_base/    notebook 02: pairs from the base model's samples on half B (off-policy:
                        the ablation that stands for how preference data is often built)
   preferences/         notebook 03: pairs from this seed's IDK-IT model's samples on half B
+  policy_samples.parquet  notebook 03: those samples (`label_noise` pairs them under other labels)
   models/<key>/        notebook 03: one folder per trained method (`methods.REGISTRY`)
   scores/<key>.parquet notebook 04: every method's scored responses on the test splits
 
@@ -272,23 +273,35 @@ def build_pairs(home: str, model: str, world_path: str, n_samples: int, temperat
     made_from = recipe(job="pairs", model=recipe_of(model), labels=recipe_of(Path(home) / "labels.parquet"),
                        world=recipe_of(world_path), n_samples=n_samples, temperature=temperature, seed=seed)
     return reuse(Path(home) / "preferences", made_from, lambda: _build_pairs(
-        Path(home), model, world_path, n_samples, temperature, seed))
+        Path(home), model, world_path, n_samples, temperature, seed), also=(POLICY_SAMPLES,))
+
+
+# The sampling model's responses on half B, kept beside its pairs (`build_pairs`), so that pairs
+# under other labels come from the very same responses (`label_noise`).
+POLICY_SAMPLES = "policy_samples.parquet"
 
 
 def _build_pairs(home: Path, model: str, world_path: str, n_samples: int, temperature: float,
                  seed: int) -> pd.DataFrame:
     labels = pd.read_parquet(require(home / "labels.parquet", "notebook 02 (data generation)"))
-    labelling = idk_data.load_labelling(home / "idk_it")
     half_b = labels[labels["half"] == "B"].reset_index(drop=True)
     probe = world.load_split(world_path, "probe")
     queries = world.select_ids(probe, half_b["id"])
     policy, processor = modeling.load(require(model, "notebook 03 (IDK-IT training)"))
     half_b["samples"] = generate_answers(policy, processor, list(queries["image"]), queries["question"],
                                          num_samples=n_samples, temperature=temperature, seed=seed)
-    rows = idk_data.preference_rows(half_b, labelling["region_mix"], seed)
+    with atomic_file(home / POLICY_SAMPLES, "wb") as handle:
+        half_b[["id"]].assign(samples=half_b["samples"].map(list)).to_parquet(handle)
+    return save_pairs(half_b, idk_data.load_labelling(home / "idk_it"), probe, home / "preferences", seed)
+
+
+def save_pairs(table: pd.DataFrame, labelling: Mapping, probe, folder: Path, seed: int) -> pd.DataFrame:
+    """The pairs of every query of `table` (its labels and a model's `samples` on it:
+    `idk_data.preference_rows`), saved to `folder` with `labelling` beside them; returns the pairs
+    (without images) with the kind of each rejected response."""
+    rows = idk_data.preference_rows(table, labelling["region_mix"], seed)
     pairs = idk_data.to_dataset(rows, probe, idk_data.PREFERENCE_FEATURES)
-    idk_data.save(idk_data.validate(pairs, idk_data.PREFERENCE_FEATURES, "preference set"),
-                  home / "preferences", labelling)
+    idk_data.save(idk_data.validate(pairs, idk_data.PREFERENCE_FEATURES, "preference set"), folder, labelling)
     kinds = [answers.classify_response(r, a) for r, a in zip(rows["rejected"], rows["answers"])]
     return rows.assign(rejected_kind=kinds)
 

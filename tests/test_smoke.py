@@ -99,8 +99,13 @@ def test_smoke_pipeline_reproduces_its_results_and_builds_the_book(tmp_path, mon
         assert not errors, f"{executed.name} has error output"
     for name in ("main_table.csv", "main_table.json", "per_seed.csv", "comparisons.csv", "selection.csv",
                  "ablations.csv", "heldout_refusal.csv", "environment.json", "base_models.csv", "frontier.csv",
-                 "aurc.csv", "replicate_differences.csv"):
+                 "aurc.csv", "replicate_differences.csv", "label_noise_curve.csv", "label_noise_weights.csv"):
         assert (results / name).stat().st_size > 0
+    # The label-noise study: N=3 gives chapter 2's labels (the main table's point); the likelihood's
+    # confidences differ, so its set trains (N=1 may agree with N=3: this base model knows nothing).
+    chapter_two = pd.read_csv(results / "label_noise_errors.csv").groupby("label_set")["chapter_two"].all()
+    assert chapter_two["N=3"] and not chapter_two["likelihood"]
+    assert set(pd.read_csv(results / "label_noise.csv")["label_set"]) == {"N=1", "N=3", "likelihood"}
     selection = pd.read_csv(results / "selection.csv")
     assert selection.groupby("method")["selected"].sum().to_dict() == {m: 1 for m in methods.TRAINED}
     comparisons = pd.read_csv(results / "comparisons.csv")

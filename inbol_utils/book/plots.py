@@ -9,6 +9,8 @@ import pandas as pd
 import seaborn as sns
 from PIL import Image
 
+from ..evaluation import TEST_SPLITS
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -144,6 +146,31 @@ def ablation_effects(long: pd.DataFrame) -> sns.FacetGrid:
     for ax in g.axes.flat:
         ax.tick_params(axis="x", rotation=30)
     g.figure.subplots_adjust(hspace=0.7)  # the rotated settings clear the next row's titles
+    return g
+
+
+def label_noise_curve(curve: pd.DataFrame, names: Mapping[str, str]) -> sns.FacetGrid:
+    """CA-DPO minus vanilla DPO against each label set's error rate (`label_noise.curve`): the
+    mean seed-paired difference with its 95% interval as a whisker, a panel per metric of
+    `names` (metric -> name) and a line per split, each point labelled with its label set, and a
+    dashed line at 0: a whisker that clears it is a verdict."""
+    shown = curve[curve["metric"].isin(names)].assign(metric=lambda f: f["metric"].map(names))
+    splits = [split for split in TEST_SPLITS if split in set(shown["split"])]  # in-domain first, as in every table
+    palette = dict(zip(splits, sns.color_palette(n_colors=len(splits))))
+    g = sns.relplot(shown, x="error", y="diff", hue="split", hue_order=splits, palette=palette, col="metric",
+                    col_order=list(names.values()), kind="line", marker="o", errorbar=None, height=3.4,
+                    aspect=1.1, facet_kws={"sharey": False})
+    for metric, ax in g.axes_dict.items():
+        panel = shown[shown["metric"] == metric]
+        for split, rows in panel.groupby("split"):
+            ax.errorbar(rows["error"], rows["diff"], yerr=[rows["diff"] - rows["low"], rows["high"] - rows["diff"]],
+                        fmt="none", ecolor=palette[split], capsize=3)
+        for _, row in panel[panel["split"] == "test"].iterrows():
+            ax.annotate(row["label_set"], (row["error"], row["high"]), textcoords="offset points", xytext=(0, 4),
+                        ha="center", fontsize=8)
+        ax.axhline(0, c="grey", lw=1, ls="--")
+    g.set_axis_labels("label error (vs the exact likelihood)", "CA-DPO minus DPO")
+    g.set_titles("{col_name}")
     return g
 
 

@@ -74,7 +74,7 @@ def spread_table(table: pd.DataFrame, split: str, columns: dict[str, str], metho
     return pd.DataFrame(cells, index=list(methods.values())).rename_axis(split)
 
 
-def _join(names: Sequence[str], last: str = "and") -> str:
+def join(names: Sequence[str], last: str = "and") -> str:
     """"A", "A and B", "A, B and C" (or "A, B or C" with `last` "or")."""
     return ", ".join(names[:-1]) + f" {last} " + names[-1] if len(names) > 1 else "".join(names)
 
@@ -87,7 +87,7 @@ def _interval(row: pd.Series) -> str:
 def _replicates(counts: Sequence[int]) -> str:
     """"2 replicates" ("1 or 2 replicates"): how many seeds some comparisons rest on."""
     counts = sorted({int(n) for n in counts})
-    return f"{_join([str(n) for n in counts], 'or')} replicate{'' if counts == [1] else 's'}"
+    return f"{join([str(n) for n in counts], 'or')} replicate{'' if counts == [1] else 's'}"
 
 
 def _not_compared(rows: pd.DataFrame, names: Sequence[str], preposition: str) -> str:
@@ -95,7 +95,7 @@ def _not_compared(rows: pd.DataFrame, names: Sequence[str], preposition: str) ->
     replicates (a verdict needs 3)": comparisons with too few replicates for a verdict
     (`metrics.TOO_FEW`), each named (`names`, one per row) with its difference. Their
     intervals are left out: from so few seeds a narrow one may be luck."""
-    named = _join([f"{name} ({diff:+.3f})" for name, diff in zip(names, rows["diff"])], "or")
+    named = join([f"{name} ({diff:+.3f})" for name, diff in zip(names, rows["diff"])], "or")
     return (f"cannot be compared {preposition} {named} from {_replicates(rows['n'])} "
             f"(a verdict needs {MIN_REPLICATES})")
 
@@ -124,7 +124,7 @@ def headline_verdict(comparisons: pd.DataFrame, method: str, rivals: dict[str, s
     phrases = [verdict_phrase(row, rivals[rival]) for rival, row in rows[~too_few].iterrows()]
     if too_few.any():
         phrases.append(_not_compared(rows[too_few], [rivals[r] for r in rows.index[too_few]], "with"))
-    return f"{method} " + _join(phrases)
+    return f"{method} " + join(phrases)
 
 
 class MetricWords(NamedTuple):
@@ -166,10 +166,10 @@ def change_phrase(comparisons: pd.DataFrame, method: str, rival: str, rival_name
     level, too_few = rows["verdict"] == LEVEL, rows["verdict"] == TOO_FEW
     changed = [f"{METRIC_WORDS[m].better if row['verdict'] == BEATS else METRIC_WORDS[m].worse} ({_interval(row)})"
                for m, row in rows[~level & ~too_few].iterrows()]
-    clauses = [_join(changed)] if changed else []
+    clauses = [join(changed)] if changed else []
     if level.any():
         every = "every measure: " if level.all() else ""
-        clauses.append(f"is level on {every}{_join([METRIC_WORDS[m].name for m in rows.index[level]])}")
+        clauses.append(f"is level on {every}{join([METRIC_WORDS[m].name for m in rows.index[level]])}")
     if too_few.any():
         clauses.append(_not_compared(rows[too_few], [METRIC_WORDS[m].name for m in rows.index[too_few]], "on"))
     return f"against {rival_name}, {method} " + "; it ".join(clauses)
@@ -216,6 +216,84 @@ def frontier_phrase(comparisons: pd.DataFrame, method: str, rival: str, rival_na
             f"({_interval(aurc)}) while {method} answers {more} of the questions ({_interval(coverage)})")
 
 
+def noise_levels_phrase(rows: pd.DataFrame) -> str:
+    """"N=2 (0.312), N=4 (0.254) and the likelihood (0.180)": each label set of the label-noise
+    study (`label_noise.curve`'s rows of one metric and split) with its error rate."""
+    return join([f"{_label_set(name)} ({error:.3f})" for name, error in zip(rows["label_set"], rows["error"])])
+
+
+def _label_set(name: str) -> str:
+    """A label set as a sentence names it: "N=2", "the likelihood"."""
+    return "the likelihood" if name == "likelihood" else name
+
+
+def noise_truth_phrase(errors: pd.DataFrame) -> str:
+    """How the label sets' errors against the world's ground truth compare with their errors
+    against the exact-likelihood label (`label_noise.run`'s errors, with both truths and the
+    regions): each set's error against the world, and, where the order of the two turns (a rank
+    correlation below 0 over the sets), the measured reason: the share of the world's "inside"
+    the likelihood label calls unknown, and the share of what the base model does not know that
+    the noisiest set calls known."""
+    means = errors.groupby(["label_set", "truth", "region"])["error"].mean()
+    sets = means.xs(("likelihood label", "all"), level=("truth", "region")).sort_values(ascending=False)
+    world = means.xs(("ground truth", "all"), level=("truth", "region"))[sets.index]
+    levels = join([f"{_label_set(name)} ({error:.3f})" for name, error in world.items()])
+    order = sets.corr(world, method="spearman") if len(sets) > 2 else np.nan
+    if not order < 0:
+        return f"against the world's ground truth they are {levels}"
+    noisiest = sets.index[0]
+    return (f"against the world's ground truth the order turns: {levels}. The world counts as inside every "
+            f"fact it showed, and the base model did not learn them all: the likelihood label calls unknown "
+            f"{means['likelihood', 'ground truth', 'inside']:.3f} of the queries inside the world's boundary. "
+            f"A noisier probe calls more queries known, rightly or not ({_label_set(noisiest)} calls known "
+            f"{means[noisiest, 'likelihood label', 'beyond-intrinsic']:.3f} of the queries the base model does not "
+            f"know), so it strays further from the model's boundary and less far from the world's")
+
+
+def noise_verdicts_phrase(rows: pd.DataFrame, rival: str = "vanilla DPO") -> str:
+    """"at N=2 (label error 0.312) it beats vanilla DPO (+0.021, 95% interval ...); at N=4 ...":
+    CA-DPO against `rival` at each noise level, in the order of `rows` (`label_noise.curve`'s
+    rows of one metric and split)."""
+    return "; ".join(f"at {_label_set(row['label_set'])} (label error {row['error']:.3f}) it "
+                     f"{verdict_phrase(row, rival)}" for _, row in rows.iterrows())
+
+
+def noise_pays_phrase(rows: pd.DataFrame) -> str:
+    """Whether the confidence-aware term pays as the labels get noisier, read from the verdicts
+    at each level (`label_noise.curve`'s rows of one metric and split, any order): "does not pay
+    at any noise level tried", "pays from a label error rate of 0.254 (N=4) up" when it beats
+    vanilla DPO there and at every noisier level, or "pays at some levels but not in the order
+    of their noise"; with too few replicates, that no verdict can be read."""
+    rows = rows.sort_values("error")
+    if (rows["verdict"] == TOO_FEW).all():
+        return f"cannot be read: a verdict needs {MIN_REPLICATES} replicates"
+    pays = rows[rows["verdict"] == BEATS]
+    if pays.empty:
+        return "does not pay at any noise level tried"
+    first = pays.iloc[0]
+    if (rows[rows["error"] >= first["error"]]["verdict"] == BEATS).all():
+        return f"pays from a label error rate of {first['error']:.3f} ({_label_set(first['label_set'])}) up"
+    return "pays at some noise levels but not in the order of their noise"
+
+
+def weight_gap_phrase(gaps: pd.DataFrame) -> str:
+    """Whether CA-DPO's weights single out the mislabelled pairs, from `label_noise.weight_gaps`'
+    rows of one truth: each label set's mean weight of wrongly against correctly labelled pairs
+    and the seed-paired difference, then which sets weigh the wrong ones less."""
+    if gaps.empty:
+        return "no label set has mislabelled pairs to weigh"
+    each = "; ".join(f"{_label_set(row['label_set'])}: {row['wrong']:.2f} against {row['correct']:.2f} "
+                     f"({_interval(row)})" for _, row in gaps.iterrows())
+    lower = gaps[gaps["high"] < 0]["label_set"].tolist()
+    if (gaps["verdict"] == TOO_FEW).all():
+        return f"{each}; a verdict needs {MIN_REPLICATES} replicates"
+    if len(lower) == len(gaps):
+        return f"{each}: the mislabelled pairs weigh less at every noise level"
+    if not lower:
+        return f"{each}: at no noise level do the mislabelled pairs weigh less"
+    return f"{each}: the mislabelled pairs weigh less at {join([_label_set(name) for name in lower])} only"
+
+
 def phrase(template: str, otherwise: str, **values) -> str:
     """A sentence of the prose with its numbers in place (`template.format(**values)`), or
     `otherwise` when any value is missing (nan: a metric the source cannot measure, an ablation
@@ -259,7 +337,7 @@ def crossing_phrase(above: pd.Series) -> str:
     first = int(above.to_numpy(bool).argmax())
     if above.iloc[first:].all():
         return f"from c = {xs[0]} on"
-    return "at c = " + _join(xs)
+    return "at c = " + join(xs)
 
 
 def top_shares_phrase(shares: pd.Series, cover: float = 0.8, most: int = 3) -> str | None:
@@ -270,7 +348,7 @@ def top_shares_phrase(shares: pd.Series, cover: float = 0.8, most: int = 3) -> s
         return None
     ordered = (shares / shares.sum()).sort_values(ascending=False)
     taken = ordered.iloc[:min(most, int((ordered.cumsum() < cover).sum()) + 1)]
-    listed = _join([f"{name} ({share:.0%})" for name, share in taken.items()])
+    listed = join([f"{name} ({share:.0%})" for name, share in taken.items()])
     return listed if len(taken) == 1 else f"{listed}, {taken.sum():.0%} in all"
 
 
@@ -278,7 +356,7 @@ def known_clauses(values: dict[str, float], spec: str = ".3f") -> str | None:
     """"with the margin form 0.339 and with no term at all 0.340": each clause whose number this
     run has (a key is the clause's words), joined; None when it has none of them."""
     clauses = [f"{words} {value:{spec}}" for words, value in values.items() if not math.isnan(value)]
-    return _join(clauses) if clauses else None
+    return join(clauses) if clauses else None
 
 
 def sampling_phrase(measured_shared: bool, target_shared: bool) -> str:
@@ -361,8 +439,8 @@ def last_checkpoint_phrase(selection: pd.DataFrame, names: Mapping[str, str]) ->
         return ("every method chose the last checkpoint of its schedule: longer schedules might have "
                 "scored higher, for all of them alike")
     one = len(at_end) == 1
-    return (f"{_join(at_end)} chose the last checkpoint of {'its schedule' if one else 'their schedules'} "
-            f"and {_join(before)} an earlier one: a longer schedule might have scored higher for "
+    return (f"{join(at_end)} chose the last checkpoint of {'its schedule' if one else 'their schedules'} "
+            f"and {join(before)} an earlier one: a longer schedule might have scored higher for "
             f"{'it' if one else 'them'}")
 
 
@@ -399,7 +477,7 @@ def threshold_phrase(means: pd.Series, tau: float) -> str:
     facts shown 10, 30 or 100 times". Where the crossing lies is the probe's boundary in the
     long tail; the sentence names the sides as they are, even when they interleave."""
     def times(exposures) -> str:
-        return _join([f"{e:g}" for e in exposures], "or")
+        return join([f"{e:g}" for e in exposures], "or")
     below = sorted(means.index[means < tau])
     above = sorted(means.index[means >= tau])
     if not above:

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import ablations, base_targets, evaluation, frontier, metrics
+from .. import ablations, base_targets, evaluation, frontier, label_noise, metrics
 from ..methods import BASE, CONTROL, DPO, IDKIT, INBOL, METHODS, REGISTRY, TRAINED
 from ..runner import environment
 from . import prose
@@ -320,6 +320,38 @@ def ablation_readings(ablation_runs: pd.DataFrame, runs: pd.DataFrame, seed: int
             "off_policy_reading": off_policy_reading(ablation_runs),
             "ca_term_reading": ca_term_reading(ablation_runs),
             "sources_reading": sources_reading(ablation_runs, reference, names)}
+
+
+def label_noise_readings(curve: pd.DataFrame, gaps: pd.DataFrame, errors: pd.DataFrame) -> dict[str, str]:
+    """The label-noise section's sentences (`label_noise.run`'s errors, `label_noise.curve` and
+    `label_noise.weight_gaps`): the label sets and their error rates, whether the
+    confidence-aware term pays on Trust as the labels get noisier, CA-DPO against vanilla DPO
+    at each level on every compared metric (both splits), and whether its weights single out
+    the mislabelled pairs; with no study run, that it did not run, in each sentence."""
+    def rows(metric: str, split: str) -> pd.DataFrame:
+        return curve[(curve["metric"] == metric) & (curve["split"] == split)].sort_values("error", ascending=False)
+
+    keys = ["noise_levels", "noise_truth", "noise_pays", "noise_pays_ood", "noise_weights_truth",
+            "noise_weights_likelihood",
+            *(f"noise_{metric}_{split}" for metric in label_noise.COMPARED for split in evaluation.TEST_SPLITS)]
+    if curve.empty:
+        return {"noise_sets": "none (the study did not run)", "noise_main_sets": "none",
+                **dict.fromkeys(keys, "not measured: the label-noise study did not run (`noise_n_values: []`, "
+                                      "or a source that records no true boundary)")}
+    sets = list(dict.fromkeys(errors["label_set"]))
+    main = list(dict.fromkeys(errors[errors["chapter_two"].astype(bool)]["label_set"]))
+    values = {"noise_sets": prose.join([name.removeprefix("N=") for name in sets if name != label_noise.LIKELIHOOD]),
+              "noise_main_sets": prose.join(main) or "none of them",
+              "noise_levels": prose.noise_levels_phrase(rows("trust", "test")),
+              "noise_truth": prose.noise_truth_phrase(errors),
+              "noise_pays": prose.noise_pays_phrase(rows("trust", "test")),
+              "noise_pays_ood": prose.noise_pays_phrase(rows("trust", "ood"))}
+    for metric in label_noise.COMPARED:
+        for split in evaluation.TEST_SPLITS:
+            values[f"noise_{metric}_{split}"] = prose.noise_verdicts_phrase(rows(metric, split))
+    for truth, key in (("ground truth", "noise_weights_truth"), ("likelihood label", "noise_weights_likelihood")):
+        values[key] = prose.weight_gap_phrase(gaps[gaps["truth"] == truth])
+    return values
 
 
 def environment_values(stages: Mapping[str, dict], stage: str) -> dict[str, object]:

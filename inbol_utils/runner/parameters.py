@@ -265,6 +265,9 @@ SCHEMAS: dict[str, Schema] = {
                                many=True, min_items=0),
         "compare_with": Param("path", "another run's artifacts folder whose verdicts this run is set beside "
                                       "(empty: none)", blank=True),
+        "noise_n_values": Param("int", "the probe sizes N whose sampled confidences relabel half B in the "
+                                       "label-noise study, at most chapter 1's n_samples (the exact likelihood is "
+                                       "always added; empty: no study)", low=1, many=True, min_items=0),
     }, rules=(
         Rule(lambda p: "tau" not in p["ablations"] or p["tau_values"],
              "ablations={ablations} include 'tau', so tau_values must not be empty"),
