@@ -92,6 +92,7 @@ def error_rates(relabelled: pd.DataFrame) -> pd.DataFrame:
 
 
 def set_dir(artifacts: str | Path, seed: int, name: str) -> Path:
+    """Where label set `name` of `seed` keeps its pairs, models and scores."""
     return Path(artifacts) / "label_noise" / f"seed{seed}" / name.replace("=", "")
 
 

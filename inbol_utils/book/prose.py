@@ -228,26 +228,25 @@ def _label_set(name: str) -> str:
 
 
 def noise_truth_phrase(errors: pd.DataFrame) -> str:
-    """How the label sets' errors against the world's ground truth compare with their errors
-    against the exact-likelihood label (`label_noise.run`'s errors, with both truths and the
-    regions): each set's error against the world, and, where the order of the two turns (a rank
-    correlation below 0 over the sets), the measured reason: the share of the world's "inside"
-    the likelihood label calls unknown, and the share of what the base model does not know that
-    the noisiest set calls known."""
+    """The label sets' errors against the world's ground truth (`label_noise.run`'s errors, with
+    both truths and the regions), in the order of their noise, and what they are made of: where
+    no set calls a never-shown fact known, every such error is a query inside the world's
+    boundary called unknown, so a set strays from the world's boundary by how much it calls
+    unknown, not by its noise; even the likelihood label calls unknown the facts the base model
+    was shown and did not learn (the share quoted)."""
     means = errors.groupby(["label_set", "truth", "region"])["error"].mean()
-    sets = means.xs(("likelihood label", "all"), level=("truth", "region")).sort_values(ascending=False)
-    world = means.xs(("ground truth", "all"), level=("truth", "region"))[sets.index]
-    levels = join([f"{_label_set(name)} ({error:.3f})" for name, error in world.items()])
-    order = sets.corr(world, method="spearman") if len(sets) > 2 else np.nan
-    if not order < 0:
-        return f"against the world's ground truth they are {levels}"
-    noisiest = sets.index[0]
-    return (f"against the world's ground truth the order turns: {levels}. The world counts as inside every "
-            f"fact it showed, and the base model did not learn them all: the likelihood label calls unknown "
-            f"{means['likelihood', 'ground truth', 'inside']:.3f} of the queries inside the world's boundary. "
-            f"A noisier probe calls more queries known, rightly or not ({_label_set(noisiest)} calls known "
-            f"{means[noisiest, 'likelihood label', 'beyond-intrinsic']:.3f} of the queries the base model does not "
-            f"know), so it strays further from the model's boundary and less far from the world's")
+    noise = means.xs(("likelihood label", "all"), level=("truth", "region")).sort_values(ascending=False)
+    world = means.xs(("ground truth", "all"), level=("truth", "region"))[noise.index]
+    levels = "against the world's ground truth they are " + join([f"{_label_set(name)} ({error:.3f})"
+                                                                  for name, error in world.items()])
+    never_shown = means.xs(("ground truth", "beyond-intrinsic"), level=("truth", "region"))
+    if (never_shown > 0).any():
+        return levels
+    return (f"{levels}. Every one of those errors is a query inside the world's boundary that the set calls "
+            f"unknown (no set calls a never-shown fact known), so a set strays from the world's boundary by how "
+            f"much it calls unknown, not by its noise: even the likelihood label calls unknown "
+            f"{means['likelihood', 'ground truth', 'inside']:.3f} of the queries inside the world's boundary, facts "
+            f"the world showed and the base model did not learn")
 
 
 def noise_verdicts_phrase(rows: pd.DataFrame, rival: str = "vanilla DPO") -> str:

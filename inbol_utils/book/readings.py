@@ -349,8 +349,10 @@ def label_noise_readings(curve: pd.DataFrame, gaps: pd.DataFrame, errors: pd.Dat
     for metric in label_noise.COMPARED:
         for split in evaluation.TEST_SPLITS:
             values[f"noise_{metric}_{split}"] = prose.noise_verdicts_phrase(rows(metric, split))
+    noisiest_first = list(rows("trust", "test")["label_set"])
     for truth, key in (("ground truth", "noise_weights_truth"), ("likelihood label", "noise_weights_likelihood")):
-        values[key] = prose.weight_gap_phrase(gaps[gaps["truth"] == truth])
+        values[key] = prose.weight_gap_phrase(gaps[gaps["truth"] == truth].set_index("label_set")
+                                              .reindex(noisiest_first).dropna(how="all").reset_index())
     return values
 
 
