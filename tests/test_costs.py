@@ -145,5 +145,14 @@ def test_ablation_variants_follow_notebook_04s_list():
     assert costs._ablations({**p, "ca_signal": "label", "ablations": ["ca_signal"]}) == (1, 0)
 
 
+def test_label_noise_sets_that_train_leave_out_chapter_twos_labels_and_real_sources():
+    p = {"noise_n_values": [1, 2, 4, 10], "source": "generated", "n_samples": 10, "confidence_signal": "sampled"}
+    assert costs._noise_sets(p) == 4  # N=1, 2, 4 and the likelihood; N=10 is the main table's
+    assert costs._noise_sets({**p, "n_samples": 5}) == 5
+    assert costs._noise_sets({**p, "confidence_signal": "likelihood"}) == 4  # the likelihood set is then chapter 2's
+    assert costs._noise_sets({**p, "noise_n_values": []}) == 0
+    assert costs._noise_sets({**p, "source": "easy_vqa"}) == 0
+
+
 def test_the_answerable_share_is_the_worlds():
     assert costs.ANSWERABLE == pytest.approx(1 - world.WorldConfig.unanswerable_share)

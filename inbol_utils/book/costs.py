@@ -58,6 +58,16 @@ def _ablations(p: dict) -> tuple[int, int]:
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
+def _noise_sets(p: dict) -> int:
+    """Notebook 04's label-noise sets that train models (`label_noise`): one per probe size and
+    the likelihood, less the one that gives chapter 2's labels; none on a real source, which
+    records no true boundary to measure labels against."""
+    if not p["noise_n_values"] or p["source"] != "generated":
+        return 0
+    main = int(p["n_samples"] in p["noise_n_values"]) if p["confidence_signal"] == "sampled" else 1
+    return len(set(p["noise_n_values"])) + 1 - main
+
+
 def _seeds(p: dict) -> int:
     return len(p["seeds"])
 
@@ -94,9 +104,11 @@ ROWS_OF: dict[tuple[str, str], Callable[[dict], float]] = {
         + (2 * len(p["pref_lr_values"]) * len(p["beta_values"]) + len(p["pref_lr_values"]))
         * math.ceil(p["pref_steps"] / p["pref_eval_every"])),
     (STAGES[3], "sampling"): lambda p: _seeds(p) * p["n_probe"] / 2,
-    (STAGES[4], "training"): lambda p: (_ablations(p)[0] * 2 * p["pref_steps"] * p["pref_batch_size"]
+    # The ablations' variants (first seed), then DPO and CA-DPO on every label-noise set and seed.
+    (STAGES[4], "training"): lambda p: ((_ablations(p)[0] + 2 * _noise_sets(p) * _seeds(p))
+                                        * 2 * p["pref_steps"] * p["pref_batch_size"]
                                         + _ablations(p)[1] * p["idk_steps"] * p["idk_batch_size"]),
-    (STAGES[4], "greedy answers"): lambda p: (5 * _seeds(p) + _ablations(p)[0]) * _scored(p),
+    (STAGES[4], "greedy answers"): lambda p: ((5 + 2 * _noise_sets(p)) * _seeds(p) + _ablations(p)[0]) * _scored(p),
     (STAGES[4], "sampling"): lambda p: _seeds(p) * _scored(p) + _ablations(p)[1] * p["n_probe"] / 2,
     # The base model's knowledge of each query, then the frontiers (`frontier.METHODS`: five models
     # a seed, two likelihoods a query: the canonical refusal and the best answer).
