@@ -4,6 +4,7 @@
 #               (executed notebooks in book/executed/<profile>/, html in _build/<profile>/_build/html)
 #   make chapter CH=03 [PARAMS=...]  rerun one chapter and every later one, then build the book
 #   make exercise EX=trust_score [FILE=...]  check an exercise's answer with the study's own tests
+#   make try-it [TRY=tau]  run the chapters' "Try it" changes not yet measured, and record them for the book
 #   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build
 #               checked page by page in headless Chromium, a lint of the publishing workflow)
 # Each creates .venv from scratch when it is missing; `make test` also installs Debian's chromium
@@ -22,7 +23,7 @@ export INBOL_JOBS ?= data/jobs
 # are recycled after three runs).
 export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book chapter exercise pipeline test test-fast chromium bench bench-worlds lab clean clean-jobs
+.PHONY: book chapter exercise try-it pipeline test test-fast chromium bench bench-worlds lab clean clean-jobs
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,12 @@ chapter: $(VENV)/.installed
 exercise: $(VENV)/.installed
 	@test -n "$(EX)" || { echo "make exercise needs the exercise, e.g. make exercise EX=trust_score"; exit 2; }
 	$(PY) -m inbol_utils.tools.exercises $(EX) $(FILE)
+
+# The chapters' "Try it" changes, each a params copy in data/try_it/<change> sharing the job store, after the
+# default run (`make book`); their cost and what they showed go into inbol_utils/book/try_it.json, which the
+# chapters glue: make try-it [TRY=tau] (no TRY: every change not yet measured; `--list` names them)
+try-it: $(VENV)/.installed
+	$(PY) -m inbol_utils.tools.try_it $(TRY)
 
 # The browser test's Chromium (Debian's package; nothing to do when it is installed).
 chromium:

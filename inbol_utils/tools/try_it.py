@@ -1,0 +1,110 @@
+"""Run the chapters' "Try it" changes and record what each cost and showed.
+
+    python -m inbol_utils.tools.try_it [SLUG ...]   (no slug: every change not yet measured)
+    python -m inbol_utils.tools.try_it --list
+    make try-it [TRY=SLUG]
+
+Each change (`inbol_utils.book.try_it.CHANGES`) runs as a reader would run it: a copy of
+params/default.yaml with its own artifacts folder, data/try_it/<slug>, sharing the job store,
+with the change in `common`. Its cost is the runner's wall time, seconds on this machine, and
+the jobs it added to the store; what it showed is read from its results beside the default
+run's (data/default, which `make book` makes first). Both go into the record the chapters glue,
+`inbol_utils/book/try_it.json`, with the machine and the commit. A change already measured is
+skipped: delete its folder to measure it again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from ..book import try_it
+from ..runner import environment, reuse
+from ..runner.parameters import PROJECT_ROOT
+
+FOLDER = PROJECT_ROOT / "data" / "try_it"
+DEFAULT = PROJECT_ROOT / "params" / "default.yaml"
+
+
+def params_copy(change: try_it.Change) -> dict:
+    """params/default.yaml with the change in `common` and its own artifacts folder."""
+    params = yaml.safe_load(DEFAULT.read_text())
+    return {**params, "artifacts": f"data/try_it/{change.slug}", "common": {**params["common"], **change.values}}
+
+
+def params_file(change: try_it.Change) -> Path:
+    """Write the change's params copy (and chapter 5's priced run with one seed, which one change names)."""
+    path = FOLDER / "params" / f"{change.slug}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params_copy(change), sort_keys=False))
+    hub = yaml.safe_load((PROJECT_ROOT / "params" / "hub.yaml").read_text())
+    hub["common"]["seeds"] = [0]
+    (FOLDER / "params" / "hub_one_seed.yaml").write_text(yaml.safe_dump(hub, sort_keys=False))
+    return path
+
+
+def measure(change: try_it.Change) -> dict:
+    """Run the change's params copy through the pipeline; its wall time and the jobs it added."""
+    params = params_file(change)
+    jobs_before = sum(1 for _ in reuse.store().iterdir()) if reuse.store().is_dir() else 0
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "inbol_utils.runner.pipeline", str(params),
+                    "--executed-dir", str(FOLDER / "executed" / change.slug)], cwd=PROJECT_ROOT, check=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 1), "new_jobs": sum(1 for _ in reuse.store().iterdir()) - jobs_before}
+
+
+def commit() -> str:
+    """The commit measured, marked when the working tree had changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + (" with changes" if dirty else "") if head.returncode == 0 else "unknown"
+
+
+def record_entry(change: try_it.Change, measured: dict) -> dict:
+    """The record's entry for a measured change: its cost, the machine and what it showed."""
+    default = try_it.chapter_values(try_it.DEFAULT_BOOK)
+    changed = try_it.chapter_values(FOLDER / "executed" / change.slug)
+    facts = environment.facts()
+    return {**measured, "values": change.values, "machine": f"{facts['cpu']}, {facts['cores']} cores",
+            "float_kernels": facts["float_kernels"],
+            "seen": try_it.seen(change, default, changed, FOLDER / change.slug / "results")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.try_it", description=__doc__.split("\n")[0])
+    parser.add_argument("slugs", nargs="*", metavar="SLUG", help="changes to run (default: all not yet measured)")
+    parser.add_argument("--list", action="store_true", help="list the changes and stop")
+    args = parser.parse_args(argv)
+    if args.list:
+        for change in try_it.CHANGES:
+            print(f"{change.slug:18} chapters {', '.join(change.chapters):12} {change.values}")
+        return
+    unknown = [slug for slug in args.slugs if slug not in try_it.BY_SLUG]
+    if unknown:
+        sys.exit(f"unknown change(s) {', '.join(unknown)}; `--list` shows them")
+    if not (try_it.DEFAULT_BOOK / "04_evaluation.ipynb").is_file():
+        sys.exit("the default run is missing (book/executed/default): run `make book` first")
+    for slug in args.slugs or [c.slug for c in try_it.CHANGES]:
+        change, done = try_it.BY_SLUG[slug], FOLDER / slug / "measured.json"
+        if done.is_file():
+            print(f"{slug}: measured, read again (delete data/try_it/{slug} to run it again)")
+        else:
+            print(f"{slug}: running {change.values}", flush=True)
+            done.write_text(json.dumps({**measure(change), "commit": commit()}))
+        entry = record_entry(change, json.loads(done.read_text()))
+        measured = try_it.record()
+        measured[slug] = entry
+        try_it.RECORD.write_text(json.dumps({c.slug: measured[c.slug] for c in try_it.CHANGES if c.slug in measured},
+                                            indent=1, ensure_ascii=False) + "\n")
+        print(f"{slug}: {try_it.cost(entry)}\n  {entry['seen']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The chapters' "Try it" changes (`inbol_utils.book.try_it`, `inbol_utils.tools.try_it`): each box
+offers what the catalogue measures, each change is a valid params copy, and what a run showed is
+read from the glued values of two executed books."""
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from inbol_utils.book import try_it
+from inbol_utils.runner.pipeline import load_params
+from inbol_utils.tools import try_it as tool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def try_it_box(chapter: str) -> str:
+    notebook = next((ROOT / "notebooks").glob(f"{chapter}_*.ipynb"))
+    text = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "markdown")
+    start = text.index("{admonition} Try it")
+    return text[start:text.index("{admonition} Reproduce this chapter", start)]
+
+
+@pytest.mark.parametrize("chapter", ["00", "01", "02", "03", "04", "05"])
+def test_every_box_glues_the_cost_and_the_run_of_each_change_it_offers(chapter):
+    box = try_it_box(chapter)
+    offered = {c.slug for c in try_it.CHANGES if chapter in c.chapters}
+    assert offered, chapter
+    assert set(re.findall(r"`try_(\w+)_cost`", box)) == offered
+    assert set(re.findall(r"`try_(\w+)_seen`", box)) == offered
+    assert box.count("What you should see") == len(offered)  # one folded reading each
+    for change in try_it.CHANGES:  # and the box names every value the change sets
+        if chapter in change.chapters:
+            for name in change.values:
+                assert f"`{name}" in box, (change.slug, name)
+
+
+@pytest.mark.parametrize("change", try_it.CHANGES, ids=lambda c: c.slug)
+def test_each_change_is_a_valid_copy_of_the_default_study(tmp_path, change):
+    params = tool.params_copy(change)
+    assert params["artifacts"] == f"data/try_it/{change.slug}"
+    assert {k: params["common"][k] for k in change.values} == change.values
+    path = tmp_path / "copy.yaml"
+    path.write_text(yaml.safe_dump(params))
+    stages = load_params(path)["stages"]  # every value checked against the notebooks' schemas
+    for name, value in change.values.items():
+        assert any(stage["parameters"].get(name) == value for stage in stages), name
+
+
+def executed(path: Path, values: dict) -> None:
+    """An executed notebook as papermill leaves one after myst-nb's `glue`: one output per value."""
+    cell = new_code_cell("glue")
+    cell.outputs = [new_output("display_data", data={"application/papermill.record/text/plain": repr(v)},
+                               metadata={"scrapbook": {"name": k, "mime_prefix": "application/papermill.record/"}})
+                    for k, v in values.items()]
+    nbformat.write(new_notebook(cells=[cell]), path)
+
+
+def test_glued_reads_numbers_and_texts_back(tmp_path):
+    executed(tmp_path / "04_evaluation.ipynb", {"inbol_test_trust": 0.25, "n_seeds": 3, "reading": "level"})
+    assert try_it.glued(tmp_path / "04_evaluation.ipynb") == {"inbol_test_trust": 0.25, "n_seeds": 3,
+                                                              "reading": "level"}
+    assert try_it.chapter_values(tmp_path) == {"04": {"inbol_test_trust": 0.25, "n_seeds": 3, "reading": "level"}}
+
+
+def interval(key: str, diff: float, low: float, high: float, verdict: str) -> dict:
+    return {f"diff_{key}": diff, f"low_{key}": low, f"high_{key}": high, f"verdict_{key}": verdict}
+
+
+def test_seen_sets_each_figure_beside_the_default_runs(tmp_path):
+    change = try_it.Change("x", ("04",), {}, (try_it.TRUST, try_it.VS_IDKIT,
+                                              ("04", "targets_caveat", "chapter 4's caveat")))
+    default = {"04": {"inbol_test_trust": 0.2512, **interval("inbol_vs_idkit_test", 0.036, -0.147, 0.219, "is level with"),
+                      "targets_caveat": "every base model met its targets."}}
+    changed = {"04": {"inbol_test_trust": 0.3, **interval("inbol_vs_idkit_test", 0.05, 0.01, 0.09, "beats"),
+                      "targets_caveat": "every base model met its targets."}}
+    assert try_it.seen(change, default, changed, tmp_path) == (
+        "InBoL's in-domain Trust: 0.251 in the default run, 0.3 with this change. "
+        "InBoL minus IDK-IT, in-domain Trust: +0.036 [-0.147, +0.219] (is level with) in the default run, "
+        "+0.050 [+0.010, +0.090] (beats) with this change. "
+        "Chapter 4's caveat: every base model met its targets (as in the default run).")
+
+
+def test_seen_reads_an_ablations_rows_from_the_changed_run(tmp_path):
+    (tmp_path / "ablations.csv").write_text(
+        "ablation,setting,split,trust,answerable_acc,unanswerable_refr\n"
+        "tau,0.2,test,0.25,0.6,0.5\ntau,0.2,ood,0.1,0.2,0.3\nanchor,0,test,0.1,0.1,0.1\n")
+    change = try_it.Change("x", ("04",), {}, (("04", "ablation:tau", "the τ ablation"),))
+    assert try_it.seen(change, {}, {}, tmp_path) == (
+        "The τ ablation: 0.2: Trust 0.250, helpfulness 0.600, refusal of unanswerable queries 0.500.")
+
+
+def test_a_change_not_measured_says_how_to_measure_it(monkeypatch, tmp_path):
+    glued = {}
+    monkeypatch.setattr(try_it, "RECORD", tmp_path / "missing.json")
+    monkeypatch.setattr(try_it, "glue_value", lambda name, value: glued.__setitem__(name, value))
+    try_it.glue_chapter("05")
+    assert glued["try_mfu_cost"] == glued["try_mfu_seen"] == "not measured yet: `make try-it TRY=mfu` runs it"
+    entry = {"seconds": 73.4, "new_jobs": 0, "machine": "AMD EPYC, 2 cores", "float_kernels": "AVX512",
+             "commit": "abc1234", "seen": "The GPU hours: 0.6 in the default run, 0.3 with this change."}
+    (tmp_path / "missing.json").write_text(json.dumps({"mfu": entry}))
+    try_it.glue_chapter("05")
+    assert glued["try_mfu_cost"] == ("73 s of the runner on AMD EPYC, 2 cores (AVX512), every job answered from "
+                                     "the job store (measured at commit abc1234)")
+    assert glued["try_mfu_seen"] == entry["seen"]
+
+
+def test_the_record_measures_the_catalogues_changes():
+    """A change edited after it was measured must be measured again: the record keeps its values."""
+    for slug, entry in try_it.record().items():
+        assert entry["values"] == try_it.BY_SLUG[slug].values, f"{slug}: `make try-it TRY={slug}` again"
