@@ -154,11 +154,14 @@ def seen(change: Change, default: dict, changed: dict, changed_results: Path) ->
 
 
 def cost(entry: dict) -> str:
-    """A measured change's cost in words: the runner's seconds here and the jobs it trained or scored."""
-    jobs = (f"{entry['new_jobs']} new jobs, the rest answered from the job store" if entry["new_jobs"]
-            else "every job answered from the job store")
-    return (f"{entry['seconds']:,.0f} s of the runner on {entry['machine']} ({entry['float_kernels']}), "
-            f"{jobs} (measured at commit {entry['commit']})")
+    """A measured change's cost in words: the runner's seconds and the jobs it trained or scored."""
+    jobs = f"{entry['new_jobs']} new jobs" if entry["new_jobs"] else "no new job"
+    return f"{entry['seconds']:,.0f} s on {entry['machine']}, {entry['float_kernels']}; {jobs}"
+
+
+def reading(entry: dict) -> str:
+    """What a measured change showed, and the commit it ran at."""
+    return f"{entry['seen']} (Measured at commit {entry['commit']}.)"
 
 
 def digest() -> str:
@@ -178,6 +181,6 @@ def glue_chapter(chapter: str) -> None:
     for change in CHANGES:
         if chapter in change.chapters:
             entry = measured.get(change.slug)
-            missing = f"not measured yet: `make try-it TRY={change.slug}` runs it"
+            missing = f"not measured yet (make try-it TRY={change.slug} runs it)"
             glue_value(f"try_{change.slug}_cost", cost(entry) if entry else missing)
-            glue_value(f"try_{change.slug}_seen", entry["seen"] if entry else missing)
+            glue_value(f"try_{change.slug}_seen", reading(entry) if entry else missing)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -49,12 +50,25 @@ def params_file(change: try_it.Change) -> Path:
 
 
 def measure(change: try_it.Change) -> dict:
-    """Run the change's params copy through the pipeline; its wall time and the jobs it added."""
+    """Run the change's params copy through the pipeline; its wall time and the jobs it added.
+
+    The runner gets a Ctrl-C too (the terminal sends it to both): it undoes its stage and stops
+    its kernels, and this waits for that before stopping, the change unmeasured."""
     params = params_file(change)
+    for folder in (FOLDER / change.slug, FOLDER / "executed" / change.slug):  # an interrupted run's stages
+        shutil.rmtree(folder, ignore_errors=True)
     jobs_before = sum(1 for _ in reuse.store().iterdir()) if reuse.store().is_dir() else 0
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "inbol_utils.runner.pipeline", str(params),
-                    "--executed-dir", str(FOLDER / "executed" / change.slug)], cwd=PROJECT_ROOT, check=True)
+    runner = subprocess.Popen([sys.executable, "-m", "inbol_utils.runner.pipeline", str(params),
+                               "--executed-dir", str(FOLDER / "executed" / change.slug)], cwd=PROJECT_ROOT)
+    try:
+        status = runner.wait()
+    except KeyboardInterrupt:
+        runner.wait()
+        sys.exit(f"{change.slug}: stopped, not measured; the jobs it finished are in the store, so a new "
+                 f"measurement of it would cost less than a reader will pay")
+    if status:
+        sys.exit(f"{change.slug}: the runner failed (exit status {status}), not measured")
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 1), "new_jobs": sum(1 for _ in reuse.store().iterdir()) - jobs_before}
 
@@ -103,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         measured[slug] = entry
         try_it.RECORD.write_text(json.dumps({c.slug: measured[c.slug] for c in try_it.CHANGES if c.slug in measured},
                                             indent=1, ensure_ascii=False) + "\n")
-        print(f"{slug}: {try_it.cost(entry)}\n  {entry['seen']}", flush=True)
+        print(f"{slug}: {try_it.cost(entry)}\n  {try_it.reading(entry)}", flush=True)
 
 
 if __name__ == "__main__":
