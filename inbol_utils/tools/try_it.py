@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from ..book import try_it
-from ..runner import environment, reuse
+from ..runner import environment, reuse, staging
 from ..runner.parameters import PROJECT_ROOT
 
 FOLDER = PROJECT_ROOT / "data" / "try_it"
@@ -55,7 +55,9 @@ def measure(change: try_it.Change) -> dict:
     The runner gets a Ctrl-C too (the terminal sends it to both): it undoes its stage and stops
     its kernels, and this waits for that before stopping, the change unmeasured."""
     params = params_file(change)
-    for folder in (FOLDER / change.slug, FOLDER / "executed" / change.slug):  # an interrupted run's stages
+    artifacts = FOLDER / change.slug
+    for folder in (artifacts, staging.snapshot_dir(artifacts), FOLDER / "executed" / change.slug):
+        # an interrupted run's stages, and the snapshot it would restore
         shutil.rmtree(folder, ignore_errors=True)
     jobs_before = sum(1 for _ in reuse.store().iterdir()) if reuse.store().is_dir() else 0
     start = time.perf_counter()
