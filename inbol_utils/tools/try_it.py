@@ -10,7 +10,7 @@ with the change in `common`. Its cost is the runner's wall time, seconds on this
 the jobs it added to the store; what it showed is read from its results beside the default
 run's (data/default, which `make book` makes first). Both go into the record the chapters glue,
 `inbol_utils/book/try_it.json`, with the machine and the commit. A change already measured is
-skipped: delete its folder to measure it again.
+read again, not rerun: delete its folder to measure it again.
 """
 from __future__ import annotations
 
