@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{slug}: measured, read again (delete data/try_it/{slug} to run it again)")
         else:
             print(f"{slug}: running {change.values}", flush=True)
-            done.write_text(json.dumps({**measure(change), "commit": commit()}))
+            measured_at = commit()  # before the run: what it ran
+            done.write_text(json.dumps({**measure(change), "commit": measured_at}))
         entry = record_entry(change, json.loads(done.read_text()))
         measured = try_it.record()
         measured[slug] = entry
