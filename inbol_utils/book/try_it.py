@@ -43,8 +43,8 @@ VS_IDKIT = ("04", "interval:inbol_vs_idkit_test", "InBoL minus IDK-IT, in-domain
 VS_DPO = ("04", "interval:inbol_vs_dpo_test", "InBoL minus vanilla DPO, in-domain Trust")
 VS_CONTROL = ("04", "interval:inbol_vs_control_test", "InBoL minus the control, in-domain Trust")
 BASE = ("00", "base_reading", "The base models")
-BEYOND = ("01", "share_beyond_intrinsic", "the share of the probe split labelled beyond the intrinsic boundary")
-IDK_REFUSALS = ("02", "idk_refusal_share", "the share of refusals in the IDK-IT set")
+BEYOND = ("01", "share_beyond_intrinsic", "the percentage of the probe split labelled beyond the intrinsic boundary")
+IDK_REFUSALS = ("02", "idk_refusal_share", "the percentage of refusals in the IDK-IT set")
 REPLICATES = ("04", "replicate_reading", "Per replicate")
 GPU_HOURS = ("05", "gpu_hours_total", "the GPU hours of the priced run")
 
