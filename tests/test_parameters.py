@@ -131,6 +131,10 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                      "include 'tau', so tau_values must not be empty"),
     "04 a Trust cost not computed": (set_stage("04", c_values=[3]), "c_values = [3] is not allowed"),
     "04 negative workers": (set_common(workers=-1), "04_evaluation: workers = -1 is not allowed"),
+    "04 label sets above 01's samples": (set_stage("04", noise_n_values=[1, 3, 4]),
+                                         "04_evaluation: noise_n_values = [1, 3, 4] asks for label sets of 4 probe "
+                                         "samples, but 01_boundary_definition draws n_samples = 3: keep noise_n_values "
+                                         "at most 3 (e.g. [1, 3]), or raise n_samples"),
     "05 mfu above the peak": (set_stage("05", mfu=1.5), "05_scaling_up: mfu = 1.5 is not allowed; mfu (the share "
                               "of the peak that training steps and forward passes reach) must be a number in [0.01, 1]"),
     "05 pessimistic above the estimate": (set_stage("05", pessimistic_decode_tokens_per_s=5000.0),

@@ -56,7 +56,7 @@ CHANGES = (
     Change("max_base_steps", ("00",), {"max_base_steps": 2500},
            (("00", "base_steps_reading", "Base training"), ("04", "targets_caveat", "Chapter 4's caveat"), TRUST)),
     Change("base_steps", ("00",), {"base_steps": 6000}, (BASE, BEYOND, TRUST)),
-    Change("n_samples", ("01",), {"n_samples": 3},
+    Change("n_samples", ("01",), {"n_samples": 3, "noise_n_values": [1, 2, 3]},
            (("01", "auroc_correct_sampled", "the sampled confidence's AUROC against a correct greedy answer"),
             BEYOND, TRUST)),
     Change("tau", ("01", "02"), {"tau": 0.3}, (BEYOND, IDK_REFUSALS, TRUST, HELPFUL)),

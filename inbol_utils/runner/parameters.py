@@ -329,6 +329,22 @@ def problems(notebook: str, values: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def across_stages(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What one notebook's values ask of another's (`values`: each stage's, by stem), checked
+    before anything runs: chapter 4's label sets read chapter 1's probe samples, so a label set
+    larger than n_samples would stop the run after chapters 0-3 had trained."""
+    probe, evaluation = values.get("01_boundary_definition"), values.get("04_evaluation")
+    if not (probe and evaluation and evaluation["noise_n_values"]):
+        return []
+    too_large = sorted(n for n in set(evaluation["noise_n_values"]) if n > probe["n_samples"])
+    if not too_large:
+        return []
+    return [f"04_evaluation: noise_n_values = {evaluation['noise_n_values']} asks for label sets of "
+            f"{', '.join(map(str, too_large))} probe samples, but 01_boundary_definition draws n_samples = "
+            f"{probe['n_samples']}: keep noise_n_values at most {probe['n_samples']} "
+            f"(e.g. {[n for n in evaluation['noise_n_values'] if n <= probe['n_samples']]}), or raise n_samples"]
+
+
 def _hint(param: Param, value: Any) -> str:
     """Text where a list or mapping was meant is usually how it was passed, not what was meant."""
     if isinstance(value, str) and (param.many or param.kind == "mix"):

@@ -206,6 +206,8 @@ def load_params(params_path: str | os.PathLike) -> dict:
     if unused:
         raise PipelineError(f"{params_path}: no notebook declares the common parameter(s) {unused}; "
                             f"fix the name or remove it.")
+    if not problems:  # each stage's values allowed on their own: then what they ask of each other
+        problems += [f"{params_path}: {p}" for p in parameters.across_stages({s["stem"]: s["values"] for s in stages})]
     if problems:
         raise PipelineError("\n".join(problems))
     return {"artifacts": artifacts, "common": common, "stages": stages}
