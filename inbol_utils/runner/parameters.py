@@ -332,9 +332,11 @@ def problems(notebook: str, values: Mapping[str, Any]) -> list[str]:
 def across_stages(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """What one notebook's values ask of another's (`values`: each stage's, by stem), checked
     before anything runs: chapter 4's label sets read chapter 1's probe samples, so a label set
-    larger than n_samples would stop the run after chapters 0-3 had trained."""
-    probe, evaluation = values.get("01_boundary_definition"), values.get("04_evaluation")
-    if not (probe and evaluation and evaluation["noise_n_values"]):
+    larger than n_samples would stop the run after chapters 0-3 had trained. Only the generated
+    world records the true boundary the study needs; on another source it does not run."""
+    world, probe, evaluation = (values.get(stem) for stem in
+                                ("00_world_and_base_model", "01_boundary_definition", "04_evaluation"))
+    if not (probe and evaluation and evaluation["noise_n_values"]) or (world and world["source"] != "generated"):
         return []
     too_large = sorted(n for n in set(evaluation["noise_n_values"]) if n > probe["n_samples"])
     if not too_large:
