@@ -139,6 +139,9 @@ def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, m
     prose = package / "book" / "prose.py"
     prose.write_text(prose.read_text() + "\nNEW_PHRASE = 'a new phrase'\n")
     assert reuse.recipe(lr=1e-4) == job and reuse.code_digest() != stage
+    record, stage = package / "book" / "try_it.json", reuse.code_digest()
+    record.write_text('{"mfu": {"seconds": 68.0}}\n')  # a new "Try it" measurement, which the chapters glue
+    assert reuse.recipe(lr=1e-4) == job and reuse.code_digest() != stage
     (package / "runner" / "environment.py").write_text((package / "runner" / "environment.py").read_text() + "\nTHREADS = 2\n")
     assert reuse.recipe(lr=1e-4) != job  # the runner's pins are part of every result
     (package / "dpo.py").write_text((package / "dpo.py").read_text() + "\nNEW_LOSS = 'a new loss'\n")

@@ -8,7 +8,6 @@ default run, and the chapters glue both from it (`glue_chapter`).
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,11 +161,6 @@ def cost(entry: dict) -> str:
 def reading(entry: dict) -> str:
     """What a measured change showed, and the commit it ran at."""
     return f"{entry['seen']} (Measured at commit {entry['commit']}.)"
-
-
-def digest() -> str:
-    """A hash of the record: the chapters glue it, so a new measurement reruns them (`pipeline`)."""
-    return hashlib.sha256(RECORD.read_bytes()).hexdigest() if RECORD.is_file() else ""
 
 
 def record() -> dict[str, dict]:

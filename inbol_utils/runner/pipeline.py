@@ -45,9 +45,9 @@ says which stage that was and what the folder holds.
 
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
 cells (their sources, not outputs or metadata: saving it in Jupyter changes nothing), its merged
-parameters, the previous stage's fingerprint (so a change upstream reruns everything downstream),
-the package's code (`reuse.code_digest`: what the notebooks import) and the "Try it" record the
-chapters glue (`inbol_utils.book.try_it`). It is
+parameters, the previous stage's fingerprint (so a change upstream reruns everything downstream)
+and the package's code and data (`reuse.code_digest`: what the notebooks import, and the "Try it"
+record they glue). It is
 stored in `<artifacts>/.stamps/<stem>.json` only after the stage succeeds. Inside a stage that
 reruns, each expensive job (a model trained, a probe, pairs sampled, a model scored) is still
 skipped when its own ingredients are unchanged (`inbol_utils.runner.reuse`): a new tau reruns
@@ -92,7 +92,6 @@ import yaml
 from jupyter_core.utils import ensure_event_loop, run_sync
 
 from ..artifacts import atomic_dir, atomic_file, write_json
-from ..book import try_it
 from . import environment, parameters, profiling, reuse, staging, warm_kernel
 from .parameters import PROJECT_ROOT
 from .reuse import code_digest
@@ -578,7 +577,7 @@ def plan_stages(config: dict, executed_dir: Path, force: bool, only: list[str] |
                 first_rerun: int | None = None) -> list[dict]:
     """Every stage's fingerprint, and whether it runs, known before any runs: every stage from
     position `first_rerun` on (if given) runs even if current."""
-    plan, previous, code = [], "", code_digest() + try_it.digest()
+    plan, previous, code = [], "", code_digest()
     for index, stage in enumerate(config["stages"]):
         fp = fingerprint(stage["notebook"], stage["parameters"], previous, code)
         executed = executed_dir / f"{stage['stem']}.ipynb"

@@ -49,9 +49,10 @@ PRESENTATION = ("book", "tools", "replication.py", "runner/parameters.py", "runn
 
 
 def modules(leave_out: tuple[str, ...] = ()) -> list[Path]:
-    """The package's modules but `leave_out` (paths relative to the package, or whole folders)."""
+    """The package's modules and data files (the "Try it" record the chapters glue) but
+    `leave_out` (paths relative to the package, or whole folders)."""
     found = []
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+    for path in sorted(p for p in PACKAGE_DIR.rglob("*") if p.suffix in (".py", ".json")):
         name = path.relative_to(PACKAGE_DIR).as_posix()
         if name not in leave_out and name.split("/")[0] not in leave_out:
             found.append(path)
@@ -59,12 +60,13 @@ def modules(leave_out: tuple[str, ...] = ()) -> list[Path]:
 
 
 def code_digest(leave_out: tuple[str, ...] = ()) -> str:
-    """Hash the code of the package's modules but `leave_out`: the notebooks and jobs run it, so
-    a change there can change results. The code, not the text (`_code_of`): editing a comment
-    or a docstring reruns and retrains nothing."""
+    """Hash the code and data of the package's modules but `leave_out`: the notebooks and jobs
+    run and read them, so a change there can change results. The code, not the text
+    (`_code_of`): editing a comment or a docstring reruns and retrains nothing."""
     h = hashlib.sha256()
     for path in modules(leave_out):
-        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + _code_of(path.read_bytes()) + b"\0")
+        content = _code_of(path.read_bytes()) if path.suffix == ".py" else path.read_bytes()
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + content + b"\0")
     return h.hexdigest()
 
 
