@@ -1,6 +1,6 @@
 """Run the chapters' "Try it" changes and record what each cost and showed.
 
-    python -m inbol_utils.tools.try_it [SLUG ...]   (no slug: every change not yet measured)
+    python -m inbol_utils.tools.try_it [SLUG ...]   (no slug: every change; measured ones read again)
     python -m inbol_utils.tools.try_it --list
     make try-it [TRY=SLUG]
 
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from ..artifacts import write_json
 from ..book import try_it
 from ..runner import environment, reuse, staging
 from ..runner.parameters import PROJECT_ROOT
@@ -83,9 +84,9 @@ def commit() -> str:
     return head.stdout.strip() + (" with changes" if dirty else "") if head.returncode == 0 else "unknown"
 
 
-def record_entry(change: try_it.Change, measured: dict) -> dict:
-    """The record's entry for a measured change: its cost, the machine and what it showed."""
-    default = try_it.chapter_values(try_it.DEFAULT_BOOK)
+def record_entry(change: try_it.Change, measured: dict, default: dict) -> dict:
+    """The record's entry for a measured change: its cost, the machine and what it showed beside
+    the `default` run's glued values (`try_it.chapter_values`)."""
     changed = try_it.chapter_values(FOLDER / "executed" / change.slug)
     facts = environment.facts()
     return {**measured, "values": change.values, "machine": f"{facts['cpu']}, {facts['cores']} cores",
@@ -95,7 +96,7 @@ def record_entry(change: try_it.Change, measured: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.try_it", description=__doc__.split("\n")[0])
-    parser.add_argument("slugs", nargs="*", metavar="SLUG", help="changes to run (default: all not yet measured)")
+    parser.add_argument("slugs", nargs="*", metavar="SLUG", help="changes to run or read again (default: all)")
     parser.add_argument("--list", action="store_true", help="list the changes and stop")
     args = parser.parse_args(argv)
     if args.list:
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"unknown change(s) {', '.join(unknown)}; `--list` shows them")
     if not (try_it.DEFAULT_BOOK / "04_evaluation.ipynb").is_file():
         sys.exit("the default run is missing (book/executed/default): run `make book` first")
+    default = try_it.chapter_values(try_it.DEFAULT_BOOK)
     for slug in args.slugs or [c.slug for c in try_it.CHANGES]:
         change, done = try_it.BY_SLUG[slug], FOLDER / slug / "measured.json"
         if done.is_file():
@@ -114,12 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"{slug}: running {change.values}", flush=True)
             measured_at = commit()  # before the run: what it ran
-            done.write_text(json.dumps({**measure(change), "commit": measured_at}))
-        entry = record_entry(change, json.loads(done.read_text()))
-        measured = try_it.record()
-        measured[slug] = entry
-        try_it.RECORD.write_text(json.dumps({c.slug: measured[c.slug] for c in try_it.CHANGES if c.slug in measured},
-                                            indent=1, ensure_ascii=False) + "\n")
+            write_json(done, {**measure(change), "commit": measured_at})
+        entry = record_entry(change, json.loads(done.read_text()), default)
+        write_json(try_it.RECORD, {**try_it.record(), slug: entry})
         print(f"{slug}: {try_it.cost(entry)}\n  {try_it.reading(entry)}", flush=True)
 
 
