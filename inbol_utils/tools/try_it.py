@@ -31,6 +31,7 @@ from ..runner.parameters import PROJECT_ROOT
 
 FOLDER = PROJECT_ROOT / "data" / "try_it"
 DEFAULT = PROJECT_ROOT / "params" / "default.yaml"
+HUB_ONE_SEED = FOLDER / "params" / "hub_one_seed.yaml"
 
 
 def params_copy(change: try_it.Change) -> dict:
@@ -40,13 +41,14 @@ def params_copy(change: try_it.Change) -> dict:
 
 
 def params_file(change: try_it.Change) -> Path:
-    """Write the change's params copy (and chapter 5's priced run with one seed, which one change names)."""
+    """Write the change's params copy, and the params file it names when that is chapter 5's
+    priced run with one seed (HUB_ONE_SEED)."""
     path = FOLDER / "params" / f"{change.slug}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(params_copy(change), sort_keys=False))
-    hub = yaml.safe_load((PROJECT_ROOT / "params" / "hub.yaml").read_text())
-    hub["common"]["seeds"] = [0]
-    (FOLDER / "params" / "hub_one_seed.yaml").write_text(yaml.safe_dump(hub, sort_keys=False))
+    if HUB_ONE_SEED.relative_to(PROJECT_ROOT).as_posix() in change.values.values():
+        hub = yaml.safe_load((PROJECT_ROOT / "params" / "hub.yaml").read_text())
+        HUB_ONE_SEED.write_text(yaml.safe_dump({**hub, "common": {**hub["common"], "seeds": [0]}}, sort_keys=False))
     return path
 
 
