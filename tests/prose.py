@@ -7,31 +7,13 @@ book it builds, where tiny models make unusual outcomes likely.
 """
 from __future__ import annotations
 
-import ast
 import html
 import re
 from pathlib import Path
 
-import nbformat
-
 from inbol_utils.book import prose
+from inbol_utils.book.prose import glued_values
 from inbol_utils import metrics
-
-
-def glued_values(notebook: Path) -> dict:
-    """Every value `myst_nb.glue` stored in an executed notebook, parsed back from its text."""
-    values = {}
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            text = output["data"].get(meta["mime_prefix"] + "text/plain")
-            try:
-                values[meta["name"]] = ast.literal_eval(text)
-            except (ValueError, SyntaxError, TypeError):
-                values[meta["name"]] = float(text) if text in ("nan", "inf", "-inf") else text
-    return values
 
 
 def page_text(page: Path) -> str:

@@ -21,11 +21,12 @@ import yaml
 
 import browser
 from inbol_utils.book import costs
+from inbol_utils.book.prose import glued_values
 from inbol_utils.runner import environment, pipeline
 from inbol_utils import methods, metrics, protocol
 from inbol_utils.runner.pipeline import partial_notebook, run_pipeline
 from inbol_utils.book.profile_book import profile_toc
-from prose import contradictions, glued_values
+from prose import contradictions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PAGE = "book/executed/default/04_evaluation.html"

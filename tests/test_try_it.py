@@ -11,6 +11,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from inbol_utils.book import try_it
+from inbol_utils.book.prose import glued_values
 from inbol_utils.runner.pipeline import load_params
 from inbol_utils.tools import try_it as tool
 
@@ -50,6 +51,19 @@ def test_each_change_is_a_valid_copy_of_the_default_study(tmp_path, change):
         assert any(stage["parameters"].get(name) == value for stage in stages), name
 
 
+
+def test_the_one_seed_hub_params_are_written_only_for_the_change_that_names_them(tmp_path, monkeypatch):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "hub.yaml").write_text((ROOT / "params" / "hub.yaml").read_text())
+    monkeypatch.setattr(tool, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(tool, "FOLDER", tmp_path / "data" / "try_it")
+    monkeypatch.setattr(tool, "HUB_ONE_SEED", tmp_path / "data" / "try_it" / "params" / "hub_one_seed.yaml")
+    tool.params_file(try_it.BY_SLUG["tau"])
+    assert not tool.HUB_ONE_SEED.exists()
+    tool.params_file(try_it.BY_SLUG["target_seeds"])
+    hub = yaml.safe_load((ROOT / "params" / "hub.yaml").read_text())
+    assert yaml.safe_load(tool.HUB_ONE_SEED.read_text()) == {**hub, "common": {**hub["common"], "seeds": [0]}}
+
 def executed(path: Path, values: dict) -> None:
     """An executed notebook as papermill leaves one after myst-nb's `glue`: one output per value."""
     cell = new_code_cell("glue")
@@ -61,7 +75,7 @@ def executed(path: Path, values: dict) -> None:
 
 def test_glued_reads_numbers_and_texts_back(tmp_path):
     executed(tmp_path / "04_evaluation.ipynb", {"inbol_test_trust": 0.25, "n_seeds": 3, "reading": "level"})
-    assert try_it.glued(tmp_path / "04_evaluation.ipynb") == {"inbol_test_trust": 0.25, "n_seeds": 3,
+    assert glued_values(tmp_path / "04_evaluation.ipynb") == {"inbol_test_trust": 0.25, "n_seeds": 3,
                                                               "reading": "level"}
     assert try_it.chapter_values(tmp_path) == {"04": {"inbol_test_trust": 0.25, "n_seeds": 3, "reading": "level"}}
 

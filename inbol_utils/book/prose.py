@@ -1,10 +1,13 @@
 """Numbers into the book's prose: a thin layer over `myst_nb.glue`; notes where a source lacks them."""
 from __future__ import annotations
 
+import ast
 import math
 import numbers
+from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
+import nbformat
 import numpy as np
 import pandas as pd
 
@@ -35,6 +38,23 @@ def glue_values(values: Mapping[str, object]) -> None:
     for name, value in values.items():
         glue_value(name, value)
 
+
+
+def glued_values(executed: Path) -> dict[str, object]:
+    """Every value `glue` stored in an executed notebook, by name, parsed back from its text (a
+    table or a figure stays its text, as shown): how the tests and the "Try it" record read a run."""
+    values = {}
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            record = output.get("metadata", {}).get("scrapbook")
+            if not record:
+                continue
+            text = output["data"].get(record["mime_prefix"] + "text/plain")
+            try:
+                values[record["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError):
+                values[record["name"]] = float(text) if text in ("nan", "inf", "-inf") else text
+    return values
 
 def mean_sd(mean: float, sd: float, digits: int = 2) -> str:
     """"0.31 ± 0.02": one table cell, short enough that a five-column table fits the page, with

@@ -7,16 +7,14 @@ default run, and the chapters glue both from it (`glue_chapter`).
 """
 from __future__ import annotations
 
-import ast
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 
 from ..runner.parameters import PROJECT_ROOT
-from .prose import glue_value
+from .prose import glue_value, glued_values
 
 RECORD = Path(__file__).with_name("try_it.json")
 DEFAULT_BOOK = PROJECT_ROOT / "book" / "executed" / "default"  # the default run's executed chapters
@@ -94,24 +92,9 @@ CHANGES = (
 BY_SLUG = {change.slug: change for change in CHANGES}
 
 
-def glued(executed: Path) -> dict[str, object]:
-    """The values a papermill-executed notebook glued (myst-nb's `glue`), by name."""
-    values = {}
-    for cell in nbformat.read(executed, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            record = output.get("metadata", {}).get("scrapbook")
-            if record:
-                text = output["data"].get(record["mime_prefix"] + "text/plain", "")
-                try:
-                    values[record["name"]] = ast.literal_eval(text)
-                except (ValueError, SyntaxError):  # a table or a figure: its text, as shown
-                    values[record["name"]] = text
-    return values
-
-
 def chapter_values(book: Path) -> dict[str, dict[str, object]]:
     """Every chapter's glued values in an executed book folder, by chapter number ("00"-"05")."""
-    return {path.name[:2]: glued(path) for path in sorted(book.glob("0[0-5]_*.ipynb"))}
+    return {path.name[:2]: glued_values(path) for path in sorted(book.glob("0[0-5]_*.ipynb"))}
 
 
 def _number(value: object) -> str:
