@@ -51,7 +51,6 @@ def test_each_change_is_a_valid_copy_of_the_default_study(tmp_path, change):
         assert any(stage["parameters"].get(name) == value for stage in stages), name
 
 
-
 def test_the_one_seed_hub_params_are_written_only_for_the_change_that_names_them(tmp_path, monkeypatch):
     (tmp_path / "params").mkdir()
     (tmp_path / "params" / "hub.yaml").write_text((ROOT / "params" / "hub.yaml").read_text())
@@ -63,6 +62,7 @@ def test_the_one_seed_hub_params_are_written_only_for_the_change_that_names_them
     tool.params_file(try_it.BY_SLUG["target_seeds"])
     hub = yaml.safe_load((ROOT / "params" / "hub.yaml").read_text())
     assert yaml.safe_load(tool.HUB_ONE_SEED.read_text()) == {**hub, "common": {**hub["common"], "seeds": [0]}}
+
 
 def executed(path: Path, values: dict) -> None:
     """An executed notebook as papermill leaves one after myst-nb's `glue`: one output per value."""

@@ -39,7 +39,6 @@ def glue_values(values: Mapping[str, object]) -> None:
         glue_value(name, value)
 
 
-
 def glued_values(executed: Path) -> dict[str, object]:
     """Every value `glue` stored in an executed notebook, by name, parsed back from its text (a
     table or a figure stays its text, as shown): how the tests and the "Try it" record read a run."""
@@ -55,6 +54,7 @@ def glued_values(executed: Path) -> dict[str, object]:
             except (ValueError, SyntaxError, TypeError):
                 values[record["name"]] = float(text) if text in ("nan", "inf", "-inf") else text
     return values
+
 
 def mean_sd(mean: float, sd: float, digits: int = 2) -> str:
     """"0.31 ± 0.02": one table cell, short enough that a five-column table fits the page, with
