@@ -87,7 +87,8 @@ def test_cadpo_loss_and_trainer_match_trl(tmp_path, loss):
     batch = next(iter(trl_trainer.get_train_dataloader()))
     with torch.no_grad():
         trl_loss = trl_trainer.compute_loss(trl_trainer.model, batch).item()
-    trl_metrics = {k: v[0] for k, v in trl_trainer._metrics["train"].items()}
+    trl_trainer.log({})  # its public path for the batch's metrics: averaged into state.log_history
+    trl_metrics = trl_trainer.state.log_history[-1]
 
     labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, IGNORE_INDEX)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
@@ -110,8 +111,8 @@ def test_cadpo_loss_and_trainer_match_trl(tmp_path, loss):
                  "pair_margin": torch.zeros(n_pairs)}
     with torch.no_grad():
         assert ours.compute_loss(our_policy, our_batch).item() == pytest.approx(trl_loss, abs=1e-5)
-    assert ours._metrics["train"]["rewards/accuracies"][0] == pytest.approx(
-        trl_metrics["rewards/accuracies"])
+    ours.log({})
+    assert ours.state.log_history[-1]["rewards/accuracies"] == pytest.approx(trl_metrics["rewards/accuracies"])
 
 
 # ---------------------------------------------------------------- the loss by hand
