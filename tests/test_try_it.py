@@ -92,10 +92,10 @@ def test_seen_sets_each_figure_beside_the_default_runs(tmp_path):
     changed = {"04": {"inbol_test_trust": 0.3, **interval("inbol_vs_idkit_test", 0.05, 0.01, 0.09, "beats"),
                       "targets_caveat": "every base model met its targets."}}
     assert try_it.seen(change, default, changed, tmp_path) == (
-        "InBoL's in-domain Trust: 0.251 in the default run, 0.3 with this change. "
-        "InBoL minus IDK-IT, in-domain Trust: +0.036 [-0.147, +0.219] (is level with) in the default run, "
+        "InBoL's in-domain Trust: 0.251 in the baseline, 0.3 with this change. "
+        "InBoL minus IDK-IT, in-domain Trust: +0.036 [-0.147, +0.219] (is level with) in the baseline, "
         "+0.050 [+0.010, +0.090] (beats) with this change. "
-        "Chapter 4's caveat: every base model met its targets (as in the default run).")
+        "Chapter 4's caveat: every base model met its targets (as in the baseline).")
 
 
 def test_seen_reads_an_ablations_rows_from_the_changed_run(tmp_path):
@@ -114,11 +114,13 @@ def test_a_change_not_measured_says_how_to_measure_it(monkeypatch, tmp_path):
     try_it.glue_chapter("05")
     assert glued["try_mfu_cost"] == glued["try_mfu_seen"] == "not measured yet (make try-it TRY=mfu runs it)"
     entry = {"seconds": 73.4, "new_jobs": 0, "machine": "AMD EPYC, 2 cores", "float_kernels": "AVX512",
-             "commit": "abc1234", "seen": "The GPU hours: 0.6 in the default run, 0.3 with this change."}
+             "commit": "abc1234", "seen": "The GPU hours: 0.6 in the baseline, 0.3 with this change."}
     (tmp_path / "missing.json").write_text(json.dumps({"mfu": entry}))
     try_it.glue_chapter("05")
     assert glued["try_mfu_cost"] == "73 s on AMD EPYC, 2 cores, AVX512; no new job"
-    assert glued["try_mfu_seen"] == entry["seen"] + " (Measured at commit abc1234.)"
+    assert glued["try_mfu_seen"] == (
+        "Measured at commit abc1234 on AMD EPYC, 2 cores (AVX512), beside that commit's default run (the baseline); "
+        "this book's own figures differ where the code or the float kernels have changed since. " + entry["seen"])
 
 
 def test_the_record_measures_the_catalogues_changes():

@@ -116,7 +116,8 @@ def _ablation(results: Path, name: str) -> str:
 
 
 def seen(change: Change, default: dict, changed: dict, changed_results: Path) -> str:
-    """What the change's run showed beside the default run's, one clause per `change.shows`."""
+    """What the change's run showed beside the default run it was measured against (the
+    baseline), one clause per `change.shows`."""
     sentences = []
     for chapter, name, what in change.shows:
         if name.startswith("ablation:"):
@@ -127,11 +128,11 @@ def seen(change: Change, default: dict, changed: dict, changed_results: Path) ->
         else:
             before, after = _number(default[chapter][name]).rstrip("."), _number(changed[chapter][name]).rstrip(".")
         if before == after:
-            sentences.append(f"{what}: {after} (as in the default run)")
+            sentences.append(f"{what}: {after} (as in the baseline)")
         elif isinstance(changed[chapter].get(name), str) and len(after) > 60:
-            sentences.append(f"{what}: {after} (the default run: {before})")
+            sentences.append(f"{what}: {after} (the baseline: {before})")
         else:
-            sentences.append(f"{what}: {before} in the default run, {after} with this change")
+            sentences.append(f"{what}: {before} in the baseline, {after} with this change")
     return " ".join(sentence[0].upper() + sentence[1:] + "." for sentence in sentences)
 
 
@@ -142,8 +143,11 @@ def cost(entry: dict) -> str:
 
 
 def reading(entry: dict) -> str:
-    """What a measured change showed, and the commit it ran at."""
-    return f"{entry['seen']} (Measured at commit {entry['commit']}.)"
+    """What a measured change showed, after where it ran: its baseline is the default run of
+    that commit and machine, which this book's own run need not match figure for figure."""
+    return (f"Measured at commit {entry['commit']} on {entry['machine']} ({entry['float_kernels']}), beside that "
+            f"commit's default run (the baseline); this book's own figures differ where the code or the float "
+            f"kernels have changed since. {entry['seen']}")
 
 
 def record() -> dict[str, dict]:
