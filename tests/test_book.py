@@ -394,6 +394,28 @@ def _held(inbol_seen: list[float], inbol_held: list[float], idkit_held: list[flo
                          for (m, seen), values in rates.items() for s, rate in enumerate(values)])
 
 
+def test_grid_edges_phrase_says_which_choices_sit_at_an_edge_of_their_grid():
+    assert prose.grid_edges_phrase({"IDK-IT's learning rate": ([2e-4, 4e-4], 4e-4), "CA-DPO's β": ([0.5, 0.1], 0.1)}) == (
+        "All 2 tuned settings sit at an edge of their grid (a grid of two values has nothing inside): IDK-IT's "
+        "learning rate (0.0004, the highest of 0.0002 and 0.0004) and CA-DPO's β (0.1, the lowest of 0.1 and 0.5). "
+        "A setting at an edge may have a better value beyond it, which only a wider grid can show")
+    assert prose.grid_edges_phrase({"a": ([1, 2, 3], 3), "b": ([1, 2, 3], 2), "c": ([5], 5)}) == (
+        "1 of the 3 tuned settings sits at an edge of its grid: a (3, the highest of 1, 2 and 3); the others: "
+        "b (2, inside its grid) and c (5, the only value tried). A setting at an edge may have a better value "
+        "beyond it, which only a wider grid can show")
+    assert prose.grid_edges_phrase({"b": ([1, 2, 3], 2)}) == "No tuned setting sits at an edge of its grid: b (2, inside its grid)"
+
+
+def test_grid_edge_reading_reads_each_methods_own_grid():
+    chosen = {IDKIT: {"lr": 4e-4}, DPO: {"lr": 1e-4, "beta": 0.3}, INBOL: {"lr": 3e-5, "beta": 0.1}, CONTROL: {"lr": 1e-4}}
+    said = readings.grid_edge_reading(chosen, [2e-4, 4e-4], [3e-5, 1e-4], [0.1, 0.3, 0.5],
+                                      {IDKIT: "IDK-IT", DPO: "DPO", INBOL: "CA-DPO", CONTROL: "the control"})
+    assert said.startswith("5 of the 6 tuned settings sit at an edge of their grid: IDK-IT's learning rate (0.0004, "
+                           "the highest of 0.0002 and 0.0004), DPO's learning rate (0.0001, the highest of 3e-05 and "
+                           "0.0001), CA-DPO's learning rate (3e-05, the lowest of 3e-05 and 0.0001)")
+    assert "; the others: DPO's β (0.3, inside its grid)." in said
+
+
 def test_heldout_values_compare_held_out_with_seen_within_the_spread():
     scored = pd.DataFrame({"heldout": [True, True, False, True], "family": ["unanswerable"] * 3 + ["knowledge"],
                            "construction": ["swapped", "blank", "noise", "none"]})
@@ -412,6 +434,23 @@ def test_heldout_values_compare_held_out_with_seen_within_the_spread():
                                                                    "constructions it was trained on")
     assert close["generalisation_reading"].endswith("within one sd over seeds of InBoL")
     assert close["heldout_constructions"] == "none in this run"
+
+
+def test_heldout_values_say_whether_refusing_never_shown_facts_rests_on_the_trained_entities():
+    scored = pd.DataFrame({"heldout": [True], "family": ["unanswerable"], "construction": ["blank"]})
+    constructions = _held([0.8, 0.9], [0.8, 0.9], [0.8, 0.9])
+
+    def reading(seen: list[float], held: list[float]) -> str:
+        facts = _held(seen, held, [0.5, 0.5]).query("method == @INBOL").assign(kind="unseen fact")
+        return readings.heldout_values(pd.concat([constructions, facts]), scored)["unseen_heldout_reading"]
+
+    assert reading([1.0, 0.98], [0.2, 0.6]) == (
+        "For never-shown facts it refuses 0.990 ± 0.014 on entities in its training split and 0.400 ± 0.283 on "
+        "held-out entities: less often on the entities it was never trained on, a gap wider than one sd over seeds, "
+        "so part of its refusal of never-shown facts rests on having been trained on those very entities")
+    assert reading([1.0, 0.98], [0.6, 1.0]).endswith(": a gap within one sd over seeds, so no sign that it "
+                                                      "memorised which entities to refuse")
+    assert "more often on the entities it was never trained on" in reading([0.5, 0.52], [0.9, 0.92])
 
 
 def test_cost_values_say_where_inbol_lies_above_the_base_model():
@@ -447,7 +486,7 @@ def test_ablation_readings_compare_each_variant_with_the_reference():
     assert said["anchor_reading"] == (  # 0.95 against 0.8, beyond the main table's sd (0.141)
         "Without the anchor: 0.300 (helpfulness 0.600, hybrids 0.010). It refuses 0.950 of the unanswerable queries "
         "against 0.800 with the anchor: without it the model drifts towards refusing")
-    assert said["off_policy_reading"] == "The off-policy pairs ablation did not run (`pairs` in `ablations`)"
+    assert said["off_policy_reading"] == "The off-policy pairs ablation did not run (add pairs to the ablations parameter)"
     assert said["ca_term_reading"] == "with the margin form 0.339"
     assert said["sources_reading"] == (
         "Trained on extrinsic IDK data only, the model refuses 0.250 of never-shown facts (InBoL: 0.500); trained on "

@@ -165,14 +165,19 @@ def test_whether_the_term_pays_is_read_from_the_verdicts_in_order_of_noise(verdi
     assert prose.noise_pays_phrase(rows.sample(frac=1, random_state=0)) == expected
 
 
-def test_an_empty_study_says_so_in_every_sentence():
+def test_an_empty_study_says_why_once_and_fills_every_slot_briefly():
     empty = label_noise.run([], "unused", [0], {}, pd.DataFrame(), workers=1)
     curve = label_noise.curve(empty["errors"], empty["runs"])
     gaps = label_noise.weight_gaps(label_noise.weights_by_label(empty["pairs"]))
     values = readings.label_noise_readings(curve, gaps, empty["errors"])
     assert curve.empty and gaps.empty
-    assert all("did not run" in text or text == "none" for text in values.values())
-    assert {"noise_trust_test", "noise_weights_truth", "noise_pays"} <= set(values)
+    assert [name for name, text in values.items() if "did not run" in text] == ["noise_sets", "noise_levels"]
+    assert values["noise_pays"] == values["noise_pays_ood"] == "was not tested"
+    assert values["noise_weights_truth"] == values["noise_answerable_acc_test"] == "not measured"
+    assert not any("`" in text for text in values.values())  # glued text is not markdown: backticks would show
+    compared = {f"noise_{metric}_{split}" for metric in label_noise.COMPARED for split in ("test", "ood")}
+    assert set(values) == {"noise_sets", "noise_main_sets", "noise_levels", "noise_truth", "noise_pays",
+                           "noise_pays_ood", "noise_weights_truth", "noise_weights_likelihood", *compared}
 
 
 def truth_errors(never_shown_called_known=0.0):

@@ -440,6 +440,31 @@ def propensity_phrase(propensity: Sequence[float], n_samples: int) -> str:
             "label certainty does")
 
 
+def grid_edges_phrase(settings: Mapping[str, tuple[Sequence[float], float]]) -> str:
+    """Where each tuned setting sits on its grid, from `settings`: its name in prose -> (the
+    values tried, the value chosen). A choice at an edge may have a better value beyond it,
+    which only a wider grid can show; a choice inside one is bracketed by worse ones."""
+    edges, others, pairs_only = [], [], True
+    for name, (grid, value) in settings.items():
+        values = sorted(set(grid))
+        if len(values) == 1:
+            others.append(f"{name} ({value:g}, the only value tried)")
+        elif math.isclose(value, values[0]) or math.isclose(value, values[-1]):
+            side = "lowest" if math.isclose(value, values[0]) else "highest"
+            edges.append(f"{name} ({value:g}, the {side} of {join([f'{v:g}' for v in values])})")
+            pairs_only &= len(values) == 2
+        else:
+            others.append(f"{name} ({value:g}, inside its grid)")
+    if not edges:
+        return f"No tuned setting sits at an edge of its grid: {join(others)}"
+    count = f"All {len(edges)}" if not others else f"{len(edges)} of the {len(settings)}"
+    sit = "sits at an edge of its grid" if len(edges) == 1 else "sit at an edge of their grid"
+    return (f"{count} tuned settings {sit}"
+            + (" (a grid of two values has nothing inside)" if pairs_only else "") + f": {join(edges)}"
+            + (f"; the others: {join(others)}" if others else "")
+            + ". A setting at an edge may have a better value beyond it, which only a wider grid can show")
+
+
 def last_checkpoint_phrase(selection: pd.DataFrame, names: Mapping[str, str]) -> str:
     """Which methods chose the last scored checkpoint of their schedule, from chapter 3's
     selection table (`method`, `step`, `selected`); `names` maps each method to its name in

@@ -204,6 +204,18 @@ def inside_readings(scored: pd.DataFrame, table: pd.DataFrame, intrinsic_truth: 
             "hybrid_reading": hybrid_reading(rates, hybrids)}
 
 
+def grid_edge_reading(chosen: Mapping[str, dict], idk_lr_values: Sequence[float], pref_lr_values: Sequence[float],
+                      beta_values: Sequence[float], names: Mapping[str, str]) -> str:
+    """Where chapter 3's choices (`chosen`, its training.json's) sit on the grids searched: IDK-IT's
+    learning rate on its own grid, the later stages' on theirs, β where a method tunes it; `names`
+    maps each method to its name in prose, in the order said."""
+    grids = {"lr": {**dict.fromkeys(names, pref_lr_values), IDKIT: idk_lr_values},
+             "beta": dict.fromkeys(names, beta_values)}
+    words = {"lr": "learning rate", "beta": "β"}
+    return prose.grid_edges_phrase({f"{names[m]}'s {words[key]}": (grids[key][m], chosen[m][key])
+                                    for m in names for key in REGISTRY[m].tuned})
+
+
 def generalisation_reading(spread: pd.DataFrame) -> str:
     """Whether InBoL refuses the held-out construction as often as the ones it was trained on,
     and as often as IDK-IT alone does, from `evaluation.heldout_spread`'s frame."""
@@ -233,9 +245,15 @@ def heldout_values(held: pd.DataFrame, scored: pd.DataFrame) -> dict[str, object
     fact_seen, fact_held = inbol.loc[("unseen fact", "seen")], inbol.loc[("unseen fact", "held out")]
     values["unseen_heldout_reading"] = prose.phrase(
         "For never-shown facts it refuses {seen:.3f} ± {seen_sd:.3f} on entities in its training split and "
-        "{held:.3f} ± {held_sd:.3f} on held-out entities",
+        "{held:.3f} ± {held_sd:.3f} on held-out entities: {gap}",
         "This source has no never-shown facts, so only the construction is held out",
-        seen=fact_seen["mean"], seen_sd=fact_seen["std"], held=fact_held["mean"], held_sd=fact_held["std"])
+        seen=fact_seen["mean"], seen_sd=fact_seen["std"], held=fact_held["mean"], held_sd=fact_held["std"],
+        gap=prose.difference_phrase(
+            fact_held["mean"], fact_seen["mean"], max(fact_held["std"], fact_seen["std"]),
+            "more often on the entities it was never trained on, a gap wider than one sd over seeds",
+            "less often on the entities it was never trained on, a gap wider than one sd over seeds, so part of "
+            "its refusal of never-shown facts rests on having been trained on those very entities",
+            "a gap within one sd over seeds, so no sign that it memorised which entities to refuse"))
     values["generalisation_reading"] = generalisation_reading(spread)
     constructions = scored.loc[scored["heldout"] & (scored["family"] == "unanswerable"), "construction"]
     values["heldout_constructions"] = " and ".join(sorted(constructions.unique())) or "none in this run"
@@ -266,7 +284,7 @@ def anchor_reading(ablation_runs: pd.DataFrame, reference: pd.Series, spread: fl
     return prose.phrase(
         "Without the anchor: {trust:.3f} (helpfulness {acc:.3f}, hybrids {hybrid:.3f}). It refuses {refr:.3f} of the "
         "unanswerable queries against {reference:.3f} with the anchor: {drift}",
-        "The anchor ablation did not run (`anchor` in `ablations`)", trust=variant("trust"),
+        "The anchor ablation did not run (add anchor to the ablations parameter)", trust=variant("trust"),
         acc=variant("answerable_acc"), hybrid=variant("hybrid"), refr=no_anchor, reference=with_anchor,
         drift=prose.difference_phrase(no_anchor, with_anchor, spread, "without it the model drifts towards refusing",
                                       "without it the model drifts towards answering",
@@ -276,7 +294,7 @@ def anchor_reading(ablation_runs: pd.DataFrame, reference: pd.Series, spread: fl
 def off_policy_reading(ablation_runs: pd.DataFrame) -> str:
     """InBoL trained on the base model's samples as pairs (off-policy): its Trust and helpfulness."""
     return prose.phrase("With the base model's samples as pairs (off-policy): {trust:.3f} (helpfulness {acc:.3f})",
-                        "The off-policy pairs ablation did not run (`pairs` in `ablations`)",
+                        "The off-policy pairs ablation did not run (add pairs to the ablations parameter)",
                         trust=ablations.value(ablation_runs, "pairs", "base samples", "trust"),
                         acc=ablations.value(ablation_runs, "pairs", "base samples", "answerable_acc"))
 
@@ -289,7 +307,7 @@ def ca_term_reading(ablation_runs: pd.DataFrame) -> str:
                 "with the policy's propensity alone": ("ca_signal", "policy")}
     return (prose.known_clauses({words: ablations.value(ablation_runs, ablation, setting, "trust")
                                  for words, (ablation, setting) in variants.items()})
-            or "not measured: its ablations did not run (`ca_mode` and `ca_signal` in `ablations`)")
+            or "not measured: its ablations did not run (add ca_mode and ca_signal to the ablations parameter)")
 
 
 def sources_reading(ablation_runs: pd.DataFrame, reference: pd.Series, names: Sequence[str]) -> str:
@@ -300,7 +318,7 @@ def sources_reading(ablation_runs: pd.DataFrame, reference: pd.Series, names: Se
         "Trained on extrinsic IDK data only, the model refuses {extrinsic_only:.3f} of never-shown facts (InBoL: "
         "{reference_facts:.3f}); trained on intrinsic data only, it refuses {intrinsic_only:.3f} of the unanswerable "
         "queries (InBoL: {reference_unanswerable:.3f})",
-        "The boundary-sources ablation did not run (`sources` in `ablations`)" if "sources" not in names else
+        "The boundary-sources ablation did not run (add sources to the ablations parameter)" if "sources" not in names else
         f"The boundary-sources ablation needs the refusal of never-shown facts, which is {NOT_KNOWN}",
         extrinsic_only=ablations.value(ablation_runs, "sources", "extrinsic only", "beyond_intrinsic_refr"),
         reference_facts=float(reference["beyond_intrinsic_refr"]),
@@ -327,17 +345,20 @@ def label_noise_readings(curve: pd.DataFrame, gaps: pd.DataFrame, errors: pd.Dat
     `label_noise.weight_gaps`): the label sets and their error rates, whether the
     confidence-aware term pays on Trust as the labels get noisier, CA-DPO against vanilla DPO
     at each level on every compared metric (both splits), and whether its weights single out
-    the mislabelled pairs; with no study run, that it did not run, in each sentence."""
+    the mislabelled pairs; with no study run, why in the first sentence and a short "not measured"
+    in the others, so that the paragraph still reads as prose."""
     def rows(metric: str, split: str) -> pd.DataFrame:
         return curve[(curve["metric"] == metric) & (curve["split"] == split)].sort_values("error", ascending=False)
 
-    keys = ["noise_levels", "noise_truth", "noise_pays", "noise_pays_ood", "noise_weights_truth",
-            "noise_weights_likelihood",
-            *(f"noise_{metric}_{split}" for metric in label_noise.COMPARED for split in evaluation.TEST_SPLITS)]
-    if curve.empty:
+    if curve.empty:  # the first sentence says why, once; the others fit their slots in the prose
+        compared = [f"noise_{metric}_{split}" for metric in label_noise.COMPARED for split in evaluation.TEST_SPLITS]
         return {"noise_sets": "none (the study did not run)", "noise_main_sets": "none",
-                **dict.fromkeys(keys, "not measured: the label-noise study did not run (`noise_n_values: []`, "
-                                      "or a source that records no true boundary)")}
+                "noise_levels": "not measured, because the label-noise study did not run here (noise_n_values is "
+                                "empty, or the source records no true boundary)",
+                "noise_truth": "nor against the ground truth", "noise_pays": "was not tested",
+                "noise_pays_ood": "was not tested",
+                **dict.fromkeys(["noise_weights_truth", "noise_weights_likelihood", *compared], "not measured"),
+                "noise_trust_test": "no label set was trained", "noise_trust_ood": "no label set was trained"}
     sets = list(dict.fromkeys(errors["label_set"]))
     main = list(dict.fromkeys(errors[errors["chapter_two"].astype(bool)]["label_set"]))
     values = {"noise_sets": prose.join([name.removeprefix("N=") for name in sets if name != label_noise.LIKELIHOOD]),
