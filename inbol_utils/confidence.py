@@ -22,7 +22,7 @@ from .world import REGIONS, split_frame
 
 
 def correct_fraction(samples: Sequence[str], gold: Sequence[str]) -> float:
-    if not samples:
+    if len(samples) == 0:  # not `not samples`: an array of one empty answer is falsy, and a longer one ambiguous
         raise ValueError("need at least one sample")
     return float(np.mean([classify_response(s, list(gold)) == "correct" for s in samples]))
 

@@ -69,8 +69,14 @@ def check_mix(mix: Mapping[str, float]) -> dict[str, float]:
 
 
 def _subsample(table: pd.DataFrame, mix: Mapping[str, float], rng: np.random.Generator) -> pd.DataFrame:
+    """The rows `mix` keeps; keeping none of them is an error that names the regions' counts, not
+    an empty training set that fails later, deep in `datasets`."""
     mix = check_mix(mix)
     keep = rng.random(len(table)) < table["region"].map(mix).to_numpy()
+    if len(table) and not keep.any():
+        counts = table["region"].value_counts().to_dict()
+        raise ValueError(f"region_mix {mix} keeps none of the {len(table)} labelled queries (by region: {counts}): "
+                         "give a region that has queries a share above 0 (notebook 02's region_mix)")
     return table[keep]
 
 
@@ -138,6 +144,10 @@ def preference_rows(table: pd.DataFrame, mix: Mapping[str, float] = {}, seed: in
         for chosen, rejected, propensity in query_pairs(list(samples), list(query["answers"]),
                                                         query["region"], rng):
             rows.append({**query, "chosen": chosen, "rejected": rejected, "propensity": propensity})
+    if not rows:  # every kept query lies beyond the boundary, and every sample refused it
+        raise ValueError(f"none of the {len(kept)} kept queries gives a preference pair: each lies beyond the "
+                         "boundary and every sample refused it, so there is nothing to prefer. A base model that "
+                         "knows nothing labels every query beyond its boundary: train it further (notebook 00)")
     return pd.DataFrame(rows, columns=[*table.columns.drop("samples"), "chosen", "rejected",
                                        "propensity"])
 

@@ -30,6 +30,14 @@ def test_sampled_confidence_converges_to_likelihood(processor, trained_tiny, tin
     assert np.abs(large - p).mean() < np.abs(small - p).mean() + 0.02
 
 
+def test_correct_fraction_counts_an_array_of_one_empty_answer_as_one_sample():
+    """Samples read back from parquet are arrays: one empty answer is a (wrong) sample, not none."""
+    assert confidence.correct_fraction(np.array([""]), ["red"]) == 0.0
+    assert confidence.correct_fraction(np.array(["red", "blue"]), ["red"]) == 0.5
+    with pytest.raises(ValueError, match="at least one sample"):
+        confidence.correct_fraction(np.array([], dtype=str), ["red"])
+
+
 def test_place_regions_by_hand():
     frame = pd.DataFrame({"answerable": [True, True, True, False, False]})
     conf = pd.Series([0.9, 0.5, 0.49, 0.0, 1.0])
@@ -108,6 +116,17 @@ def test_preference_pairs_when_the_model_said_nothing_or_only_refused():
     assert "p-6" not in set(pairs["id"])
     p7 = pairs[pairs["id"] == "p-7"]
     assert p7[["chosen", "rejected"]].values.tolist() == [["i am not sure", "red i don't know"]]
+
+
+def test_a_mix_that_keeps_nothing_or_pairs_that_prefer_nothing_stop_with_a_message():
+    """Not an empty training set that fails later, deep in `datasets` (an IndexError)."""
+    beyond_only = hand_table()[lambda t: t["region"] != "inside"]
+    with pytest.raises(ValueError, match=r"keeps none of the 3 labelled queries \(by region: "
+                                         r"\{'beyond-intrinsic': 2, 'beyond-extrinsic': 1\}\)"):
+        idk_data.idk_instruction_rows(beyond_only, {"beyond-intrinsic": 0.0, "beyond-extrinsic": 0.0})
+    refused = beyond_only.assign(samples=[["i don't know"] * 3] * 3)
+    with pytest.raises(ValueError, match="none of the 3 kept queries gives a preference pair"):
+        idk_data.preference_rows(refused, seed=0)
 
 
 def test_data_generation_is_deterministic():
