@@ -34,7 +34,7 @@ Small modules, one job each; a concept lives in exactly one of them:
 Beside them, three subpackages that are not the method:
   runner       runs the notebooks: the papermill runner, parameter schemas, staging, reuse,
                parallel jobs, profiling, the pinned environment
-  book         presents the results: prose numbers, figures, GPU-hour costs, a profile's book
+  book         presents the results: prose numbers, tables, figures, GPU-hour costs, a profile's book
   tools        benchmarks, run by hand
 """
 import sys

@@ -155,29 +155,3 @@ def reference_run(runs: pd.DataFrame, seed: int) -> pd.Series:
     """Every ablation's reference point: the main table's InBoL run on `seed` (the ablations'),
     in-domain, one row of `evaluation.per_run`'s frame `runs`."""
     return runs[(runs["method"] == INBOL) & (runs["seed"] == seed) & (runs["split"] == "test")].iloc[0]
-
-
-# The ablation table's columns, metric -> header: the score, what it costs, what refusal is for.
-TABLE_COLUMNS = {"trust": "Trust", "answerable_acc": "helpful", "unanswerable_refr": "RefR unans.", "hybrid": "hybrid"}
-# The ablation figure's metrics, and each ablation, as the figure names them.
-FIGURE_METRICS = {"trust": "Trust", "answerable_acc": "helpfulness", "unanswerable_refr": "refuses unanswerable",
-                  "beyond_intrinsic_refr": "refuses never-shown facts"}
-FIGURE_NAMES = {"pairs": "pair source", "anchor_weight": "anchor weight", "ca_signal": "CA signal",
-                "ca_mode": "CA-DPO form", "tau": "τ", "signal": "labelling signal", "sources": "boundary sources"}
-
-
-def in_domain_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """`run_ablations`' in-domain scores as the chapter shows them: a row per ablation and
-    setting, `TABLE_COLUMNS`' headers, three decimals."""
-    test = runs[runs["split"] == "test"].set_index(["ablation", "setting"])[list(TABLE_COLUMNS)]
-    return test.rename(columns=TABLE_COLUMNS).rename_axis(columns="test").round(3)
-
-
-def in_domain_long(runs: pd.DataFrame) -> pd.DataFrame:
-    """`run_ablations`' in-domain scores of `FIGURE_METRICS`, one row per ablation, setting and
-    metric, sorted by ablation and setting, with the figure's names for metrics and ablations."""
-    long = runs.melt(id_vars=["ablation", "setting", "split"], value_vars=list(FIGURE_METRICS),
-                     var_name="metric", value_name="value")
-    long = long[long["split"] == "test"].sort_values(["ablation", "setting"])
-    return long.assign(metric=long["metric"].map(FIGURE_METRICS),
-                       ablation=long["ablation"].map(lambda a: FIGURE_NAMES.get(a, a)))

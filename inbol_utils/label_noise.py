@@ -186,12 +186,13 @@ def run(n_values: Sequence[int], artifacts: str, seeds: Sequence[int], chosen: M
                 "pairs": pd.DataFrame(columns=["label_set", "seed", "answerable", "region", *TRUTHS.values(),
                                                "weight"])}
     jobs = [dict(artifacts=artifacts, seed=s, name=name) for s in seeds for name in label_sets(n_values)]
+    taus = {s: idk_data.load_labelling(protocol.seed_dir(artifacts, s) / "idk_it")["tau"] for s in seeds}
     errors, pairs, main_points, train_jobs = [], [], [], []
     for job, built in zip(jobs, parallel.run(noisy_pairs, jobs, workers)):
         where = dict(label_set=job["name"], seed=job["seed"])
-        tau = idk_data.load_labelling(protocol.seed_dir(artifacts, job["seed"]) / "idk_it")["tau"]
         errors.append(error_rates(built["labels"]).assign(**where, chapter_two=built["chapter_two"]))
-        pairs.append(built["pairs"].assign(**where, weight=pair_weights(built["pairs"], tau, chosen[INBOL])))
+        weights = pair_weights(built["pairs"], taus[job["seed"]], chosen[INBOL])
+        pairs.append(built["pairs"].assign(**where, weight=weights))
         if built["chapter_two"]:
             main_points.append(scored[(scored["seed"] == job["seed"]) & scored["method"].isin(METHODS)]
                                .assign(label_set=job["name"]))
@@ -222,14 +223,6 @@ def curve(errors: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                          "error": overall[name, "likelihood label"], "error_vs_truth": overall[name, "ground truth"],
                          **metrics.paired_comparison(table[INBOL], table[DPO])})
     return pd.DataFrame(rows, columns=CURVE_COLUMNS).sort_values(["split", "metric", "error"], ignore_index=True)
-
-
-def error_table(errors: pd.DataFrame) -> pd.DataFrame:
-    """Each label set's error rates as the chapter shows them: a row per set (noisiest first), a
-    column per truth and true region, the mean over seeds, three decimals."""
-    table = errors.pivot_table(index="label_set", columns=["truth", "region"], values="error", aggfunc="mean",
-                               sort=False)
-    return table.sort_values(("likelihood label", "all"), ascending=False).round(3)
 
 
 def weight_gaps(weights: pd.DataFrame) -> pd.DataFrame:

@@ -91,26 +91,6 @@ def test_no_ablations_give_an_empty_frame_with_every_column(monkeypatch):
     assert pd.isna(ablations.value(runs, "anchor_weight", "0", "trust"))
 
 
-def ablation_runs() -> pd.DataFrame:
-    """Two ablations as `run_ablations` summarises them, both splits, the reference point last."""
-    rows = [("anchor_weight", "0", 0.31, 0.6, 0.9), ("anchor_weight", "1 (InBoL)", 0.35, 0.7, 0.8),
-            ("pairs", "base samples", 0.2, 0.5, 0.95)]
-    return pd.DataFrame([{"ablation": a, "setting": s, "split": split, "trust": t + (split == "ood"),
-                          "answerable_acc": acc, "unanswerable_refr": refr, "beyond_intrinsic_refr": 0.5, "hybrid": 0.0,
-                          "acc": 0.4} for a, s, t, acc, refr in rows for split in ("test", "ood")])
-
-
-def test_the_in_domain_table_and_long_frame_read_the_test_split_only():
-    table = ablations.in_domain_table(ablation_runs())
-    assert list(table.columns) == ["Trust", "helpful", "RefR unans.", "hybrid"] and table.columns.name == "test"
-    assert table.loc[("anchor_weight", "0"), "Trust"] == 0.31 and len(table) == 3
-    long = ablations.in_domain_long(ablation_runs())
-    assert len(long) == 3 * len(ablations.FIGURE_METRICS) and set(long["split"]) == {"test"}
-    assert list(dict.fromkeys(long["ablation"])) == ["anchor weight", "pair source"]  # sorted, then named
-    row = long[(long["setting"] == "base samples") & (long["metric"] == "refuses unanswerable")]
-    assert row["value"].tolist() == [0.95]
-
-
 def test_the_reference_run_is_inbol_on_the_ablations_seed_in_domain():
     runs = pd.DataFrame([{"method": m, "seed": s, "split": split,
                           "trust": 10 * s + (m == INBOL) + (split == "ood") / 10}

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inbol_utils.book import prose, readings
+from inbol_utils.book import prose, readings, tables
 from inbol_utils import evaluation, metrics
 from inbol_utils.methods import ABSTAIN, BASE, CONTROL, DPO, IDKIT, INBOL, METHODS, REGISTRY, TRAINED
 from prose import verdict_contradictions
@@ -474,6 +474,40 @@ def _ablation_runs(rows: list[tuple[str, str, float, float, float]]) -> pd.DataF
                          for a, s, t, acc, refr in rows])
 
 
+def test_tables_round_as_the_glued_prose_does():
+    """0.3145 is written 0.315 by a glued `:.3f` and by the table (numpy's rounding gives 0.314)."""
+    frame = pd.DataFrame({"x": [0.3145, np.float64(0.3185), np.nan], "n": [1, 2, 3], "s": ["a", "b", "c"]})
+    shown = tables.rounded(frame, 3)
+    assert shown["x"].tolist()[:2] == [0.315, 0.319] and math.isnan(shown["x"].iloc[2])
+    assert [f"{v:.3f}" for v in shown["x"][:2]] == [f"{v:.3f}" for v in frame["x"][:2]]
+    assert shown["n"].tolist() == [1, 2, 3] and shown["s"].tolist() == ["a", "b", "c"]
+    assert tables.rounded(frame, {"x": 1})["x"].tolist()[:2] == [0.3, 0.3]
+
+
+def test_the_ablation_table_and_long_frame_read_the_test_split_only():
+    rows = [("anchor_weight", "0", 0.3145, 0.6, 0.9), ("anchor_weight", "1 (InBoL)", 0.35, 0.7, 0.8),
+            ("pairs", "base samples", 0.2, 0.5, 0.95)]
+    runs = pd.concat([_ablation_runs(rows), _ablation_runs(rows).assign(split="ood", trust=1.0)], ignore_index=True)
+    table = tables.ablation_table(runs)
+    assert list(table.columns) == ["Trust", "helpful", "RefR unans.", "hybrid"] and table.columns.name == "test"
+    assert table.loc[("anchor_weight", "0"), "Trust"] == 0.315 and len(table) == 3
+    long = tables.ablation_long(runs)
+    assert len(long) == 3 * len(tables.ABLATION_METRICS) and set(long["split"]) == {"test"}
+    assert list(dict.fromkeys(long["ablation"])) == ["anchor weight", "pair source"]  # sorted, then named
+    row = long[(long["setting"] == "base samples") & (long["metric"] == "refuses unanswerable")]
+    assert row["value"].tolist() == [0.95]
+
+
+def test_the_label_noise_error_table_lists_the_noisiest_set_first():
+    errors = pd.DataFrame([{"label_set": name, "seed": seed, "truth": truth, "region": "all",
+                            "error": error + 0.001 * seed}
+                           for name, error in (("likelihood", 0.0), ("N=1", 0.2), ("N=4", 0.1))
+                           for truth in ("likelihood label", "ground truth") for seed in (0, 1)])
+    table = tables.label_noise_errors(errors)
+    assert table.index.tolist() == ["N=1", "N=4", "likelihood"]
+    assert table.loc["N=1", ("likelihood label", "all")] == 0.201  # the mean over seeds, 0.2005, as :.3f writes it
+
+
 def test_ablation_readings_compare_each_variant_with_the_reference():
     runs = pd.DataFrame([{"method": INBOL, "seed": s, "split": "test", "trust": 0.4 + s, "answerable_acc": 0.7,
                           "hybrid": 0.02, "unanswerable_refr": 0.8, "beyond_intrinsic_refr": 0.5} for s in (0, 1)])
@@ -550,7 +584,7 @@ def test_chapter_4s_figures_have_a_panel_per_region_kind_split_and_ablation():
     assert [ax.get_title() for ax in plots.trust_against_cost(c_rows, [BASE, INBOL]).axes.flat] == ["test", "ood"]
     inside = pd.DataFrame({"qtype": ["fact", "where"], "refused": [0.3, 0.1], "method": [INBOL, INBOL]})
     assert plots.inside_refusals_by_type(inside, [INBOL]).ax.get_ylabel() == "refused, inside the boundaries"
-    long = ablations.in_domain_long(_ablation_runs([("anchor_weight", "0", 0.3, 0.6, 0.95), ("pairs", "base samples",
+    long = tables.ablation_long(_ablation_runs([("anchor_weight", "0", 0.3, 0.6, 0.95), ("pairs", "base samples",
                                                                                            0.2, 0.5, 0.9)]))
     assert [ax.get_title() for ax in plots.ablation_effects(long).axes.flat] == ["anchor weight", "pair source"]
     plt.close("all")

@@ -138,7 +138,7 @@ def trust_against_cost(c_rows: pd.DataFrame, methods: Sequence[str]) -> sns.Face
 
 
 def ablation_effects(long: pd.DataFrame) -> sns.FacetGrid:
-    """Each ablation's in-domain scores by setting (`ablations.in_domain_long`), a panel per
+    """Each ablation's in-domain scores by setting (`tables.ablation_long`), a panel per
     ablation and a line per metric, settings rotated so that long names stay readable."""
     g = sns.catplot(long, x="setting", y="value", hue="metric", col="ablation", kind="point",
                     sharex=False, height=3.4, aspect=1.0, col_wrap=3)
