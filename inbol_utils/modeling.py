@@ -27,7 +27,6 @@ from transformers import (
 from transformers.models.clip import CLIPImageProcessorPil
 from transformers.utils import logging as hf_logging
 
-from . import chat
 from .artifacts import atomic_dir
 from .image_only import load_processor
 

@@ -84,7 +84,6 @@ def test_answer_logprob_equals_manual_log_softmax(processor, tiny_model, tiny_wo
     rows = tiny_world[0]["test"].select(range(3))
     responses = ["red", "top left", "i don't know"]
     fast = generation.response_logprobs(tiny_model, processor, list(rows["image"]), rows["question"], responses)
-    tok = processor.tokenizer
     for k, (image, question, response) in enumerate(zip(rows["image"], rows["question"], responses)):
         prompt = inputs.prompt_text(processor, question)
         enc = processor(images=[image], text=[prompt + inputs.response_text(processor, response)], return_tensors="pt")

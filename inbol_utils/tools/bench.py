@@ -31,7 +31,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import confidence, generation, inputs, modeling, protocol, world
-from ..runner import environment, profiling
+from ..runner import environment
 from ..artifacts import read_json, write_json
 
 # The study's speed targets for confidence: batched sampling at least 2x faster than one query at
