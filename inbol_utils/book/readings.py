@@ -318,7 +318,8 @@ def sources_reading(ablation_runs: pd.DataFrame, reference: pd.Series, names: Se
         "Trained on extrinsic IDK data only, the model refuses {extrinsic_only:.3f} of never-shown facts (InBoL: "
         "{reference_facts:.3f}); trained on intrinsic data only, it refuses {intrinsic_only:.3f} of the unanswerable "
         "queries (InBoL: {reference_unanswerable:.3f})",
-        "The boundary-sources ablation did not run (add sources to the ablations parameter)" if "sources" not in names else
+        "The boundary-sources ablation did not run (add sources to the ablations parameter)"
+        if "sources" not in names else
         f"The boundary-sources ablation needs the refusal of never-shown facts, which is {NOT_KNOWN}",
         extrinsic_only=ablations.value(ablation_runs, "sources", "extrinsic only", "beyond_intrinsic_refr"),
         reference_facts=float(reference["beyond_intrinsic_refr"]),
