@@ -135,10 +135,6 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                          "04_evaluation: noise_n_values = [1, 3, 4] asks for label sets of 4 probe "
                                          "samples, but 01_boundary_definition draws n_samples = 3: keep noise_n_values "
                                          "at most 3 (e.g. [1, 3]), or raise n_samples"),
-    "04 sources ablation with a boundary dropped": (set_stage("02", region_mix={"beyond-extrinsic": 0.0}),
-                                                    "04_evaluation: ablations include 'sources', whose variants each "
-                                                    "drop one boundary's refusals, but 02_data_generation's region_mix "
-                                                    "= {'beyond-extrinsic': 0.0} already drops beyond-extrinsic"),
     "05 mfu above the peak": (set_stage("05", mfu=1.5), "05_scaling_up: mfu = 1.5 is not allowed; mfu (the share "
                               "of the peak that training steps and forward passes reach) must be a number in [0.01, 1]"),
     "05 pessimistic above the estimate": (set_stage("05", pessimistic_decode_tokens_per_s=5000.0),

@@ -331,15 +331,9 @@ def problems(notebook: str, values: Mapping[str, Any]) -> list[str]:
 
 def across_stages(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """What one notebook's values ask of another's (`values`: each stage's, by stem), checked
-    before anything runs: a clash found by chapter 4 would stop the run after chapters 0-3 had
-    trained."""
-    return _label_sets_within_the_probe(values) + _sources_ablation_with_both_boundaries(values)
-
-
-def _label_sets_within_the_probe(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Chapter 4's label sets read chapter 1's probe samples, so none may need more than it
-    drew. Only the generated world records the true boundary the study needs; on another
-    source it does not run."""
+    before anything runs: chapter 4's label sets read chapter 1's probe samples, so a label set
+    larger than n_samples would stop the run after chapters 0-3 had trained. Only the generated
+    world records the true boundary the study needs; on another source it does not run."""
     world, probe, evaluation = (values.get(stem) for stem in
                                 ("00_world_and_base_model", "01_boundary_definition", "04_evaluation"))
     if not (probe and evaluation and evaluation["noise_n_values"]) or (world and world["source"] != "generated"):
@@ -351,22 +345,6 @@ def _label_sets_within_the_probe(values: Mapping[str, Mapping[str, Any]]) -> lis
             f"{', '.join(map(str, too_large))} probe samples, but 01_boundary_definition draws n_samples = "
             f"{probe['n_samples']}: keep noise_n_values at most {probe['n_samples']} "
             f"(e.g. {[n for n in evaluation['noise_n_values'] if n <= probe['n_samples']]}), or raise n_samples"]
-
-
-def _sources_ablation_with_both_boundaries(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The sources ablation keeps one boundary's refusals and drops the other's; with chapter
-    2's region_mix already dropping one, a variant would train IDK-IT on no refusal at all."""
-    data, evaluation = values.get("02_data_generation"), values.get("04_evaluation")
-    if not (data and evaluation and "sources" in evaluation["ablations"]):
-        return []
-    mix = data["region_mix"]
-    dropped = [region for region in ("beyond-intrinsic", "beyond-extrinsic") if mix.get(region, 1.0) == 0]
-    if not dropped:
-        return []
-    return [f"04_evaluation: ablations include 'sources', whose variants each drop one boundary's refusals, but "
-            f"02_data_generation's region_mix = {mix} already drops {' and '.join(dropped)}, so a "
-            f"variant would train on no refusal at all: leave 'sources' out of ablations, or give "
-            f"{' and '.join(dropped)} a share above 0"]
 
 
 def _hint(param: Param, value: Any) -> str:
