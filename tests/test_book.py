@@ -395,7 +395,8 @@ def _held(inbol_seen: list[float], inbol_held: list[float], idkit_held: list[flo
 
 
 def test_grid_edges_phrase_says_which_choices_sit_at_an_edge_of_their_grid():
-    assert prose.grid_edges_phrase({"IDK-IT's learning rate": ([2e-4, 4e-4], 4e-4), "CA-DPO's β": ([0.5, 0.1], 0.1)}) == (
+    two_values = {"IDK-IT's learning rate": ([2e-4, 4e-4], 4e-4), "CA-DPO's β": ([0.5, 0.1], 0.1)}
+    assert prose.grid_edges_phrase(two_values) == (
         "All 2 tuned settings sit at an edge of their grid (a grid of two values has nothing inside): IDK-IT's "
         "learning rate (0.0004, the highest of 0.0002 and 0.0004) and CA-DPO's β (0.1, the lowest of 0.1 and 0.5). "
         "A setting at an edge may have a better value beyond it, which only a wider grid can show")
@@ -403,11 +404,13 @@ def test_grid_edges_phrase_says_which_choices_sit_at_an_edge_of_their_grid():
         "1 of the 3 tuned settings sits at an edge of its grid: a (3, the highest of 1, 2 and 3); the others: "
         "b (2, inside its grid) and c (5, the only value tried). A setting at an edge may have a better value "
         "beyond it, which only a wider grid can show")
-    assert prose.grid_edges_phrase({"b": ([1, 2, 3], 2)}) == "No tuned setting sits at an edge of its grid: b (2, inside its grid)"
+    assert prose.grid_edges_phrase({"b": ([1, 2, 3], 2)}) == (
+        "No tuned setting sits at an edge of its grid: b (2, inside its grid)")
 
 
 def test_grid_edge_reading_reads_each_methods_own_grid():
-    chosen = {IDKIT: {"lr": 4e-4}, DPO: {"lr": 1e-4, "beta": 0.3}, INBOL: {"lr": 3e-5, "beta": 0.1}, CONTROL: {"lr": 1e-4}}
+    chosen = {IDKIT: {"lr": 4e-4}, DPO: {"lr": 1e-4, "beta": 0.3}, INBOL: {"lr": 3e-5, "beta": 0.1},
+              CONTROL: {"lr": 1e-4}}
     said = readings.grid_edge_reading(chosen, [2e-4, 4e-4], [3e-5, 1e-4], [0.1, 0.3, 0.5],
                                       {IDKIT: "IDK-IT", DPO: "DPO", INBOL: "CA-DPO", CONTROL: "the control"})
     assert said.startswith("5 of the 6 tuned settings sit at an edge of their grid: IDK-IT's learning rate (0.0004, "
@@ -446,11 +449,11 @@ def test_heldout_values_say_whether_refusing_never_shown_facts_rests_on_the_trai
 
     assert reading([1.0, 0.98], [0.2, 0.6]) == (
         "For never-shown facts it refuses 0.990 ± 0.014 on entities in its training split and 0.400 ± 0.283 on "
-        "held-out entities: less often on the entities it was never trained on, a gap wider than one sd over seeds, "
-        "so part of its refusal of never-shown facts rests on having been trained on those very entities")
-    assert reading([1.0, 0.98], [0.6, 1.0]).endswith(": a gap within one sd over seeds, so no sign that it "
-                                                      "memorised which entities to refuse")
-    assert "more often on the entities it was never trained on" in reading([0.5, 0.52], [0.9, 0.92])
+        "held-out entities, less by over one sd over seeds: part of it rests on having trained on those very "
+        "entities")
+    assert reading([1.0, 0.98], [0.6, 1.0]).endswith("on held-out entities, within one sd over seeds: no sign that "
+                                                      "it memorised which entities to refuse")
+    assert reading([0.5, 0.52], [0.9, 0.92]).endswith("on held-out entities, more by over one sd over seeds")
 
 
 def test_cost_values_say_where_inbol_lies_above_the_base_model():
@@ -520,7 +523,8 @@ def test_ablation_readings_compare_each_variant_with_the_reference():
     assert said["anchor_reading"] == (  # 0.95 against 0.8, beyond the main table's sd (0.141)
         "Without the anchor: 0.300 (helpfulness 0.600, hybrids 0.010). It refuses 0.950 of the unanswerable queries "
         "against 0.800 with the anchor: without it the model drifts towards refusing")
-    assert said["off_policy_reading"] == "The off-policy pairs ablation did not run (add pairs to the ablations parameter)"
+    assert said["off_policy_reading"] == (
+        "The off-policy pairs ablation did not run (add pairs to the ablations parameter)")
     assert said["ca_term_reading"] == "with the margin form 0.339"
     assert said["sources_reading"] == (
         "Trained on extrinsic IDK data only, the model refuses 0.250 of never-shown facts (InBoL: 0.500); trained on "

@@ -245,15 +245,14 @@ def heldout_values(held: pd.DataFrame, scored: pd.DataFrame) -> dict[str, object
     fact_seen, fact_held = inbol.loc[("unseen fact", "seen")], inbol.loc[("unseen fact", "held out")]
     values["unseen_heldout_reading"] = prose.phrase(
         "For never-shown facts it refuses {seen:.3f} ± {seen_sd:.3f} on entities in its training split and "
-        "{held:.3f} ± {held_sd:.3f} on held-out entities: {gap}",
+        "{held:.3f} ± {held_sd:.3f} on held-out entities, {gap}",
         "This source has no never-shown facts, so only the construction is held out",
         seen=fact_seen["mean"], seen_sd=fact_seen["std"], held=fact_held["mean"], held_sd=fact_held["std"],
         gap=prose.difference_phrase(
             fact_held["mean"], fact_seen["mean"], max(fact_held["std"], fact_seen["std"]),
-            "more often on the entities it was never trained on, a gap wider than one sd over seeds",
-            "less often on the entities it was never trained on, a gap wider than one sd over seeds, so part of "
-            "its refusal of never-shown facts rests on having been trained on those very entities",
-            "a gap within one sd over seeds, so no sign that it memorised which entities to refuse"))
+            "more by over one sd over seeds",
+            "less by over one sd over seeds: part of it rests on having trained on those very entities",
+            "within one sd over seeds: no sign that it memorised which entities to refuse"))
     values["generalisation_reading"] = generalisation_reading(spread)
     constructions = scored.loc[scored["heldout"] & (scored["family"] == "unanswerable"), "construction"]
     values["heldout_constructions"] = " and ".join(sorted(constructions.unique())) or "none in this run"
