@@ -447,10 +447,11 @@ def grid_edges_phrase(settings: Mapping[str, tuple[Sequence[float], float]]) -> 
     edges, others, pairs_only = [], [], True
     for name, (grid, value) in settings.items():
         values = sorted(set(grid))
+        lowest, highest = math.isclose(value, values[0]), math.isclose(value, values[-1])
         if len(values) == 1:
             others.append(f"{name} ({value:g}, the only value tried)")
-        elif math.isclose(value, values[0]) or math.isclose(value, values[-1]):
-            side = "lowest" if math.isclose(value, values[0]) else "highest"
+        elif lowest or highest:
+            side = "lowest" if lowest else "highest"
             edges.append(f"{name} ({value:g}, the {side} of {join([f'{v:g}' for v in values])})")
             pairs_only &= len(values) == 2
         else:
