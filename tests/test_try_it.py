@@ -118,9 +118,7 @@ def test_a_change_not_measured_says_how_to_measure_it(monkeypatch, tmp_path):
     (tmp_path / "missing.json").write_text(json.dumps({"mfu": entry}))
     try_it.glue_chapter("05")
     assert glued["try_mfu_cost"] == "73 s on AMD EPYC, 2 cores, AVX512; no new job"
-    assert glued["try_mfu_seen"] == (
-        "Measured at commit abc1234 on AMD EPYC, 2 cores (AVX512), beside that commit's default run (the baseline); "
-        "this book's own figures differ where the code or the float kernels have changed since. " + entry["seen"])
+    assert glued["try_mfu_seen"] == "(at abc1234, AMD EPYC, 2 cores, AVX512) " + entry["seen"]
 
 
 def test_the_record_measures_the_catalogues_changes():

@@ -144,10 +144,8 @@ def cost(entry: dict) -> str:
 
 def reading(entry: dict) -> str:
     """What a measured change showed, after where it ran: its baseline is the default run of
-    that commit and machine, which this book's own run need not match figure for figure."""
-    return (f"Measured at commit {entry['commit']} on {entry['machine']} ({entry['float_kernels']}), beside that "
-            f"commit's default run (the baseline); this book's own figures differ where the code or the float "
-            f"kernels have changed since. {entry['seen']}")
+    that commit and machine (each box's "What you should see" says so once, above its readings)."""
+    return f"(at {entry['commit']}, {entry['machine']}, {entry['float_kernels']}) {entry['seen']}"
 
 
 def record() -> dict[str, dict]:
