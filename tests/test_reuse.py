@@ -1,4 +1,5 @@
 """Reuse of finished jobs: answered from the record only when every ingredient is the same."""
+import os
 import shutil
 import subprocess
 import sys
@@ -125,8 +126,28 @@ def test_recipes_follow_ingredients_code_and_unrecorded_inputs(tmp_path, monkeyp
     before = reuse.recipe(lr=1e-4)
     monkeypatch.setattr(reuse, "code_digest", lambda leave_out=(): "edited code")
     assert reuse.recipe(lr=1e-4) != before
+    edited = reuse.recipe(lr=1e-4)
+    upgraded = {**reuse.numerics(), "libraries": {"torch": "another"}}
+    monkeypatch.setattr(reuse, "numerics", lambda: upgraded)
+    assert reuse.recipe(lr=1e-4) != edited  # an upgraded library: its jobs train again
     # an input written without a record never lets anything made from it be reused
     assert reuse.recipe_of(tmp_path / "by hand") != reuse.recipe_of(tmp_path / "by hand")
+
+
+def test_other_float_kernels_train_again():
+    """Chapter 4's rerun with torch's generic kernels (ATEN_CPU_CAPABILITY=default) shares the job
+    store: its recipes must differ, or it would answer every job from this machine's kernels and
+    show a reproduction that never ran. The same setup in another process reuses."""
+    if reuse.numerics()["float_kernels"] == "DEFAULT":
+        pytest.skip("this CPU already runs torch's generic kernels")
+
+    def recipe_in_a_process(**env: str) -> str:
+        code = "from inbol_utils.runner import reuse; print(reuse.recipe(lr=1e-4))"
+        return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    assert recipe_in_a_process() == reuse.recipe(lr=1e-4)
+    assert recipe_in_a_process(ATEN_CPU_CAPABILITY="default") != reuse.recipe(lr=1e-4)
 
 
 def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):

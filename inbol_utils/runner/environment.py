@@ -19,18 +19,15 @@ import json
 import os
 import platform
 import random
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from ..artifacts import write_json
-from .reuse import code_digest
+from .reuse import code_digest, numerics
 
 THREADS = 1
 SEED = 0
-LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "tokenizers", "safetensors", "numpy",
-             "pandas", "pyarrow", "scipy", "scikit-learn", "pillow", "papermill")
 
 
 def pin() -> None:
@@ -65,12 +62,9 @@ def facts() -> dict:
     """The machine, threads and libraries this process computes with."""
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "float_kernels": torch.backends.cpu.get_cpu_capability(),
-            "device": device, "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), **numerics(), "torch_threads": torch.get_num_threads(),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-            "system": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
-            "libraries": {name: metadata.version(name) for name in LIBRARIES}, "code": code_digest()}
+            "system": f"{platform.system()} {platform.machine()}", "code": code_digest()}
 
 
 def record(artifacts: str | os.PathLike, stage: str) -> dict:

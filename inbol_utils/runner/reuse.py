@@ -4,7 +4,8 @@ The runner reruns a whole stage when anything it depends on changes, but most jo
 stage depend on only part of it: a new tau relabels the data and leaves the probe of the base
 model as it was; a new beta retrains the preference stage and leaves IDK-IT and its pairs.
 So each expensive job has a *recipe*: a digest of its arguments, of the recipes of the
-artifacts it reads and of the package's code. Recipes chain through the inputs' recipes, not
+artifacts it reads, of the package's code and of the numerics it runs with (`numerics`: the
+float kernels, the device, the library versions). Recipes chain through the inputs' recipes, not
 their bytes, so checking costs no hashing of models or images; an input without a record
 (written by hand or by an older version) has no recipe, and nothing made from it is ever reused.
 
@@ -25,10 +26,12 @@ import io
 import json
 import os
 import pickle
+import platform
 import shutil
 import tempfile
 import tokenize
 import uuid
+from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
@@ -38,6 +41,9 @@ from .parameters import project_path
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # inbol_utils/
 RECORD = "record.pkl"  # an entry's record, beside its outputs
 T = TypeVar("T")
+# The libraries whose versions a job's numbers can depend on (and environment.json records).
+LIBRARIES = ("torch", "transformers", "peft", "datasets", "accelerate", "tokenizers", "safetensors", "numpy",
+             "pandas", "pyarrow", "scipy", "scikit-learn", "pillow", "papermill")
 
 
 # Code that presents results (prose phrases, figures, cost estimates, two runs compared), runs
@@ -113,10 +119,26 @@ def _span(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> str
     return lines[start[0] - 1][start[1]:] + "".join(lines[start[0]:end[0] - 1]) + lines[end[0] - 1][:end[1]]
 
 
+@functools.cache
+def numerics() -> dict:
+    """What a job's numbers depend on besides its code and ingredients: the float kernels torch
+    picked for this CPU (`ATEN_CPU_CAPABILITY` can choose others), the device, and the Python and
+    library versions. Every job runs with `environment.THREADS` threads whoever starts it, so the
+    thread count is in the code, not here. A rerun with other kernels, on a GPU or after an
+    upgrade then trains again, where it would otherwise answer from another setup's jobs."""
+    import torch
+
+    return {"float_kernels": torch.backends.cpu.get_cpu_capability(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "python": platform.python_version(),
+            "libraries": {name: metadata.version(name) for name in LIBRARIES}}
+
+
 def recipe(**ingredients) -> str:
-    """The digest of a job's ingredients (plain values and input recipes) and of the code its
-    result can depend on (every module but `PRESENTATION`)."""
-    text = json.dumps({**ingredients, "code": code_digest(PRESENTATION)}, sort_keys=True, default=str)
+    """The digest of a job's ingredients (plain values and input recipes), of the code its
+    result can depend on (every module but `PRESENTATION`) and of the `numerics` it runs with."""
+    text = json.dumps({**ingredients, "code": code_digest(PRESENTATION), "numerics": numerics()},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
