@@ -131,7 +131,14 @@ def numerics() -> dict:
     return {"float_kernels": torch.backends.cpu.get_cpu_capability(),
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
             "python": platform.python_version(),
-            "libraries": {name: metadata.version(name) for name in LIBRARIES}}
+            "libraries": {name: _version(name) for name in LIBRARIES}}
+
+
+def _version(library: str) -> str:
+    try:
+        return metadata.version(library)
+    except metadata.PackageNotFoundError:  # peft, say, where LoRA is not installed (its `lora` extra)
+        return "not installed"
 
 
 def recipe(**ingredients) -> str:
