@@ -5,6 +5,7 @@
 #   make chapter CH=03 [PARAMS=...]  rerun one chapter and every later one, then build the book
 #   make exercise EX=trust_score [FILE=...]  check an exercise's answer with the study's own tests
 #   make try-it [TRY=tau]  run the chapters' "Try it" changes not yet measured, and record them for the book
+#   make reruns [RERUN=worlds]  rerun the whole study on other worlds and float kernels, and record its verdicts
 #   make test   run the test suite (unit tests, a smoke run of the pipeline, a strict book build
 #               checked page by page in headless Chromium, a lint of the publishing workflow)
 # Each creates .venv from scratch when it is missing; `make test` also installs Debian's chromium
@@ -23,7 +24,7 @@ export INBOL_JOBS ?= data/jobs
 # are recycled after three runs).
 export INBOL_SCREENSHOTS ?= $(CURDIR)/_build/screenshots
 
-.PHONY: book chapter exercise try-it pipeline test test-fast chromium bench bench-worlds lab clean clean-jobs
+.PHONY: book chapter exercise try-it reruns pipeline test test-fast chromium bench bench-worlds lab clean clean-jobs
 
 $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +72,12 @@ exercise: $(VENV)/.installed
 # chapters glue: make try-it [TRY=tau] (no TRY: every change not yet measured; `--list` names them)
 try-it: $(VENV)/.installed
 	$(PY) -m inbol_utils.tools.try_it $(TRY)
+
+# The default study rerun whole on other worlds and with other float kernels, each beside data/default
+# (after `make book`); which verdicts came back goes into inbol_utils/book/reruns.json, which chapter 4 and the
+# introduction glue: make reruns [RERUN=worlds] (no RERUN: every rerun not yet run; about 30 minutes each)
+reruns: $(VENV)/.installed
+	$(PY) -m inbol_utils.tools.reruns $(RERUN)
 
 # The browser test's Chromium (Debian's package; nothing to do when it is installed).
 chromium:

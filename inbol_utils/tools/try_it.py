@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -52,28 +53,28 @@ def params_file(change: try_it.Change) -> Path:
     return path
 
 
-def measure(change: try_it.Change) -> dict:
-    """Run the change's params copy through the pipeline; its wall time and the jobs it added.
+def measure(name: str, params: Path, executed: Path, env: dict[str, str] | None = None) -> dict:
+    """Run `params` through the pipeline from an empty artifacts folder, its notebooks executed
+    into `executed`, with `env` added to the environment; its wall time and the jobs it added.
 
     The runner gets a Ctrl-C too (the terminal sends it to both): it undoes its stage and stops
-    its kernels, and this waits for that before stopping, the change unmeasured."""
-    params = params_file(change)
-    artifacts = FOLDER / change.slug
-    for folder in (artifacts, staging.snapshot_dir(artifacts), FOLDER / "executed" / change.slug):
+    its kernels, and this waits for that before stopping, `name` unmeasured."""
+    artifacts = PROJECT_ROOT / yaml.safe_load(params.read_text())["artifacts"]
+    for folder in (artifacts, staging.snapshot_dir(artifacts), executed):
         # an interrupted run's stages, and the snapshot it would restore
         shutil.rmtree(folder, ignore_errors=True)
     jobs_before = sum(1 for _ in reuse.store().iterdir()) if reuse.store().is_dir() else 0
     start = time.perf_counter()
     runner = subprocess.Popen([sys.executable, "-m", "inbol_utils.runner.pipeline", str(params),
-                               "--executed-dir", str(FOLDER / "executed" / change.slug)], cwd=PROJECT_ROOT)
+                               "--executed-dir", str(executed)], cwd=PROJECT_ROOT, env={**os.environ, **(env or {})})
     try:
         status = runner.wait()
     except KeyboardInterrupt:
         runner.wait()
-        sys.exit(f"{change.slug}: stopped, not measured; the jobs it finished are in the store, so a new "
+        sys.exit(f"{name}: stopped, not measured; the jobs it finished are in the store, so a new "
                  f"measurement of it would cost less than a reader will pay")
     if status:
-        sys.exit(f"{change.slug}: the runner failed (exit status {status}), not measured")
+        sys.exit(f"{name}: the runner failed (exit status {status}), not measured")
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 1), "new_jobs": sum(1 for _ in reuse.store().iterdir()) - jobs_before}
 
@@ -118,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"{slug}: running {change.values}", flush=True)
             measured_at = commit()  # before the run: what it ran
-            write_json(done, {**measure(change), "commit": measured_at})
+            measured = measure(slug, params_file(change), FOLDER / "executed" / slug)
+            write_json(done, {**measured, "commit": measured_at})
         entry = record_entry(change, json.loads(done.read_text()), default)
         write_json(try_it.RECORD, {**try_it.record(), slug: entry})
         print(f"{slug}: {try_it.cost(entry)}\n  {try_it.reading(entry)}", flush=True)

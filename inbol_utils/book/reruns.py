@@ -1,0 +1,111 @@
+"""The study rerun whole, elsewhere: which of the default run's verdicts came back.
+
+A verdict read from three replicates is a finding only if it survives other replicates and
+other float rounding. Chapter 4 cannot rerun the study inside itself, so the reruns are run
+once, like the "Try it" changes (`make reruns`, `inbol_utils.tools.reruns`), and recorded in
+reruns.json: each with the commit, machine and float kernels it ran on and every seed-paired
+verdict of it and of its baseline, the default run of that commit (`replication.verdicts`).
+Chapter 4 and the introduction glue readings of that record.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..methods import REGISTRY
+from ..metrics import VERDICTS
+from .prose import glue_value, join
+from .readings import REFERENCE_METRICS
+
+RECORD = Path(__file__).with_name("reruns.json")
+LEVEL = VERDICTS[1]  # "is level with"
+SPLITS = {"test": "in-domain", "ood": "out of domain"}
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """One rerun of the default study: `common` changes params/default.yaml's `common`, `env`
+    is added to the runner's environment."""
+    short: str  # its name in a list
+    about: str  # what it changes, in words
+    common: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+
+
+# The reruns chapter 4 offers, by slug.
+RERUNS = {
+    "worlds": Rerun("other worlds", "three other replicates with their own worlds, seeds 3-5", {"seeds": [3, 4, 5]}),
+    "kernels": Rerun("other float rounding", "torch's generic float kernels, as another CPU would round",
+                     env={"ATEN_CPU_CAPABILITY": "default"}),
+}
+
+
+def record() -> dict[str, dict]:
+    """The recorded reruns, by slug (empty before any was recorded)."""
+    return json.loads(RECORD.read_text()) if RECORD.is_file() else {}
+
+
+def entry(both: pd.DataFrame, about: str, commit: str, machine: str, float_kernels: str) -> dict:
+    """A rerun's record: where it ran and every comparison's verdict in the baseline
+    (`verdict_1`) and in the rerun (`verdict_2`), from `replication.verdicts`."""
+    rows = both[["metric", "method", "rival", "split", "verdict_1", "verdict_2"]].dropna()
+    return {"about": about, "commit": commit, "machine": machine, "float_kernels": float_kernels,
+            "verdicts": rows.sort_values(["metric", "split", "method", "rival"], ascending=[True, False, True, True])
+                            .to_dict("records")}  # in-domain first
+
+
+def _comparison(row: dict, verdict: str = "against") -> str:
+    """"InBoL against the control, out of domain", or with a verdict for "against"."""
+    method = "vanilla DPO" if row["method"] == REGISTRY["IDK-IT + DPO"].label else row["method"]
+    rival = REGISTRY[row["rival"]].label if row["rival"] in REGISTRY else row["rival"]
+    rival = {"base": "the base model", "control": "the control", "DPO": "vanilla DPO"}.get(rival, rival)
+    return f"{method} {verdict} {rival}, {SPLITS[row['split']]}"
+
+
+def reading(entry: dict) -> str:
+    """One rerun in words: where it ran, how many verdicts came back per metric, and each Trust
+    verdict that did not (its baseline's verdict, then the rerun's)."""
+    rows = pd.DataFrame(entry["verdicts"])
+    rows["agree"] = rows["verdict_1"] == rows["verdict_2"]
+    counts = rows.groupby("metric", sort=False)["agree"].agg(["sum", "size"])
+    per_metric = join([f"{REFERENCE_METRICS[m]} {int(c['sum'])} of {int(c['size'])}"
+                       for m, c in counts.loc[[m for m in REFERENCE_METRICS if m in counts.index]].iterrows()])
+    moved = [f"{_comparison(r)} ({r['verdict_1']}, then {r['verdict_2']})"
+             for r in rows[(rows["metric"] == "trust") & ~rows["agree"]].to_dict("records")]
+    trust = f"the Trust verdicts that moved: {join(moved)}" if moved else "every Trust verdict came back"
+    return (f"{entry['about'][0].upper()}{entry['about'][1:]}, at {entry['commit']} on {entry['machine']} "
+            f"({entry['float_kernels']}): {int(rows['agree'].sum())} of {len(rows)} verdicts came back "
+            f"({per_metric}); {trust}")
+
+
+def steady_trust(record: dict[str, dict]) -> str:
+    """Which Trust verdicts gave the same answer in every recorded rerun and its baseline, in
+    words: those that moved in at least one, and the firm ones ("beats", "trails") that held."""
+    if not record:
+        return "no rerun is recorded yet (make reruns records them)"
+    rows = pd.concat([pd.DataFrame(e["verdicts"]) for e in record.values()])
+    rows = rows[rows["metric"] == "trust"]
+    keys = ["method", "rival", "split"]
+    verdicts = rows.groupby(keys, sort=False).apply(lambda g: set(g["verdict_1"]) | set(g["verdict_2"]),
+                                                    include_groups=False)
+    moved = [_comparison(dict(zip(keys, key))) for key, seen in verdicts.items() if len(seen) > 1]
+    firm = [_comparison(dict(zip(keys, key)), next(iter(seen))) for key, seen in verdicts.items()
+            if len(seen) == 1 and seen != {LEVEL}]
+    runs = join([RERUNS[slug].short if slug in RERUNS else slug for slug in record])
+    return (f"{len(verdicts) - len(moved)} of the {len(verdicts)} Trust verdicts came back with {runs}"
+            + (f": every one but {join(moved)}" if moved else "") + ". The firm ones among them: "
+            + (join(firm) if firm else "none"))
+
+
+def glue_chapter() -> None:
+    """Glue `rerun_<slug>_reading` for every rerun chapter 4 offers (one not recorded yet says
+    how to record it) and `reruns_steady_trust`."""
+    recorded = record()
+    for slug, rerun in RERUNS.items():
+        glue_value(f"rerun_{slug}_reading", reading(recorded[slug]) if slug in recorded else
+                   f"{rerun.about[0].upper()}{rerun.about[1:]}: not recorded yet "
+                   f"(make reruns RERUN={slug} runs and records it)")
+    glue_value("reruns_steady_trust", steady_trust(recorded))

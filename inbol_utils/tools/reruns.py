@@ -1,0 +1,82 @@
+"""Rerun the whole default study elsewhere and record which of its verdicts came back.
+
+    python -m inbol_utils.tools.reruns [SLUG ...]   (no slug: every rerun; run ones read again)
+    make reruns [RERUN=SLUG]
+
+Each rerun (`inbol_utils.book.reruns.RERUNS`: other worlds, other float kernels) is a copy of
+params/default.yaml with its own artifacts folder, data/rerun/<slug>, sharing the job store.
+It leaves out what `replication` does not compare, the one-seed ablations and the label-noise
+study, and its chapter 4 sets its verdicts beside data/default's (`compare_with`). Its
+verdicts beside the default run's (data/default, which `make book` makes first), with the
+machine, float kernels and commit, go into the record that chapter 4 and the introduction
+glue, `inbol_utils/book/reruns.json`. A rerun already run is read again, not rerun: delete its
+folder to run it again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..artifacts import write_json
+from ..book import reruns
+from ..replication import verdicts
+from ..runner import environment
+from ..runner.parameters import PROJECT_ROOT
+from .try_it import DEFAULT, commit, measure
+
+FOLDER = PROJECT_ROOT / "data" / "rerun"
+BASELINE = PROJECT_ROOT / "data" / "default"
+# What replication compares is chapter 4's seed-paired verdicts; the rest of chapter 4 is left out.
+EVALUATION = {"ablations": [], "noise_n_values": [], "compare_with": "data/default"}
+
+
+def params_copy(slug: str) -> dict:
+    """params/default.yaml with the rerun's changes, its own artifacts folder, and chapter 4
+    reduced to the verdicts the record compares."""
+    params = yaml.safe_load(DEFAULT.read_text())
+    stages = [{**stage, "parameters": {**stage["parameters"], **EVALUATION}}
+              if Path(stage["notebook"]).stem == "04_evaluation" else stage for stage in params["stages"]]
+    return {**params, "artifacts": f"data/rerun/{slug}", "common": {**params["common"], **reruns.RERUNS[slug].common},
+            "stages": stages}
+
+
+def entry(slug: str, measured: dict) -> dict:
+    """The record's entry: the rerun's verdicts beside the baseline's, and where its chapter 4 ran."""
+    facts = environment.read(FOLDER / slug)["04_evaluation"]
+    return reruns.entry(verdicts(BASELINE, FOLDER / slug), reruns.RERUNS[slug].about, measured["commit"],
+                        f"{facts['cpu']}, {facts['cores']} cores", facts["float_kernels"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m inbol_utils.tools.reruns", description=__doc__.split("\n")[0])
+    parser.add_argument("slugs", nargs="*", metavar="SLUG",
+                        help=f"reruns to run or read again: {', '.join(reruns.RERUNS)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = [slug for slug in args.slugs if slug not in reruns.RERUNS]
+    if unknown:
+        sys.exit(f"unknown rerun(s) {', '.join(unknown)}; the reruns are {', '.join(reruns.RERUNS)}")
+    if not (BASELINE / "results" / "comparisons.csv").is_file():
+        sys.exit("the default run is missing (data/default/results/comparisons.csv): run `make book` first")
+    for slug in args.slugs or list(reruns.RERUNS):
+        done = FOLDER / slug / "measured.json"
+        if done.is_file():
+            print(f"{slug}: run, read again (delete data/rerun/{slug} to run it again)")
+        else:
+            print(f"{slug}: running {reruns.RERUNS[slug].about}", flush=True)
+            params = FOLDER / "params" / f"{slug}.yaml"
+            params.parent.mkdir(parents=True, exist_ok=True)
+            params.write_text(yaml.safe_dump(params_copy(slug), sort_keys=False))
+            measured_at = commit()  # before the run: what it ran
+            measured = measure(slug, params, FOLDER / "executed" / slug, reruns.RERUNS[slug].env)
+            write_json(done, {**measured, "commit": measured_at})
+        recorded = entry(slug, json.loads(done.read_text()))
+        write_json(reruns.RECORD, {**reruns.record(), slug: recorded})
+        print(f"{slug}: {reruns.reading(recorded)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
