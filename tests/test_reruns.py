@@ -27,8 +27,8 @@ def test_a_rerun_that_lifts_inbol_names_its_three_trust_verdicts(tmp_path):
     assert reruns.reading(entry) == (
         f"The lifted rerun, at abc1234 on a CPU, 2 cores (AVX2): {N_VERDICTS - 3} of {N_VERDICTS} verdicts came "
         "back (Trust 9 of 12, helpfulness 12 of 12, over-refusal 12 of 12, refusal of unanswerable queries "
-        "12 of 12 and area under the frontier 12 of 12); the Trust verdicts that moved: InBoL against IDK-IT, "
-        "in-domain (is level with, then beats), InBoL against vanilla DPO, in-domain (is level with, then beats) "
+        "12 of 12 and area under the frontier 12 of 12); the Trust verdicts that moved: InBoL against IDK-IT "
+        "alone, in-domain (is level with, then beats), InBoL against vanilla DPO, in-domain (is level with, then beats) "
         "and InBoL against the control, in-domain (is level with, then beats)")
 
 
@@ -36,11 +36,11 @@ def test_steady_trust_lists_what_moved_in_any_rerun_and_the_firm_verdicts_that_h
     same, lifted = _entry(tmp_path, "same", 0.0), _entry(tmp_path, "lifted", 0.2)
     assert reruns.steady_trust({"worlds": same}) == (  # DPO trailing IDK-IT is the made-up seeds' noise
         "12 of the 12 Trust verdicts came back with other worlds. The firm ones among them: "
-        "InBoL beats the base model, in-domain, vanilla DPO trails IDK-IT, out of domain and InBoL beats the "
+        "InBoL beats the base model, in-domain, vanilla DPO trails IDK-IT alone, out of domain and InBoL beats the "
         "base model, out of domain")
     said = reruns.steady_trust({"worlds": same, "kernels": lifted})
     assert said.startswith("9 of the 12 Trust verdicts came back with other worlds and other float rounding: "
-                           "every one but InBoL against IDK-IT, in-domain, InBoL against vanilla DPO, in-domain "
+                           "every one but InBoL against IDK-IT alone, in-domain, InBoL against vanilla DPO, in-domain "
                            "and InBoL against the control, in-domain.")
     assert reruns.steady_trust({}).startswith("no rerun is recorded yet")
 

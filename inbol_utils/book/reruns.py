@@ -18,7 +18,7 @@ import pandas as pd
 from ..methods import REGISTRY
 from ..metrics import VERDICTS
 from .prose import glue_value, join
-from .readings import REFERENCE_METRICS
+from .readings import REFERENCE_METRICS, RIVAL_NAMES
 
 RECORD = Path(__file__).with_name("reruns.json")
 LEVEL = VERDICTS[1]  # "is level with"
@@ -57,12 +57,15 @@ def entry(both: pd.DataFrame, about: str, commit: str, machine: str, float_kerne
                             .to_dict("records")}  # in-domain first
 
 
+def _name(method: str) -> str:
+    """A method as the prose names it, from its name or its label (comparisons.csv has both)."""
+    name = next((name for name, m in REGISTRY.items() if method in (name, m.label)), None)
+    return RIVAL_NAMES.get(name, REGISTRY[name].label) if name else method
+
+
 def _comparison(row: dict, verdict: str = "against") -> str:
     """"InBoL against the control, out of domain", or with a verdict for "against"."""
-    method = "vanilla DPO" if row["method"] == REGISTRY["IDK-IT + DPO"].label else row["method"]
-    rival = REGISTRY[row["rival"]].label if row["rival"] in REGISTRY else row["rival"]
-    rival = {"base": "the base model", "control": "the control", "DPO": "vanilla DPO"}.get(rival, rival)
-    return f"{method} {verdict} {rival}, {SPLITS[row['split']]}"
+    return f"{_name(row['method'])} {verdict} {_name(row['rival'])}, {SPLITS[row['split']]}"
 
 
 def reading(entry: dict) -> str:
