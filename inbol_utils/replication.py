@@ -2,8 +2,8 @@
 
     python -m inbol_utils.replication data/default path/to/another/artifacts
 
-Chapter 4 ("Reproducibility") says that a rerun elsewhere (another CPU, other float kernels)
-gives back the verdicts within the reported intervals, not the digits. This checks it for any
+A rerun elsewhere (another CPU, other float kernels) or on other seeds gives other digits, and
+can give other verdicts where an interval lies near zero. This checks which, for any
 two runs' artifacts folders (notebook 04 must have run in both):
 1. verdicts: every seed-paired comparison in both runs (`results/comparisons.csv`: Trust,
    helpfulness, over-refusal, refusal of unanswerable queries; `results/aurc.csv`: the

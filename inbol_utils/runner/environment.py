@@ -11,7 +11,8 @@ themselves (`parallel`).
 What that buys: on one machine, the same parameters give byte-identical results files
 (tests/test_smoke.py reruns chapter 4 under another hash seed and compares). On another CPU
 torch runs other float kernels, rounding differs in the last bits, and training from scratch
-amplifies it: the numbers move, and what carries over is the verdicts within their intervals.
+amplifies it: the numbers move, and so can a verdict near the edge of its interval (chapter 4's
+recorded reruns say which came back).
 """
 from __future__ import annotations
 
