@@ -84,6 +84,12 @@ def reading(entry: dict) -> str:
             f"({per_metric}); {trust}")
 
 
+def _by_split(pairs: list[tuple[str, str]]) -> str:
+    """("InBoL against the control", "ood") pairs as "in-domain, A and B; out of domain, C"."""
+    return "; ".join(f"{where}, {join([what for what, split in pairs if split == key])}"
+                     for key, where in SPLITS.items() if any(split == key for _, split in pairs))
+
+
 def steady_trust(record: dict[str, dict]) -> str:
     """Which Trust verdicts gave the same answer in every recorded rerun and its baseline, in
     words: those that moved in at least one, and the firm ones ("beats", "trails") that held."""
@@ -91,16 +97,16 @@ def steady_trust(record: dict[str, dict]) -> str:
         return "no rerun is recorded yet (make reruns records them)"
     rows = pd.concat([pd.DataFrame(e["verdicts"]) for e in record.values()])
     rows = rows[rows["metric"] == "trust"]
-    keys = ["method", "rival", "split"]
-    verdicts = rows.groupby(keys, sort=False).apply(lambda g: set(g["verdict_1"]) | set(g["verdict_2"]),
-                                                    include_groups=False)
-    moved = [_comparison(dict(zip(keys, key))) for key, seen in verdicts.items() if len(seen) > 1]
-    firm = [_comparison(dict(zip(keys, key)), next(iter(seen))) for key, seen in verdicts.items()
-            if len(seen) == 1 and seen != {LEVEL}]
+    verdicts = rows.groupby(["method", "rival", "split"], sort=False).apply(
+        lambda g: set(g["verdict_1"]) | set(g["verdict_2"]), include_groups=False)
+    moved = [(f"{_name(method)} against {_name(rival)}", split)
+             for (method, rival, split), seen in verdicts.items() if len(seen) > 1]
+    firm = [(f"{_name(method)} {next(iter(seen))} {_name(rival)}", split)
+            for (method, rival, split), seen in verdicts.items() if len(seen) == 1 and seen != {LEVEL}]
     runs = join([RERUNS[slug].short if slug in RERUNS else slug for slug in record])
     return (f"{len(verdicts) - len(moved)} of the {len(verdicts)} Trust verdicts came back with {runs}"
-            + (f": every one but {join(moved)}" if moved else "") + ". The firm ones among them: "
-            + (join(firm) if firm else "none"))
+            + (f", all but these: {_by_split(moved)}" if moved else "") + ". The firm ones among those that came "
+            f"back: {_by_split(firm) if firm else 'none'}")
 
 
 def glue_chapter() -> None:
