@@ -99,6 +99,11 @@ def join(names: Sequence[str], last: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {last} " + names[-1] if len(names) > 1 else "".join(names)
 
 
+def sentence_start(text: str) -> str:
+    """`text` with its first letter capitalised and the rest as written ("τ", "IDK-IT" stay)."""
+    return text[:1].upper() + text[1:]
+
+
 def _interval(row: pd.Series) -> str:
     """"+0.031, 95% interval +0.012 to +0.050": a comparison's difference and interval."""
     return f"{row['diff']:+.3f}, 95% interval {row['low']:+.3f} to {row['high']:+.3f}"

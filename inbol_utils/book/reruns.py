@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..methods import REGISTRY
 from ..metrics import VERDICTS
-from .prose import glue_value, join
+from .prose import glue_value, join, sentence_start
 from .readings import REFERENCE_METRICS, RIVAL_NAMES
 
 RECORD = Path(__file__).with_name("reruns.json")
@@ -79,7 +79,7 @@ def reading(entry: dict) -> str:
     moved = [f"{_comparison(r)} ({r['verdict_1']}, then {r['verdict_2']})"
              for r in rows[(rows["metric"] == "trust") & ~rows["agree"]].to_dict("records")]
     trust = f"the Trust verdicts that moved: {join(moved)}" if moved else "every Trust verdict came back"
-    return (f"{entry['about'][0].upper()}{entry['about'][1:]}, at {entry['commit']} on {entry['machine']} "
+    return (f"{sentence_start(entry['about'])}, at {entry['commit']} on {entry['machine']} "
             f"({entry['float_kernels']}): {int(rows['agree'].sum())} of {len(rows)} verdicts came back "
             f"({per_metric}); {trust}")
 
@@ -115,6 +115,6 @@ def glue_chapter() -> None:
     recorded = record()
     for slug, rerun in RERUNS.items():
         glue_value(f"rerun_{slug}_reading", reading(recorded[slug]) if slug in recorded else
-                   f"{rerun.about[0].upper()}{rerun.about[1:]}: not recorded yet "
+                   f"{sentence_start(rerun.about)}: not recorded yet "
                    f"(make reruns RERUN={slug} runs and records it)")
     glue_value("reruns_steady_trust", steady_trust(recorded))

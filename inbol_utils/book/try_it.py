@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..runner.parameters import PROJECT_ROOT
-from .prose import glue_value, glued_values
+from .prose import glue_value, glued_values, sentence_start
 
 RECORD = Path(__file__).with_name("try_it.json")
 DEFAULT_BOOK = PROJECT_ROOT / "book" / "executed" / "default"  # the default run's executed chapters
@@ -133,7 +133,7 @@ def seen(change: Change, default: dict, changed: dict, changed_results: Path) ->
             sentences.append(f"{what}: {after} (the baseline: {before})")
         else:
             sentences.append(f"{what}: {before} in the baseline, {after} with this change")
-    return " ".join(sentence[0].upper() + sentence[1:] + "." for sentence in sentences)
+    return " ".join(sentence_start(sentence) + "." for sentence in sentences)
 
 
 def cost(entry: dict) -> str:
