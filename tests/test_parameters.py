@@ -131,14 +131,19 @@ BAD = {  # name: (change to params/smoke.yaml, what the message must say)
                                      "include 'tau', so tau_values must not be empty"),
     "04 a Trust cost not computed": (set_stage("04", c_values=[3]), "c_values = [3] is not allowed"),
     "04 negative workers": (set_common(workers=-1), "04_evaluation: workers = -1 is not allowed"),
-    "04 label sets above 01's samples": (set_stage("04", noise_n_values=[1, 3, 4]),
-                                         "04_evaluation: noise_n_values = [1, 3, 4] asks for label sets of 4 probe "
+    "04 a parameter that moved to 05": (set_stage("04", noise_n_values=[1, 3]),
+                                        "04_evaluation: unknown parameter 'noise_n_values' = [1, 3]; its parameters "
+                                        "are artifacts, workers, abstain_samples"),
+    "04 a parameter that moved, where it belongs": (set_stage("04", noise_n_values=[1, 3]),
+                                                    "(noise_n_values is a parameter of 05_label_noise)"),
+    "05 label sets above 01's samples": (set_stage("05", noise_n_values=[1, 3, 4]),
+                                         "05_label_noise: noise_n_values = [1, 3, 4] asks for label sets of 4 probe "
                                          "samples, but 01_boundary_definition draws n_samples = 3: keep noise_n_values "
                                          "at most 3 (e.g. [1, 3]), or raise n_samples"),
-    "05 mfu above the peak": (set_stage("05", mfu=1.5), "05_scaling_up: mfu = 1.5 is not allowed; mfu (the share "
+    "06 mfu above the peak": (set_stage("06", mfu=1.5), "06_scaling_up: mfu = 1.5 is not allowed; mfu (the share "
                               "of the peak that training steps and forward passes reach) must be a number in [0.01, 1]"),
-    "05 pessimistic above the estimate": (set_stage("05", pessimistic_decode_tokens_per_s=5000.0),
-                                          "05_scaling_up: the pessimistic rates (pessimistic_mfu=0.1, "
+    "06 pessimistic above the estimate": (set_stage("06", pessimistic_decode_tokens_per_s=5000.0),
+                                          "06_scaling_up: the pessimistic rates (pessimistic_mfu=0.1, "
                                           "pessimistic_decode_tokens_per_s=5000.0) must not exceed mfu=0.25"),
 }
 
@@ -214,10 +219,16 @@ def test_a_missing_input_stops_the_runner_before_the_kernel(tmp_path, artifacts)
     assert f"{artifacts}/seed1/labels.parquet. It is written by notebook 02 (data generation)" in message
 
 
-def test_chapter_5_needs_the_runners_profile(tmp_path, artifacts):
+def test_chapter_6_needs_the_runners_profile(tmp_path, artifacts):
     params = smoke_params(tmp_path, artifacts)
-    assert_stops(params, artifacts, f"05_scaling_up: missing artifact {artifacts}/profile.json. It is written by the "
-                 "runner (python -m inbol_utils.runner.pipeline), after every stage", only=["05_scaling_up"])
+    assert_stops(params, artifacts, f"06_scaling_up: missing artifact {artifacts}/profile.json. It is written by the "
+                 "runner (python -m inbol_utils.runner.pipeline), after every stage", only=["06_scaling_up"])
+
+
+def test_chapter_5_needs_chapter_4s_scored_responses(tmp_path, artifacts):
+    params = smoke_params(tmp_path, artifacts)
+    assert_stops(params, artifacts, f"05_label_noise: missing artifact {artifacts}/results/responses.csv. It is "
+                 "written by notebook 04 (evaluation)", only=["05_label_noise"])
 
 
 def test_a_corrupted_input_is_named(tmp_path, artifacts):
@@ -258,10 +269,10 @@ def test_check_reads_relative_paths_from_the_project_root(tmp_path, monkeypatch)
     """Jupyter starts a kernel in notebooks/: `artifacts = "data/x"` must still mean the project's
     data/x, as it does for the runner, and a missing input is named by that full path."""
     monkeypatch.chdir(REPO / "notebooks")
-    namespace = pipeline.notebook_defaults(REPO / "notebooks" / "05_scaling_up.ipynb") | {"artifacts": "data/not-run-yet"}
+    namespace = pipeline.notebook_defaults(REPO / "notebooks" / "06_scaling_up.ipynb") | {"artifacts": "data/not-run-yet"}
     assert namespace["target_params"] == "params/hub.yaml"
     with pytest.raises(parameters.ParameterError, match=str(REPO / "data" / "not-run-yet" / "profile.json")):
-        parameters.check("05_scaling_up", namespace)
+        parameters.check("06_scaling_up", namespace)
     assert namespace["artifacts"] == str(REPO / "data" / "not-run-yet")
     assert namespace["target_params"] == str(REPO / "params" / "hub.yaml")
     absolute = pipeline.notebook_defaults(REPO / "notebooks" / "02_data_generation.ipynb") | {"artifacts": str(tmp_path)}

@@ -1,6 +1,7 @@
 """The default study rerun whole (`inbol_utils.book.reruns`, recorded by `inbol_utils.tools.reruns`):
 the readings name exactly the verdicts that moved, and the record is written from two runs."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -62,10 +63,11 @@ def test_a_rerun_is_the_default_study_with_its_change_and_only_the_compared_verd
     worlds = record_rerun.params_copy("worlds")
     assert worlds["artifacts"] == "data/rerun/worlds"
     assert worlds["common"] == {**default["common"], "seeds": [3, 4, 5]}
-    evaluation = [stage for stage in worlds["stages"] if "04_evaluation" in stage["notebook"]]
-    assert [stage["parameters"] for stage in evaluation] == [record_rerun.EVALUATION]
-    assert [s for s in worlds["stages"] if s not in evaluation] == [s for s in default["stages"]
-                                                                   if "04_evaluation" not in s["notebook"]]
+    reduced = [stage for stage in worlds["stages"] if Path(stage["notebook"]).stem in record_rerun.LEFT_OUT]
+    assert [stage["parameters"] for stage in reduced] == list(record_rerun.LEFT_OUT.values())
+    assert record_rerun.LEFT_OUT["05_label_noise"] == {"noise_n_values": []}  # no label set trains
+    assert [s for s in worlds["stages"] if s not in reduced] == [s for s in default["stages"]
+                                                                if Path(s["notebook"]).stem not in record_rerun.LEFT_OUT]
     assert record_rerun.params_copy("kernels")["common"] == default["common"]
     for slug in reruns.RERUNS:
         path = tmp_path / f"{slug}.yaml"

@@ -25,7 +25,7 @@ def try_it_box(chapter: str) -> str:
     return text[start:text.index("{admonition} Reproduce this chapter", start)]
 
 
-@pytest.mark.parametrize("chapter", ["00", "01", "02", "03", "04", "05"])
+@pytest.mark.parametrize("chapter", ["00", "01", "02", "03", "04", "05", "06"])
 def test_every_box_glues_the_cost_and_the_run_of_each_change_it_offers(chapter):
     box = try_it_box(chapter)
     offered = {c.slug for c in try_it.CHANGES if chapter in c.chapters}
@@ -111,12 +111,12 @@ def test_a_change_not_measured_says_how_to_measure_it(monkeypatch, tmp_path):
     glued = {}
     monkeypatch.setattr(try_it, "RECORD", tmp_path / "missing.json")
     monkeypatch.setattr(try_it, "glue_value", lambda name, value: glued.__setitem__(name, value))
-    try_it.glue_chapter("05")
+    try_it.glue_chapter("06")
     assert glued["try_mfu_cost"] == glued["try_mfu_seen"] == "not measured yet (make try-it TRY=mfu runs it)"
     entry = {"seconds": 73.4, "new_jobs": 0, "machine": "AMD EPYC, 2 cores", "float_kernels": "AVX512",
              "commit": "abc1234", "seen": "The GPU hours: 0.6 in the baseline, 0.3 with this change."}
     (tmp_path / "missing.json").write_text(json.dumps({"mfu": entry}))
-    try_it.glue_chapter("05")
+    try_it.glue_chapter("06")
     assert glued["try_mfu_cost"] == "73 s on AMD EPYC, 2 cores, AVX512; no new job"
     assert glued["try_mfu_seen"] == "(at abc1234, AMD EPYC, 2 cores, AVX512) " + entry["seen"]
 

@@ -150,7 +150,7 @@ def test_a_reproduce_box_runs_as_printed(tmp_path):
     try:
         run = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        assert run.stdout.count(": done in ") == 6  # every stage ran, from chapter 0 on
+        assert run.stdout.count(": done in ") == 7  # every stage ran, from chapter 0 on
         html = ROOT / "_build" / profile / "_build" / "html"
         assert (html / "book" / "executed" / profile / "00_world_and_base_model.html").is_file()
     finally:

@@ -8,8 +8,8 @@ through the model in forward passes and the tokens generated one step at a time.
 carries each count to the target parameters by the ratio of the rows that part processes there
 and in the measured run (`ROWS`: the dominant terms of each notebook's loops, upper bounds where
 a chosen checkpoint can stop early), then prices it on a GPU (`Throughput`):
-  training     6 N FLOPs a token (forward and backward) in notebook 00; 8 N in notebooks 03 and
-               04, whose preference stages also run the frozen reference (an upper bound for
+  training     6 N FLOPs a token (forward and backward) in notebook 00; 8 N in notebooks 03-05,
+               whose preference stages also run the frozen reference (an upper bound for
                their SFT steps);
   forward      2 N FLOPs a token (prompts, teacher-forced answers);
   decoded      at a decoding rate in tokens a second: one step a token is bound by memory
@@ -18,7 +18,7 @@ with N the target model's parameters and a FLOP rate `mfu` times the GPU's peak.
 stands for what the target's processor adds to a row: its chat template (`template_factors`
 measures it on the run's own rows, through a tiny processor of the target's architecture) and
 its real tokenizer (the template's newlines, punctuation as tokens of its own), which cannot be
-measured offline. Notebook 05 (chapter 5) prices params/hub.yaml from the run it closes.
+measured offline. Notebook 06 (chapter 6) prices params/hub.yaml from the run it closes.
 """
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ from .. import inputs
 from ..runner.pipeline import load_params
 from ..runner.profiling import DECODED, ROWS
 
-# The stages whose work the estimate carries (the last stage, notebook 05, is the estimate).
+# The stages whose work the estimate carries (the last stage, notebook 06, is the estimate).
 STAGES = ("00_world_and_base_model", "01_boundary_definition", "02_data_generation", "03_training",
-          "04_evaluation")
+          "04_evaluation", "05_label_noise")
 # FLOPs a token, per parameter: a training step (forward and backward) in notebook 00; one in
-# notebooks 03 and 04, whose preference stages also run the frozen reference; a forward pass.
+# notebooks 03-05, whose preference stages also run the frozen reference; a forward pass.
 TRAINING_FLOPS, PREFERENCE_TRAINING_FLOPS, FORWARD_FLOPS = 6, 8, 2
 # The parts of the work whose rows are prompts alone (generation reads the prompt); the other
 # parts (training, likelihoods) read prompt and response.
@@ -59,7 +59,7 @@ def _ablations(p: dict) -> tuple[int, int]:
 
 
 def _noise_sets(p: dict) -> int:
-    """Notebook 04's label-noise sets that train models (`label_noise`): one per probe size and
+    """Notebook 05's label-noise sets that train models (`label_noise`): one per probe size and
     the likelihood, less the one that gives chapter 2's labels; none on a real source, which
     records no true boundary to measure labels against."""
     if not p["noise_n_values"] or p["source"] != "generated":
@@ -104,15 +104,18 @@ ROWS_OF: dict[tuple[str, str], Callable[[dict], float]] = {
         + (2 * len(p["pref_lr_values"]) * len(p["beta_values"]) + len(p["pref_lr_values"]))
         * math.ceil(p["pref_steps"] / p["pref_eval_every"])),
     (STAGES[3], "sampling"): lambda p: _seeds(p) * p["n_probe"] / 2,
-    # The ablations' variants (first seed), then DPO and CA-DPO on every label-noise set and seed.
-    (STAGES[4], "training"): lambda p: ((_ablations(p)[0] + 2 * _noise_sets(p) * _seeds(p))
-                                        * 2 * p["pref_steps"] * p["pref_batch_size"]
+    # The ablations' variants (first seed).
+    (STAGES[4], "training"): lambda p: (_ablations(p)[0] * 2 * p["pref_steps"] * p["pref_batch_size"]
                                         + _ablations(p)[1] * p["idk_steps"] * p["idk_batch_size"]),
-    (STAGES[4], "greedy answers"): lambda p: ((5 + 2 * _noise_sets(p)) * _seeds(p) + _ablations(p)[0]) * _scored(p),
+    (STAGES[4], "greedy answers"): lambda p: (5 * _seeds(p) + _ablations(p)[0]) * _scored(p),
     (STAGES[4], "sampling"): lambda p: _seeds(p) * _scored(p) + _ablations(p)[1] * p["n_probe"] / 2,
     # The base model's knowledge of each query, then the frontiers (`frontier.METHODS`: five models
     # a seed, two likelihoods a query: the canonical refusal and the best answer).
     (STAGES[4], "likelihoods"): lambda p: _seeds(p) * _scored(p) * (1 + 2 * 5),
+    # DPO and CA-DPO on every label-noise set and seed (an upper bound: a sampled set that draws
+    # chapter 2's labels by chance trains nothing).
+    (STAGES[5], "training"): lambda p: 2 * _noise_sets(p) * _seeds(p) * 2 * p["pref_steps"] * p["pref_batch_size"],
+    (STAGES[5], "greedy answers"): lambda p: 2 * _noise_sets(p) * _seeds(p) * _scored(p),
 }
 SAMPLES_OF: dict[tuple[str, str], Callable[[dict], float]] = {
     (STAGES[1], "sampling"): lambda p: p["n_probe"] * (max(p["n_values"]) + (_seeds(p) - 1) * p["n_samples"]),
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("target_params", help="the parameter file to estimate, e.g. params/hub.yaml")
     parser.add_argument("--model-params", type=float, required=True, help="the target model's parameters")
     parser.add_argument("--row-factor", type=float, default=1.0,
-                        help="the target processor's tokens per measured token (chapter 5 measures the template's part)")
+                        help="the target processor's tokens per measured token (chapter 6 measures the template's part)")
     parser.add_argument("--peak-tflops", type=float, default=Throughput.peak_tflops)
     parser.add_argument("--mfu", type=float, default=Throughput.mfu)
     parser.add_argument("--decode-tokens-per-s", type=float, default=Throughput.decode_tokens_per_s)

@@ -571,6 +571,8 @@ ON_A_REAL_SOURCE = {
        "the sentences that would quote them say so. With few seeds the 95% t quantile is large, so \"is "
        "level with\" means that the study could not tell, with little power to tell; below "
        f"{MIN_REPLICATES} seeds no comparison gives a verdict.",
+    5: "The study measures each label set's error against the true boundary, which only the generated world "
+       "records: on this source it does not run, and the sentences below say so.",
 }
 
 

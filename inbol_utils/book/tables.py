@@ -53,7 +53,7 @@ def ablation_long(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_noise_errors(errors: pd.DataFrame) -> pd.DataFrame:
-    """`label_noise.run`'s error rates as chapter 4 shows them: a row per label set (noisiest
+    """`label_noise.run`'s error rates as chapter 5 shows them: a row per label set (noisiest
     first), a column per truth and true region, the mean over seeds, three decimals."""
     table = errors.pivot_table(index="label_set", columns=["truth", "region"], values="error", aggfunc="mean",
                                sort=False)

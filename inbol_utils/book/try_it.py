@@ -43,7 +43,7 @@ BASE = ("00", "base_reading", "The base models")
 BEYOND = ("01", "share_beyond_intrinsic", "the percentage of the probe split labelled beyond the intrinsic boundary")
 IDK_REFUSALS = ("02", "idk_refusal_share", "the percentage of refusals in the IDK-IT set")
 REPLICATES = ("04", "replicate_reading", "Per replicate")
-GPU_HOURS = ("05", "gpu_hours_total", "the GPU hours of the priced run")
+GPU_HOURS = ("06", "gpu_hours_total", "the GPU hours of the priced run")
 
 CHANGES = (
     Change("seeds_5", ("00", "03", "04"), {"seeds": [0, 1, 2, 3, 4]}, (VS_IDKIT, VS_DPO, VS_CONTROL, REPLICATES)),
@@ -80,21 +80,21 @@ CHANGES = (
             ("04", "abstain_test_answerable_acc", "its helpfulness"), TRUST)),
     Change("tau_ablation", ("04",), {"ablations": ["tau"], "tau_values": [0.2, 0.4, 0.6, 0.8]},
            (("04", "ablation:tau", "The τ ablation, in-domain (first seed)"),)),
-    Change("noise_levels", ("04",), {"noise_n_values": [1, 2, 3, 4, 5, 6, 8, 10]},
-           (("04", "noise_levels", "The label sets and their error"), ("04", "noise_pays", "the confidence term on Trust"))),
-    Change("tokenizer_factor", ("05",), {"tokenizer_factor": 1.0},
-           (("05", "target_tokens_m", "the priced run's tokens (millions)"), GPU_HOURS)),
-    Change("target_seeds", ("05",), {"target_params": "data/try_it/params/hub_one_seed.yaml"},
-           tuple(("05", f"gpu_hours_{stage}", f"the GPU hours of stage {stage}") for stage in ("00", "01", "03", "04"))
+    Change("noise_levels", ("05",), {"noise_n_values": [1, 2, 3, 4, 5, 6, 8, 10]},
+           (("05", "noise_levels", "The label sets and their error"), ("05", "noise_pays", "the confidence term on Trust"))),
+    Change("tokenizer_factor", ("06",), {"tokenizer_factor": 1.0},
+           (("06", "target_tokens_m", "the priced run's tokens (millions)"), GPU_HOURS)),
+    Change("target_seeds", ("06",), {"target_params": "data/try_it/params/hub_one_seed.yaml"},
+           tuple(("06", f"gpu_hours_{stage}", f"the GPU hours of stage {stage}") for stage in ("00", "01", "03", "04"))
            + (GPU_HOURS,)),
-    Change("mfu", ("05",), {"mfu": 0.5}, (GPU_HOURS, ("05", "largest_stage", "the largest stage"))),
+    Change("mfu", ("06",), {"mfu": 0.5}, (GPU_HOURS, ("06", "largest_stage", "the largest stage"))),
 )
 BY_SLUG = {change.slug: change for change in CHANGES}
 
 
 def chapter_values(book: Path) -> dict[str, dict[str, object]]:
-    """Every chapter's glued values in an executed book folder, by chapter number ("00"-"05")."""
-    return {path.name[:2]: glued_values(path) for path in sorted(book.glob("0[0-5]_*.ipynb"))}
+    """Every chapter's glued values in an executed book folder, by chapter number ("00"-"06")."""
+    return {path.name[:2]: glued_values(path) for path in sorted(book.glob("0[0-6]_*.ipynb"))}
 
 
 def _number(value: object) -> str:

@@ -142,6 +142,7 @@ BY_00 = "notebook 00 (world and base model)"
 BY_01 = "notebook 01 (boundary definition)"
 BY_02 = "notebook 02 (data generation)"
 BY_03 = "notebook 03 (training)"
+BY_04 = "notebook 04 (evaluation)"
 WORLD = Input("seed{seed}/world/source.json", BY_00)  # every source writes it (facts.json: the generated world only)
 BASE_MODEL = Input("seed{seed}/base_model/config.json", BY_00)
 MIX_KEEPS_SOMETHING = Rule(lambda p: any(p["region_mix"].get(r, 1.0) > 0 for r in REGIONS),
@@ -265,16 +266,20 @@ SCHEMAS: dict[str, Schema] = {
                                many=True, min_items=0),
         "compare_with": Param("path", "another run's artifacts folder whose verdicts this run is set beside "
                                       "(empty: none)", blank=True),
-        "noise_n_values": Param("int", "the probe sizes N whose sampled confidences relabel half B in the "
-                                       "label-noise study, at most chapter 1's n_samples (the exact likelihood is "
-                                       "always added; empty: no study)", low=1, many=True, min_items=0),
     }, rules=(
         Rule(lambda p: "tau" not in p["ablations"] or p["tau_values"],
              "ablations={ablations} include 'tau', so tau_values must not be empty"),
         Rule(lambda p: "signal" not in p["ablations"] or p["signal_values"],
              "ablations={ablations} include 'signal', so signal_values must not be empty"),
     ), inputs=(Input("results/base_models.csv", BY_00), Input("training.json", BY_03))),
-    "05_scaling_up": Schema({
+    "05_label_noise": Schema({
+        "artifacts": ARTIFACTS,
+        "workers": WORKERS,
+        "noise_n_values": Param("int", "the probe sizes N whose sampled confidences relabel half B in the "
+                                       "label-noise study, at most chapter 1's n_samples (the exact likelihood is "
+                                       "always added; empty: no study)", low=1, many=True, min_items=0),
+    }, inputs=(Input("training.json", BY_03), Input("results/responses.csv", BY_04))),
+    "06_scaling_up": Schema({
         "artifacts": ARTIFACTS,
         "seeds": Param("int", "the run's seeds; the first one's processor and IDK-IT rows are measured",
                        low=0, many=True),
@@ -317,7 +322,7 @@ def problems(notebook: str, values: Mapping[str, Any]) -> list[str]:
     rules (only once every value is allowed on its own)."""
     spec = schema(notebook).params
     found = [f"{notebook}: unknown parameter {name!r} = {values[name]!r}; its parameters are "
-             f"{', '.join(spec)}" for name in values if name not in spec]
+             f"{', '.join(spec)}{_owner_hint(name)}" for name in values if name not in spec]
     found += [f"{notebook}: parameter {name!r} is missing" for name in spec if name not in values]
     for name, param in spec.items():
         if name in values and (why := param.problem(values[name])) is not None:
@@ -331,20 +336,27 @@ def problems(notebook: str, values: Mapping[str, Any]) -> list[str]:
 
 def across_stages(values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """What one notebook's values ask of another's (`values`: each stage's, by stem), checked
-    before anything runs: chapter 4's label sets read chapter 1's probe samples, so a label set
-    larger than n_samples would stop the run after chapters 0-3 had trained. Only the generated
+    before anything runs: chapter 5's label sets read chapter 1's probe samples, so a label set
+    larger than n_samples would stop the run after chapters 0-4 had run. Only the generated
     world records the true boundary the study needs; on another source it does not run."""
-    world, probe, evaluation = (values.get(stem) for stem in
-                                ("00_world_and_base_model", "01_boundary_definition", "04_evaluation"))
-    if not (probe and evaluation and evaluation["noise_n_values"]) or (world and world["source"] != "generated"):
+    world, probe, noise = (values.get(stem) for stem in
+                           ("00_world_and_base_model", "01_boundary_definition", "05_label_noise"))
+    if not (probe and noise and noise["noise_n_values"]) or (world and world["source"] != "generated"):
         return []
-    too_large = sorted(n for n in set(evaluation["noise_n_values"]) if n > probe["n_samples"])
+    too_large = sorted(n for n in set(noise["noise_n_values"]) if n > probe["n_samples"])
     if not too_large:
         return []
-    return [f"04_evaluation: noise_n_values = {evaluation['noise_n_values']} asks for label sets of "
+    return [f"05_label_noise: noise_n_values = {noise['noise_n_values']} asks for label sets of "
             f"{', '.join(map(str, too_large))} probe samples, but 01_boundary_definition draws n_samples = "
             f"{probe['n_samples']}: keep noise_n_values at most {probe['n_samples']} "
-            f"(e.g. {[n for n in evaluation['noise_n_values'] if n <= probe['n_samples']]}), or raise n_samples"]
+            f"(e.g. {[n for n in noise['noise_n_values'] if n <= probe['n_samples']]}), or raise n_samples"]
+
+
+def _owner_hint(name: str) -> str:
+    """Where a parameter another notebook declares belongs (one that moved between notebooks,
+    as noise_n_values did from 04 to 05, is usually where a parameter file still has it)."""
+    owners = [notebook for notebook, spec in SCHEMAS.items() if name in spec.params]
+    return f" ({name} is a parameter of {' and '.join(owners)})" if owners else ""
 
 
 def _hint(param: Param, value: Any) -> str:

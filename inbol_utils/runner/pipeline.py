@@ -59,7 +59,7 @@ Each stage that runs adds its profile to `<artifacts>/profile.json`: wall time, 
 time, the wait for its kernel (see below), the core-seconds and tokens of each part of the work
 (`inbol_utils.runner.profiling`), apart those of the jobs answered from their records, and the
 parameters it ran with; `make bench` prints it, and the last
-stage (notebook 05) prices a GPU run from it (`inbol_utils.book.costs`), so every earlier stage's
+stage (notebook 06) prices a GPU run from it (`inbol_utils.book.costs`), so every earlier stage's
 profile is written before the next stage starts.
 
 Each stage runs in a fresh kernel, started when the stage before it starts and with the
@@ -180,7 +180,8 @@ def load_params(params_path: str | os.PathLike) -> dict:
         notebook = parameters.project_path(entry["notebook"])
         if not notebook.is_file():
             raise PipelineError(f"{where}: notebook {entry['notebook']} not found (looked at "
-                                f"{notebook}). Fix the path or remove the stage.")
+                                f"{notebook}). Fix the path or remove the stage; the study's notebooks are "
+                                f"{', '.join(sorted(p.name for p in (PROJECT_ROOT / 'notebooks').glob('*.ipynb')))}.")
         stem = notebook.stem
         if stem in seen:
             raise PipelineError(f"{where}: notebook name {stem!r} is used by stage {seen[stem]} "

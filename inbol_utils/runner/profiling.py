@@ -14,7 +14,7 @@ and, apart, the tokens generated one step at a time. These counts do not depend 
 so they say what the same stage costs on another machine and at other sizes (`costs`).
 
 A job answered from its record (`inbol_utils.runner.reuse`) does no work, but the book prices the
-whole study from these counts (chapter 5), so its record keeps the seconds and tokens it took
+whole study from these counts (chapter 6), so its record keeps the seconds and tokens it took
 when it ran (`work_since`), and a reuse counts them apart, as reused (`count_reused`): a rerun
 after one changed parameter still accounts for all of the study's work, and for what it did
 again.

@@ -6,7 +6,8 @@
 Each rerun (`inbol_utils.book.reruns.RERUNS`: other worlds, other float kernels) is a copy of
 params/default.yaml with its own artifacts folder, data/rerun/<slug>, sharing the job store.
 It leaves out what `replication` does not compare, the one-seed ablations and the label-noise
-study, and its chapter 4 sets its verdicts beside data/default's (`compare_with`). Its
+study (its chapter 5 runs with no label set), and its chapter 4 sets its verdicts beside
+data/default's (`compare_with`). Its
 verdicts beside the default run's (data/default, which `make book` makes first), with the
 machine, float kernels and commit, go into the record that chapter 4 and the introduction
 glue, `inbol_utils/book/reruns.json`. A rerun already run is read again, not rerun: delete its
@@ -30,16 +31,16 @@ from .try_it import DEFAULT, commit, measure
 
 FOLDER = PROJECT_ROOT / "data" / "rerun"
 BASELINE = PROJECT_ROOT / "data" / "default"
-# What replication compares is chapter 4's seed-paired verdicts; the rest of chapter 4 is left out.
-EVALUATION = {"ablations": [], "noise_n_values": [], "compare_with": "data/default"}
+# What replication compares is chapter 4's seed-paired verdicts; the rest of chapters 4 and 5 is left out.
+LEFT_OUT = {"04_evaluation": {"ablations": [], "compare_with": "data/default"}, "05_label_noise": {"noise_n_values": []}}
 
 
 def params_copy(slug: str) -> dict:
     """params/default.yaml with the rerun's changes, its own artifacts folder, and chapter 4
     reduced to the verdicts the record compares."""
     params = yaml.safe_load(DEFAULT.read_text())
-    stages = [{**stage, "parameters": {**stage["parameters"], **EVALUATION}}
-              if Path(stage["notebook"]).stem == "04_evaluation" else stage for stage in params["stages"]]
+    stages = [{**stage, "parameters": {**stage["parameters"], **LEFT_OUT.get(Path(stage["notebook"]).stem, {})}}
+              for stage in params["stages"]]
     return {**params, "artifacts": f"data/rerun/{slug}", "common": {**params["common"], **reruns.RERUNS[slug].common},
             "stages": stages}
 

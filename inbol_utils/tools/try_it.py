@@ -42,7 +42,7 @@ def params_copy(change: try_it.Change) -> dict:
 
 
 def params_file(change: try_it.Change) -> Path:
-    """Write the change's params copy, and the params file it names when that is chapter 5's
+    """Write the change's params copy, and the params file it names when that is chapter 6's
     priced run with one seed (HUB_ONE_SEED)."""
     path = FOLDER / "params" / f"{change.slug}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
