@@ -36,8 +36,8 @@ LEFT_OUT = {"04_evaluation": {"ablations": [], "compare_with": "data/default"}, 
 
 
 def params_copy(slug: str) -> dict:
-    """params/default.yaml with the rerun's changes, its own artifacts folder, and chapter 4
-    reduced to the verdicts the record compares."""
+    """params/default.yaml with the rerun's changes, its own artifacts folder, and chapters 4
+    and 5 reduced to the verdicts the record compares (`LEFT_OUT`)."""
     params = yaml.safe_load(DEFAULT.read_text())
     stages = [{**stage, "parameters": {**stage["parameters"], **LEFT_OUT.get(Path(stage["notebook"]).stem, {})}}
               for stage in params["stages"]]
