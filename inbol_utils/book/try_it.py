@@ -93,8 +93,8 @@ BY_SLUG = {change.slug: change for change in CHANGES}
 
 
 def chapter_values(book: Path) -> dict[str, dict[str, object]]:
-    """Every chapter's glued values in an executed book folder, by chapter number ("00"-"06")."""
-    return {path.name[:2]: glued_values(path) for path in sorted(book.glob("0[0-6]_*.ipynb"))}
+    """Every chapter's glued values in an executed book folder, by chapter number ("00", "01", ...)."""
+    return {path.name[:2]: glued_values(path) for path in sorted(book.glob("[0-9][0-9]_*.ipynb"))}
 
 
 def _number(value: object) -> str:

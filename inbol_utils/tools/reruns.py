@@ -7,11 +7,10 @@ Each rerun (`inbol_utils.book.reruns.RERUNS`: other worlds, other float kernels)
 params/default.yaml with its own artifacts folder, data/rerun/<slug>, sharing the job store.
 It leaves out what `replication` does not compare, the one-seed ablations and the label-noise
 study (its chapter 5 runs with no label set), and its chapter 4 sets its verdicts beside
-data/default's (`compare_with`). Its
-verdicts beside the default run's (data/default, which `make book` makes first), with the
-machine, float kernels and commit, go into the record that chapter 4 and the introduction
-glue, `inbol_utils/book/reruns.json`. A rerun already run is read again, not rerun: delete its
-folder to run it again.
+data/default's (`compare_with`). Its verdicts beside the default run's (data/default, which
+`make book` makes first), with the machine, float kernels and commit, go into the record that
+chapter 4 and the introduction glue, `inbol_utils/book/reruns.json`. A rerun already run is
+read again, not rerun: delete its folder to run it again.
 """
 from __future__ import annotations
 
@@ -32,7 +31,8 @@ from .try_it import DEFAULT, commit, measure
 FOLDER = PROJECT_ROOT / "data" / "rerun"
 BASELINE = PROJECT_ROOT / "data" / "default"
 # What replication compares is chapter 4's seed-paired verdicts; the rest of chapters 4 and 5 is left out.
-LEFT_OUT = {"04_evaluation": {"ablations": [], "compare_with": "data/default"}, "05_label_noise": {"noise_n_values": []}}
+LEFT_OUT = {"04_evaluation": {"ablations": [], "compare_with": "data/default"},
+            "05_label_noise": {"noise_n_values": []}}
 
 
 def params_copy(slug: str) -> dict:
