@@ -76,7 +76,7 @@ def test_links_to_an_emptied_store_are_found(tmp_path, monkeypatch):
 
 
 def test_a_reused_job_counts_the_work_it_took_as_reused(tmp_path):
-    """Chapter 5 prices the whole study from the profile's counts, so a rerun that answers jobs
+    """Chapter 6 prices the whole study from the profile's counts, so a rerun that answers jobs
     from their records must still count their work: apart, as reused, with what each job's own
     jobs took (a pair set built around a reused model still took that model's training)."""
     inner, outer = tmp_path / "model", tmp_path / "pairs"

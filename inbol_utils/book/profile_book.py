@@ -5,7 +5,7 @@
 _toc.yml is the default profile's book: the study's chapters from book/executed/default/, other
 profiles' parts (the easy-VQA part) and the reference pages. Another profile's book keeps the
 study part, read from its own executed folder, with the chapters of the stages its parameter
-file runs (easy-VQA's stops at chapter 4), and the reference pages (`profile_toc`). Its root
+file runs (easy-VQA's stops at chapter 5), and the reference pages (`profile_toc`). Its root
 is a copy of the introduction beside its chapters (`intro_copy`): the introduction glues
 chapter 4's results, and a copy glues this profile's own. `write` writes both where the
 Makefile's build reads them.
