@@ -249,8 +249,9 @@ class CADPOTrainer(Trainer):
         super().log(logs, start_time)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        """Evaluation is the same loss without gradients: there are no logits to return."""
-        inputs = self._prepare_inputs(inputs)
+        """Evaluation is the same loss without gradients: there are no logits to return. The
+        batches come from Trainer's evaluation dataloader, which its accelerator has prepared, so
+        they are on the model's device already."""
         with torch.no_grad(), self.compute_loss_context_manager():
             loss = self.compute_loss(model, inputs)
         return loss.detach(), None, None
