@@ -72,6 +72,12 @@ def _seeds(p: dict) -> int:
     return len(p["seeds"])
 
 
+def _noise_models(p: dict) -> int:
+    """DPO and CA-DPO on every label-noise set and seed (an upper bound: a sampled set that
+    draws chapter 2's labels by chance trains nothing)."""
+    return 2 * _noise_sets(p) * _seeds(p)
+
+
 def _scored(p: dict) -> int:
     return p["n_test"] + p["n_ood"]
 
@@ -112,10 +118,9 @@ ROWS_OF: dict[tuple[str, str], Callable[[dict], float]] = {
     # The base model's knowledge of each query, then the frontiers (`frontier.METHODS`: five models
     # a seed, two likelihoods a query: the canonical refusal and the best answer).
     (STAGES[4], "likelihoods"): lambda p: _seeds(p) * _scored(p) * (1 + 2 * 5),
-    # DPO and CA-DPO on every label-noise set and seed (an upper bound: a sampled set that draws
-    # chapter 2's labels by chance trains nothing).
-    (STAGES[5], "training"): lambda p: 2 * _noise_sets(p) * _seeds(p) * 2 * p["pref_steps"] * p["pref_batch_size"],
-    (STAGES[5], "greedy answers"): lambda p: 2 * _noise_sets(p) * _seeds(p) * _scored(p),
+    # The label-noise study's models, two rows a pair, then each one scored.
+    (STAGES[5], "training"): lambda p: _noise_models(p) * 2 * p["pref_steps"] * p["pref_batch_size"],
+    (STAGES[5], "greedy answers"): lambda p: _noise_models(p) * _scored(p),
 }
 SAMPLES_OF: dict[tuple[str, str], Callable[[dict], float]] = {
     (STAGES[1], "sampling"): lambda p: p["n_probe"] * (max(p["n_values"]) + (_seeds(p) - 1) * p["n_samples"]),
