@@ -140,14 +140,27 @@ def test_other_float_kernels_train_again():
     show a reproduction that never ran. The same setup in another process reuses."""
     if reuse.numerics()["float_kernels"] == "DEFAULT":
         pytest.skip("this CPU already runs torch's generic kernels")
-
-    def recipe_in_a_process(**env: str) -> str:
-        code = "from inbol_utils.runner import reuse; print(reuse.recipe(lr=1e-4))"
-        return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
-                              capture_output=True, text=True).stdout.strip()
-
     assert recipe_in_a_process() == reuse.recipe(lr=1e-4)
     assert recipe_in_a_process(ATEN_CPU_CAPABILITY="default") != reuse.recipe(lr=1e-4)
+
+
+def test_capped_onednn_kernels_train_again():
+    """oneDNN's instruction set, capped by a setting torch does not report, also moves the floats
+    (an AVX-512 machine with ONEDNN_MAX_CPU_ISA=AVX2 rounds as an AVX2 one): keyed apart, and named."""
+    uncapped = {name: "" for name in reuse.KERNEL_CAPS}  # whatever this shell sets
+    capped = {**uncapped, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert recipe_in_a_process(**capped) != recipe_in_a_process(**uncapped)
+    code = "from inbol_utils.runner import reuse; print(reuse.float_kernels())"
+    named = subprocess.run([sys.executable, "-c", code], env={**os.environ, **capped}, check=True,
+                           capture_output=True, text=True).stdout.strip()
+    assert named.endswith(" (ONEDNN_MAX_CPU_ISA=AVX2)")
+
+
+def recipe_in_a_process(**env: str) -> str:
+    """A job's recipe as a fresh process with `env` added computes it."""
+    code = "from inbol_utils.runner import reuse; print(reuse.recipe(lr=1e-4))"
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):

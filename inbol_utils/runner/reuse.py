@@ -119,16 +119,32 @@ def _span(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> str
     return lines[start[0] - 1][start[1]:] + "".join(lines[start[0]:end[0] - 1]) + lines[end[0] - 1][:end[1]]
 
 
-@functools.cache
-def numerics() -> dict:
-    """What a job's numbers depend on besides its code and ingredients: the float kernels torch
-    picked for this CPU (`ATEN_CPU_CAPABILITY` can choose others), the device, and the Python and
-    library versions. Every job runs with `environment.THREADS` threads whoever starts it, so the
-    thread count is in the code, not here. A rerun with other kernels, on a GPU or after an
-    upgrade then trains again, where it would otherwise answer from another setup's jobs."""
+# Settings that cap the instruction set of oneDNN's and MKL's kernels, which torch does not
+# report. They move the floats too (GELU is oneDNN's: ONEDNN_MAX_CPU_ISA=AVX2 changes its last
+# bits on an AVX-512 machine), so a job run under one must not answer for a job run without.
+KERNEL_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def float_kernels() -> str:
+    """The float kernels torch picked for this CPU ("AVX512"; `ATEN_CPU_CAPABILITY` can choose
+    others), followed by the `KERNEL_CAPS` that are set: "AVX2 (ONEDNN_MAX_CPU_ISA=AVX2)"."""
     import torch
 
-    return {"float_kernels": torch.backends.cpu.get_cpu_capability(),
+    caps = [f"{name}={os.environ[name]}" for name in KERNEL_CAPS if os.environ.get(name)]
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return f"{kernels} ({', '.join(caps)})" if caps else kernels
+
+
+@functools.cache
+def numerics() -> dict:
+    """What a job's numbers depend on besides its code and ingredients: the `float_kernels`, the
+    device, and the Python and library versions. Every job runs with `environment.THREADS`
+    threads whoever starts it, so the thread count is in the code, not here. A rerun with other
+    kernels, on a GPU or after an upgrade then trains again, where it would otherwise answer
+    from another setup's jobs."""
+    import torch
+
+    return {"float_kernels": float_kernels(),
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
             "python": platform.python_version(),
             "libraries": {name: _version(name) for name in LIBRARIES}}
