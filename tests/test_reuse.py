@@ -150,18 +150,21 @@ def test_capped_onednn_kernels_train_again():
     AVX2 one): keyed apart, and named."""
     if any(os.environ.get(name) for name in reuse.KERNEL_CAPS):
         pytest.skip("this shell already caps the kernels")
-    code = "from inbol_utils.runner import reuse; print(reuse.recipe(lr=1e-4)); print(reuse.float_kernels())"
-    capped = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
-                            check=True, capture_output=True, text=True).stdout.split()
-    assert capped[0] != reuse.recipe(lr=1e-4)
-    assert " ".join(capped[1:]) == f"{reuse.float_kernels()} (ONEDNN_MAX_CPU_ISA=AVX2)"
+    recipe, kernels = in_a_process("reuse.recipe(lr=1e-4)", "reuse.float_kernels()", ONEDNN_MAX_CPU_ISA="AVX2")
+    assert recipe != reuse.recipe(lr=1e-4)
+    assert kernels == f"{reuse.float_kernels()} (ONEDNN_MAX_CPU_ISA=AVX2)"
+
+
+def in_a_process(*expressions: str, **env: str) -> list[str]:
+    """What `expressions` (of `reuse`) print, one line each, in a fresh process with `env` added."""
+    code = "from inbol_utils.runner import reuse\n" + "".join(f"print({e})\n" for e in expressions)
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
+                          capture_output=True, text=True).stdout.splitlines()
 
 
 def recipe_in_a_process(**env: str) -> str:
     """A job's recipe as a fresh process with `env` added computes it."""
-    code = "from inbol_utils.runner import reuse; print(reuse.recipe(lr=1e-4))"
-    return subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return in_a_process("reuse.recipe(lr=1e-4)", **env)[0]
 
 
 def test_editing_the_prose_retrains_nothing_but_reruns_the_notebooks(tmp_path, monkeypatch):
