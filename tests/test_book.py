@@ -609,7 +609,9 @@ def test_against_reference_counts_the_verdicts_both_runs_give(tmp_path):
                                 ("over_refusal", "IDK-IT", "test"): "beats", ("trust", "base", "ood"): "beats"})
     here = run("classroom", {("trust", "IDK-IT", "test"): "is level with", ("trust", "base", "test"): "trails",
                              ("over_refusal", "IDK-IT", "test"): metrics.TOO_FEW, ("trust", "base", "ood"): "trails"})
-    text = readings.against_reference(reference, here).data
+    with mock.patch("inbol_utils.runner.parameters.PROJECT_ROOT", tmp_path):  # the runs inside the project
+        text = readings.against_reference(reference, here).data
+    assert "the reference run (`default`)" in text  # as the params file names it, not the machine's folder
     assert "Of the 2 in-domain verdicts" in text and "**1 agree**" in text
     assert "| InBoL against base | Trust | beats | trails | **no** |" in text
     assert readings.against_reference("", here) is None

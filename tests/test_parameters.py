@@ -279,3 +279,6 @@ def test_check_reads_relative_paths_from_the_project_root(tmp_path, monkeypatch)
     with pytest.raises(parameters.ParameterError):
         parameters.check("02_data_generation", absolute)
     assert absolute["artifacts"] == str(tmp_path)  # an absolute path stays as it is
+    # and a page shows a path inside the project as the params file gave it
+    assert parameters.shown_path(namespace["artifacts"]) == "data/not-run-yet"
+    assert parameters.shown_path(tmp_path) == str(tmp_path)

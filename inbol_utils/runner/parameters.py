@@ -374,6 +374,14 @@ def project_path(path: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def shown_path(path: str | Path) -> str:
+    """`path` as a params file would give it: relative to the project's root when it lies inside,
+    so a page never shows the folder of the machine that built the book (`check` has made it
+    absolute)."""
+    path = Path(path)
+    return path.relative_to(PROJECT_ROOT).as_posix() if path.is_relative_to(PROJECT_ROOT) else str(path)
+
+
 def missing_inputs(notebook: str, values: Mapping[str, Any]) -> list[str]:
     """The notebook's input artifacts that are absent or unreadable, one message each."""
     found = []
