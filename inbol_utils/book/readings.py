@@ -405,8 +405,9 @@ def against_reference(reference: str, here: str):
 
     if not reference:
         return None
+    name = shown_path(reference)  # as the params file gives it, not this machine's folder
     if not (Path(reference) / "results" / "comparisons.csv").is_file():
-        return Markdown(f"*The reference run ({shown_path(reference)}) has not been run here, so this chapter cannot say which "
+        return Markdown(f"*The reference run ({name}) has not been run here, so this chapter cannot say which "
                         "of its findings this run reproduces: `make book` runs it, then `make chapter CH=04` with "
                         "this profile's `PARAMS` compares them.*")
     both = replication.verdicts(reference, here)
@@ -418,7 +419,7 @@ def against_reference(reference: str, here: str):
                       f"| {r.verdict_1} | {r.verdict_2} | {'yes' if r.agree else '**no**'} |"
                       for r in judged.itertuples())
     return Markdown(f"Of the {len(judged)} in-domain verdicts that both this run and the reference run "
-                    f"(`{shown_path(reference)}`) give on InBoL and vanilla DPO, **{int(judged['agree'].sum())} agree**. "
+                    f"(`{name}`) give on InBoL and vanilla DPO, **{int(judged['agree'].sum())} agree**. "
                     "A verdict that differs is a finding this run cannot reproduce at its size; one that agrees "
                     "is reproduced with a smaller world and model.\n\n"
                     "| comparison | metric | reference | this run | same |\n|---|---|---|---|---|\n" + table)
