@@ -205,7 +205,9 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
     """Probe the seed's base model on the whole probe split (`confidence.probe`, with
     max(n_values) samples) and add the sampled confidence for every N of `n_values`
     (`sampled_conf_<N>`) and for `n_samples` (`sampled_conf`, the one that labels the data);
-    saved to seed<s>/boundary.parquet. A job for `parallel.run`: one per seed."""
+    saved to seed<s>/boundary.parquet. It keeps the first `n_samples` samples only: the pairs and
+    the label sets read the samples that label the data, on every seed alike (the N sweep's
+    larger draws live on in their `sampled_conf_<N>`). A job for `parallel.run`: one per seed."""
     home = seed_dir(artifacts, seed)
     made_from = recipe(job="probe", base=recipe_of(home / "base_model"), world=recipe_of(world_dir(artifacts, seed)),
                        n_samples=n_samples, n_values=n_values, temperature=temperature, seed=seed,
@@ -223,7 +225,8 @@ def _probe_seed(artifacts, seed, n_samples, n_values, temperature, batch_size) -
     for n in n_values:
         table[f"sampled_conf_{n}"] = confidence.sampled_confidence(table, n)
     table["sampled_conf"] = table[f"sampled_conf_{n_samples}"]
-    saved = table.assign(answers=table["answers"].map(list), samples=table["samples"].map(list))
+    table["samples"] = table["samples"].map(lambda samples: list(samples[:n_samples]))
+    saved = table.assign(answers=table["answers"].map(list))
     with atomic_file(home / "boundary.parquet", "wb") as handle:
         saved.to_parquet(handle)
     return table

@@ -1,11 +1,13 @@
 """Confidence probes, boundary placement, and the IDK-IT and preference sets built from them."""
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from inbol_utils import answers, confidence, generation, idk_data
+from inbol_utils import answers, confidence, generation, idk_data, protocol
+from worlds import small_config
 
 
 def test_sampled_confidence_converges_to_likelihood(processor, trained_tiny, tiny_world):
@@ -28,6 +30,22 @@ def test_sampled_confidence_converges_to_likelihood(processor, trained_tiny, tin
     bound = 4.5 * np.sqrt(p * (1 - p) / 400) + 0.01
     assert (np.abs(large - p) <= bound).all(), (large, p)
     assert np.abs(large - p).mean() < np.abs(small - p).mean() + 0.02
+
+
+def test_the_probe_keeps_only_the_samples_that_label_the_data(tmp_path, trained_tiny):
+    """Chapter 1's N sweep draws max(n_values) samples on the first seed, but the saved probe
+    keeps the `n_samples` that label the data: the base-sampled pairs and chapter 5's label sets
+    then read as many samples on every seed (they once read 20 on seed 0 and 10 on the others)."""
+    _, model_path = trained_tiny
+    protocol.build_world(tmp_path, 0, small_config(seed=3, n_probe=16))
+    home = protocol.seed_dir(tmp_path, 0)
+    shutil.copytree(model_path, home / "base_model")
+    table = protocol.probe_seed(str(tmp_path), 0, 2, [1, 2, 4], 1.0, 8)
+    saved = pd.read_parquet(home / "boundary.parquet")
+    assert (table["samples"].map(len) == 2).all() and (saved["samples"].map(len) == 2).all()
+    assert {"sampled_conf_1", "sampled_conf_2", "sampled_conf_4"} <= set(saved.columns)
+    assert saved["sampled_conf"].equals(saved["sampled_conf_2"])
+    assert not saved["sampled_conf_4"].map(lambda c: (c * 2) % 1 == 0).all()  # 4 draws, not the kept 2
 
 
 def test_correct_fraction_counts_an_array_of_one_empty_answer_as_one_sample():
