@@ -83,10 +83,14 @@ def warning(report: pd.DataFrame, targets: Targets, cap: int) -> str | None:
             "\"Try it\".\n:::")
 
 
-def caveat(results: pd.DataFrame) -> str:
+def caveat(results: pd.DataFrame, checked: bool = True) -> str:
     """What chapter 4 and the introduction say beside their verdicts, from `results/base_models.csv`
     (notebook 00's `report`): nothing to add when every base model met its targets, else which
-    seeds' results rest on an undertrained base model."""
+    seeds' results rest on an undertrained base model. `checked` false: a real source, where no
+    target was checked (`report`), so none can be said to be met."""
+    if not checked:
+        return ("no accuracy target is checked on this source (chapter 0), so the verdicts rest on base models "
+                "trained a fixed schedule, whatever they learned in it")
     short = results[~results["meets_targets"].astype(bool)]
     if short.empty:
         return "every base model met its accuracy targets (chapter 0), so no verdict rests on an undertrained one"

@@ -55,6 +55,20 @@ def test_a_seed_below_its_targets_is_flagged_and_warned_about():
     assert warning.startswith(":::{warning}") and "1 of 2 base models miss" in warning
     assert "seed 1 (world 1): easy perception 88.0% < 90%" in warning and "seed 0" not in warning
     assert base_targets.warning(report.iloc[:1], targets, cap=6500) is None
+    caveat = base_targets.caveat(report)
+    assert caveat.startswith("1 of 2 base models missed") and "seed 1 (world 1)" in caveat
+    assert base_targets.caveat(report.iloc[:1]).startswith("every base model met")
+
+
+def test_a_real_source_checks_no_target_and_says_so_beside_its_verdicts():
+    """easy-VQA records no difficulty or exposure: its base models meet their targets by default
+    (`report`), so the verdicts' caveat must not claim that they met any."""
+    test = scored([("perception", 0.1, -1, "correct")]).assign(seed=0)
+    trained = [{"seed": 0, "world_seed": 0, "frequent_exposure": 30, "steps": 2500, "test": test,
+                "targets": {}, "misses": []}]
+    report = base_targets.report(trained, base_targets.Targets(), checked=False)
+    assert report["meets_targets"].all()
+    assert base_targets.caveat(report, checked=False).startswith("no accuracy target is checked on this source")
 
 
 class Counting:
