@@ -233,7 +233,7 @@ def heldout_spread(held: pd.DataFrame, methods: Sequence[str] = (IDKIT, INBOL)) 
 def inside_refusals(scored: pd.DataFrame, by=("method", "seed", "qtype")) -> pd.DataFrame:
     """Over-refusal broken down: the shares of in-domain queries inside the world's boundaries
     that were refused, and that got an answer-then-refusal hybrid ("triangle not sure about
-    that": the mark of a preference stage that lowered the chosen answers' likelihood too)."""
+    that": an answer's words, then a refusal's, as a model that learnt both can run them together)."""
     inside = scored[(scored["split"] == "test") & (scored["region_truth"] == "inside")]
     flags = inside.assign(refused=inside["response_type"] == "refusal",
                           hybrid=inside["response_type"] == "hybrid")

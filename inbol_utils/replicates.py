@@ -5,7 +5,7 @@ has its own world and base model, so one replicate unlike the others can carry t
 three replicates, a large difference on one and small ones of the other sign on two can still
 give a firm verdict. So beside the intervals the chapters show each replicate's difference, and
 name every firm verdict ("beats" or "trails") that some replicate's difference contradicts: it
-holds over the replicates, not on each world.
+holds over the replicates, not on each world (`book.readings.replicate_reading` says it).
 """
 from __future__ import annotations
 
@@ -52,24 +52,3 @@ def contradicted(differences: pd.DataFrame) -> pd.DataFrame:
     against = firm[np.sign(firm["seed_diff"]) != np.sign(firm["diff"])]
     keys = ["metric", "method", "rival", "split", "verdict"]
     return against.groupby(keys, sort=False)["seed"].agg(list).rename("seeds_against").reset_index()
-
-
-def reading(differences: pd.DataFrame, metric_names: dict[str, str], worlds: dict[int, int]) -> str:
-    """A sentence for the chapter: whether any firm verdict rests on some replicates only."""
-    firm = int(differences[differences["verdict"].isin(FIRM)][["metric", "method", "rival", "split"]]
-               .drop_duplicates().shape[0])
-    against = contradicted(differences)
-    if firm == 0:
-        return "No comparison gives a firm verdict, so none can rest on one replicate"
-    if against.empty:
-        return (f"Every one of the {firm} firm verdicts holds on each replicate: every replicate's own difference "
-                "has the sign of the mean, so none rests on one replicate's world")
-    cases = "; ".join(
-        f"{r.method} {r.verdict} {REGISTRY[r.rival].label} on {metric_names.get(r.metric, r.metric)} ({r.split}), "
-        f"against it on {_seeds(r.seeds_against, worlds)}" for r in against.itertuples(index=False))
-    return (f"{len(against)} of the {firm} firm verdicts do not hold on every replicate, so they rest on the others' "
-            f"worlds: {cases}")
-
-
-def _seeds(seeds: list[int], worlds: dict[int, int]) -> str:
-    return ", ".join(f"seed {s} (world {worlds.get(s, '?')})" for s in seeds)

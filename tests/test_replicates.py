@@ -2,6 +2,7 @@
 import pandas as pd
 
 from inbol_utils import replicates
+from inbol_utils.book import readings
 from inbol_utils.methods import IDKIT, INBOL, REGISTRY
 
 
@@ -25,17 +26,21 @@ def test_a_firm_verdict_one_replicate_contradicts_is_named_with_its_world():
     diffs = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "beats"))
     against = replicates.contradicted(diffs)
     assert against["seeds_against"].tolist() == [[2]]
-    text = replicates.reading(diffs, {"trust": "Trust"}, worlds={0: 0, 1: 1, 2: 2})
-    assert text.startswith("1 of the 1 firm verdicts") and "seed 2 (world 2)" in text and "IDK-IT" in text
+    text = readings.replicate_reading(diffs, worlds={0: 0, 1: 1, 2: 2})
+    assert text.startswith("1 of the 1 firm verdicts do not hold on every replicate, so they rest on the others' "
+                           "worlds: InBoL beats IDK-IT on Trust (test), against it on seed 2 (world 2)")
+    shared = readings.replicate_reading(diffs, worlds={0: 0, 1: 0, 2: 0})  # a fixed world_seed, a real source
+    assert "rest on the other replicates: " in shared and "worlds" not in shared
 
 
 def test_a_level_verdict_or_agreeing_replicates_contradict_nothing():
     agreeing = replicates.differences(runs([0.5, 0.4, 0.45], [0.1, 0.2, 0.4]), comparison(0.2167, "beats"))
     assert replicates.contradicted(agreeing).empty
-    assert "holds on each replicate" in replicates.reading(agreeing, {}, {})
+    assert readings.replicate_reading(agreeing, {0: 0, 1: 1, 2: 2}).endswith("so none rests on one replicate's world")
+    assert readings.replicate_reading(agreeing, {0: 4, 1: 4, 2: 4}).endswith("so none rests on one replicate")
     level = replicates.differences(runs([0.5, 0.4, 0.3], [0.1, 0.2, 0.4]), comparison(0.1667, "is level with"))
     assert replicates.contradicted(level).empty
-    assert replicates.reading(level, {}, {}).startswith("No comparison gives a firm verdict")
+    assert readings.replicate_reading(level, {}).startswith("No comparison gives a firm verdict")
 
 
 def test_trust_by_seed_puts_each_replicates_world_beside_its_trust():

@@ -3,6 +3,7 @@ the readings name exactly the verdicts that moved, and the record is written fro
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -36,15 +37,31 @@ def test_a_rerun_that_lifts_inbol_names_its_three_trust_verdicts(tmp_path):
 def test_steady_trust_lists_what_moved_in_any_rerun_and_the_firm_verdicts_that_held(tmp_path):
     same, lifted = _entry(tmp_path, "same", 0.0), _entry(tmp_path, "lifted", 0.2)
     assert reruns.steady_trust({"worlds": same}) == (  # DPO trailing IDK-IT is the made-up seeds' noise
-        "12 of the 12 Trust verdicts came back with other worlds. The firm ones among those that came back: "
+        "12 of the default study's 12 Trust verdicts came back with other worlds. The firm ones among those that came back: "
         "in-domain, InBoL beats the base model; out of domain, vanilla DPO trails IDK-IT alone and InBoL beats "
         "the base model")
     assert reruns.steady_trust({"worlds": same, "kernels": lifted}) == (
-        "9 of the 12 Trust verdicts came back with other worlds and other float rounding, all but these: "
+        "9 of the default study's 12 Trust verdicts came back with other worlds and other float rounding, all but "
+        "these: "
         "in-domain, InBoL against IDK-IT alone, InBoL against vanilla DPO and InBoL against the control. The "
         "firm ones among those that came back: in-domain, InBoL beats the base model; out of domain, vanilla "
         "DPO trails IDK-IT alone and InBoL beats the base model")
     assert reruns.steady_trust({}).startswith("no rerun is recorded yet")
+
+
+def test_steady_trust_counts_this_runs_own_verdicts_and_only_the_comparisons_the_reruns_made(tmp_path):
+    """A verdict the reruns share but this book's run does not give has moved: the introduction
+    once called out-of-domain InBoL "beats the base model" beside this run's "is level with"."""
+    same = _entry(tmp_path, "same", 0.0)
+    this_run = pd.read_csv(tmp_path / "baseline" / "results" / "comparisons.csv")
+    ood_base = (this_run["metric"] == "trust") & (this_run["split"] == "ood") & (this_run["rival"] == "base")
+    this_run.loc[ood_base, "verdict"] = "is level with"
+    extra = {"metric": "trust", "method": "InBoL", "rival": "a method no rerun had", "split": "test",
+             "verdict": "beats"}
+    assert reruns.steady_trust({"worlds": same}, pd.concat([this_run, pd.DataFrame([extra])])) == (
+        "11 of the 12 Trust verdicts came back in this run and with other worlds, all but these: out of domain, "
+        "InBoL against the base model. The firm ones among those that came back: in-domain, InBoL beats the base "
+        "model; out of domain, vanilla DPO trails IDK-IT alone")
 
 
 def test_a_rerun_not_recorded_says_how_to_record_it(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import ablations, base_targets, evaluation, frontier, label_noise, metrics
+from .. import ablations, base_targets, evaluation, frontier, label_noise, metrics, replicates
 from ..methods import BASE, CONTROL, DPO, IDKIT, INBOL, METHODS, REGISTRY, TRAINED
 from ..runner import environment
 from ..runner.parameters import shown_path
@@ -146,6 +146,29 @@ def frontier_phrases(frontier_comparisons: pd.DataFrame) -> dict[str, str]:
             for rival in frontier.PAIRS[INBOL] for split in evaluation.TEST_SPLITS}
 
 
+def replicate_reading(differences: pd.DataFrame, worlds: Mapping[int, int]) -> str:
+    """Whether any firm verdict rests on some replicates only (`replicates.contradicted`), naming
+    each replicate against it with its world. Where the seeds share one world (a fixed
+    `world_seed`, a real source) a replicate is its base model and what was trained from it, and
+    the sentence says so rather than blame a world."""
+    firm = int(differences[differences["verdict"].isin(replicates.FIRM)][["metric", "method", "rival", "split"]]
+               .drop_duplicates().shape[0])
+    against = replicates.contradicted(differences)
+    own_worlds = len(set(worlds.values())) > 1
+    if firm == 0:
+        return "No comparison gives a firm verdict, so none can rest on one replicate"
+    if against.empty:
+        one = "one replicate's world" if own_worlds else "one replicate"
+        return (f"Every one of the {firm} firm verdicts holds on each replicate: every replicate's own difference "
+                f"has the sign of the mean, so none rests on {one}")
+    cases = "; ".join(
+        f"{r.method} {r.verdict} {REGISTRY[r.rival].label} on {COMPARED_NAMES.get(r.metric, r.metric)} ({r.split}), "
+        f"against it on " + ", ".join(f"seed {s} (world {worlds.get(s, '?')})" for s in r.seeds_against)
+        for r in against.itertuples(index=False))
+    rest_on = "the others' worlds" if own_worlds else "the other replicates"
+    return f"{len(against)} of the {firm} firm verdicts do not hold on every replicate, so they rest on {rest_on}: {cases}"
+
+
 def known_reading(table: pd.DataFrame, intrinsic_truth: bool) -> str:
     """InBoL's over-refusal against the world and against the base model's own knowledge:
     whether part of what the world calls over-refusal is of queries the base model never knew."""
@@ -176,14 +199,14 @@ def inside_reading(rates: pd.DataFrame, types: str | None) -> str:
 
 
 def hybrid_reading(rates: pd.DataFrame, hybrids: pd.Series) -> str:
-    """How often the preference stages and IDK-IT give hybrids inside the boundaries (`rates`:
+    """How often the trained methods give hybrids inside the boundaries (`rates`:
     `evaluation.inside_refusal_rates`), with InBoL's most frequent one (`hybrids`: its hybrid
     responses), or that no method gave any there."""
     shares = {REGISTRY[m].key: rates.loc[m, "hybrid"] for m in METHODS}
     return prose.phrase(
         "In this run no method gave one inside the boundaries" if rates["hybrid"].eq(0).all() else
-        "Their share inside the boundaries is {inbol:.3f} after InBoL, {dpo:.3f} after vanilla DPO and {idkit:.3f} "
-        "after IDK-IT (InBoL's most frequent: {example})",
+        "Their share inside the boundaries is {inbol:.3f} after InBoL, {dpo:.3f} after vanilla DPO, {idkit:.3f} "
+        "after IDK-IT and {control:.3f} after the control (InBoL's most frequent: {example})",
         f"Which queries lie inside the boundaries is {NOT_KNOWN}; the main table counts hybrids over all queries",
         example=f"“{hybrids.mode().iloc[0]}”" if len(hybrids) else "none", **shares)
 

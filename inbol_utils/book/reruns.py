@@ -90,31 +90,41 @@ def _by_split(pairs: list[tuple[str, str]]) -> str:
                      for key, where in SPLITS.items() if any(split == key for _, split in pairs))
 
 
-def steady_trust(record: dict[str, dict]) -> str:
-    """Which Trust verdicts gave the same answer in every recorded rerun and its baseline, in
-    words: those that moved in at least one, and the firm ones ("beats", "trails") that held."""
+def steady_trust(record: dict[str, dict], this_run: pd.DataFrame | None = None) -> str:
+    """Which Trust verdicts gave the same answer in every recorded rerun, its baseline and
+    `this_run` (this book's comparisons.csv, when it is the default study: a verdict the reruns
+    share but this run does not give is no finding of it), in words: those that moved in at least
+    one, and the firm ones ("beats", "trails") that held."""
     if not record:
         return "no rerun is recorded yet (make reruns records them)"
+    keys = ["method", "rival", "split"]
     rows = pd.concat([pd.DataFrame(e["verdicts"]) for e in record.values()])
-    rows = rows[rows["metric"] == "trust"]
-    verdicts = rows.groupby(["method", "rival", "split"], sort=False).apply(
-        lambda g: set(g["verdict_1"]) | set(g["verdict_2"]), include_groups=False)
+    rows = rows[rows["metric"] == "trust"].melt(id_vars=keys, value_vars=["verdict_1", "verdict_2"],
+                                                 value_name="verdict")
+    if this_run is not None:
+        mine = this_run.loc[this_run["metric"] == "trust", [*keys, "verdict"]]
+        shared = rows[keys].drop_duplicates().merge(mine[keys])  # the comparisons both make
+        rows = pd.concat([rows.merge(shared), mine.merge(shared)])
+    verdicts = rows.groupby(keys, sort=False)["verdict"].agg(set)
     moved = [(f"{_name(method)} against {_name(rival)}", split)
              for (method, rival, split), seen in verdicts.items() if len(seen) > 1]
     firm = [(f"{_name(method)} {next(iter(seen))} {_name(rival)}", split)
             for (method, rival, split), seen in verdicts.items() if len(seen) == 1 and seen != {LEVEL}]
     runs = join([RERUNS[slug].short if slug in RERUNS else slug for slug in record])
-    return (f"{len(verdicts) - len(moved)} of the {len(verdicts)} Trust verdicts came back with {runs}"
+    whose, where = ("the", f"in this run and with {runs}") if this_run is not None else ("the default study's",
+                                                                                        f"with {runs}")
+    return (f"{len(verdicts) - len(moved)} of {whose} {len(verdicts)} Trust verdicts came back {where}"
             + (f", all but these: {_by_split(moved)}" if moved else "") + ". The firm ones among those that came "
             f"back: {_by_split(firm) if firm else 'none'}")
 
 
-def glue_chapter() -> None:
+def glue_chapter(this_run: pd.DataFrame | None = None) -> None:
     """Glue `rerun_<slug>_reading` for every rerun chapter 4 offers (one not recorded yet says
-    how to record it) and `reruns_steady_trust`."""
+    how to record it) and `reruns_steady_trust`, with `this_run`'s verdicts among them when it is
+    a run of the default study (`steady_trust`)."""
     recorded = record()
     for slug, rerun in RERUNS.items():
         glue_value(f"rerun_{slug}_reading", reading(recorded[slug]) if slug in recorded else
                    f"{sentence_start(rerun.about)}: not recorded yet "
                    f"(make reruns RERUN={slug} runs and records it)")
-    glue_value("reruns_steady_trust", steady_trust(recorded))
+    glue_value("reruns_steady_trust", steady_trust(recorded, this_run))
