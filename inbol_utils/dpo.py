@@ -8,8 +8,9 @@ each pair a certainty in [0, 1] (`pair_certainty`) from two confidences:
           "known" threshold tau (it clearly knows, or clearly does not) is surer than one near
           tau; a constructed unanswerable query is certain;
   policy  how much the policy (the IDK-IT model that sampled the pair) wants the rejected
-          response: the share of its samples on the query that were of that kind. A mistake it
-          makes 9 times in 10 matters more than one it made once.
+          response: the share of its samples on the query that gave that response (told apart
+          by their canonical form; any refusal counts as the refusal). A mistake it makes 9
+          times in 10 matters more than one it made once.
 By default ("both") the certainty is their product. A certain pair either counts more (a
 per-pair weight) or must be won by a larger margin (a per-pair margin). `ca_mode="none"` is
 vanilla DPO, the baseline both are ablated against.

@@ -9,7 +9,8 @@ mistakes this model actually makes:
   beyond  chosen = a refusal, rejected = each distinct response that is not a clean refusal
           (a lucky right answer, a wrong one, an answer-then-refusal hybrid, an empty one).
 Each pair keeps the label's confidence and the sampling model's propensity for the rejected
-response (the share of its samples of that kind); CA-DPO turns the two into a weight or margin.
+response (the share of its samples that gave that response; for a refusal, the share that refused
+in any phrasing); CA-DPO turns the two into a weight or margin.
 The same builder on the *base* model's samples gives the off-policy pairs of the ablation.
 """
 from __future__ import annotations
