@@ -322,7 +322,9 @@ def test_claim_values_read_the_papers_claims_from_the_verdicts():
     assert ahead == {"paper_claim_base": "agrees with", "paper_claim_idkit": "agrees with", "dof": 2,
                      "t_quantile": pytest.approx(4.303, abs=1e-3)}
     level = readings.claim_values(evaluation.comparisons(_runs(0.0), ["trust"]), 3)
-    assert level["paper_claim_base"] == level["paper_claim_idkit"] == "does not agree with"
+    assert level["paper_claim_base"] == level["paper_claim_idkit"] == "does not confirm"
+    behind = readings.claim_values(evaluation.comparisons(_runs(-0.1), ["trust"]), 3)
+    assert behind["paper_claim_base"] == behind["paper_claim_idkit"] == "contradicts"
     two = readings.claim_values(evaluation.comparisons(_runs(0.1, seeds=2), ["trust"]), 2)
     assert two["paper_claim_idkit"] == "cannot test (from 2 replicates; a verdict needs 3)" and two["dof"] == 1
 

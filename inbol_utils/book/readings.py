@@ -103,14 +103,17 @@ def never_shown_reading(table: pd.DataFrame) -> str:
 
 def claim_values(comparisons: pd.DataFrame, n_seeds: int) -> dict[str, object]:
     """The paper's two headline claims (`evaluation.PAPER_CLAIMS`) against this run's verdicts,
-    `paper_claim_<rival key>` ("agrees with", "does not agree with", or that too few replicates
-    cannot test it), and how wide the intervals they rest on are: `dof` and `t_quantile`."""
+    `paper_claim_<rival key>`: "agrees with", "contradicts" (InBoL trails on some split), "does
+    not confirm" (level: the run cannot tell them apart), or that too few replicates cannot test
+    it; and how wide the intervals they rest on are: `dof` and `t_quantile`."""
     values = {}
     for method, rival in evaluation.PAPER_CLAIMS:
-        holds = evaluation.claim_holds(comparisons, method, rival)
+        trust = comparisons[(comparisons["metric"] == "trust") & (comparisons["method"] == REGISTRY[method].label)
+                            & (comparisons["rival"] == rival)]
         values[f"paper_claim_{REGISTRY[rival].key}"] = (
-            "agrees with" if holds else "does not agree with" if n_seeds >= metrics.MIN_REPLICATES
-            else f"cannot test (from {n_seeds} replicates; a verdict needs {metrics.MIN_REPLICATES})")
+            f"cannot test (from {n_seeds} replicates; a verdict needs {metrics.MIN_REPLICATES})"
+            if n_seeds < metrics.MIN_REPLICATES else "agrees with" if evaluation.claim_holds(comparisons, method, rival)
+            else "contradicts" if (trust["verdict"] == metrics.VERDICTS[2]).any() else "does not confirm")
     return values | {"dof": n_seeds - 1, "t_quantile": metrics.t_quantile(n_seeds)}
 
 
