@@ -187,6 +187,7 @@ def test_rerun_from_reruns_a_current_stage_and_what_follows(study):
         run_pipeline(study["params"], study["executed"], rerun_from="c")
     stems = ["00_world_and_base_model", "01_boundary_definition", "03_training"]
     assert pipeline.rerun_index(stems, "03", "p.yaml") == pipeline.rerun_index(stems, "03_training", "p.yaml") == 2
+    assert pipeline.rerun_index(stems, "3", "p.yaml") == 2  # make chapter CH=3
 
 
 def test_failing_stage_stops_with_a_clear_message_and_no_stamp(study, capsys):

@@ -566,8 +566,10 @@ def hold(artifacts: Path) -> Iterator[None]:
 
 
 def rerun_index(stems: list[str], stage: str, params_path: str | os.PathLike) -> int:
-    """The position of `stage` (a stem, or the number it starts with) among `stems`."""
-    found = [i for i, stem in enumerate(stems) if stem == stage or stem.split("_")[0] == stage]
+    """The position of `stage` (a stem, or the number it starts with: "03" or "3") among `stems`."""
+    prefixes = [stem.split("_")[0] for stem in stems]
+    found = [i for i, (stem, prefix) in enumerate(zip(stems, prefixes)) if stem == stage or prefix == stage
+             or (stage.isdigit() and prefix.isdigit() and int(prefix) == int(stage))]
     if len(found) != 1:
         raise PipelineError(f"--rerun-from {stage!r} names no stage of {params_path}; stages are {stems} "
                             f"(give a name or its number, e.g. {stems[0].split('_')[0]}).")
