@@ -85,7 +85,8 @@ CHANGES = (
     Change("tokenizer_factor", ("06",), {"tokenizer_factor": 1.0},
            (("06", "target_tokens_m", "the priced run's tokens (millions)"), GPU_HOURS)),
     Change("target_seeds", ("06",), {"target_params": "data/try_it/params/hub_one_seed.yaml"},
-           tuple(("06", f"gpu_hours_{stage}", f"the GPU hours of stage {stage}") for stage in ("00", "01", "03", "04"))
+           tuple(("06", f"gpu_hours_{stage}", f"the GPU hours of stage {stage}")
+                 for stage in ("00", "01", "03", "04", "05"))
            + (GPU_HOURS,)),
     Change("mfu", ("06",), {"mfu": 0.5}, (GPU_HOURS, ("06", "largest_stage", "the largest stage"))),
 )
