@@ -373,8 +373,8 @@ def test_inside_readings_say_where_the_over_refusal_comes_from():
         "Inside the world's boundaries, IDK-IT refuses 0.000 of the queries, vanilla DPO 0.000, InBoL 0.375 and the "
         "control 0.000. Most of InBoL's refusals there are of a few question types: fact (67%) and where (33%), "
         "100% in all. Compare the figure")
-    assert said["hybrid_reading"] == ("Their share inside the boundaries is 0.125 after InBoL, 0.000 after vanilla DPO, "
-                                      "0.000 after IDK-IT and 0.000 after the control (InBoL's most frequent: "
+    assert said["hybrid_reading"] == ("Their share inside the boundaries is 0.125 after InBoL, 0.000 after vanilla "
+                                      "DPO, 0.000 after IDK-IT and 0.000 after the control (InBoL's most frequent: "
                                       "“red i don't know”)")
     assert said["known_reading"] == ("against 0.150 of the queries inside the world's boundaries, so part of what the "
                                      "world calls over-refusal is the refusal of queries the base model never knew")

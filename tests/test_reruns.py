@@ -37,8 +37,8 @@ def test_a_rerun_that_lifts_inbol_names_its_three_trust_verdicts(tmp_path):
 def test_steady_trust_lists_what_moved_in_any_rerun_and_the_firm_verdicts_that_held(tmp_path):
     same, lifted = _entry(tmp_path, "same", 0.0), _entry(tmp_path, "lifted", 0.2)
     assert reruns.steady_trust({"worlds": same}) == (  # DPO trailing IDK-IT is the made-up seeds' noise
-        "12 of the default study's 12 Trust verdicts came back with other worlds. The firm ones among those that came back: "
-        "in-domain, InBoL beats the base model; out of domain, vanilla DPO trails IDK-IT alone and InBoL beats "
+        "12 of the default study's 12 Trust verdicts came back with other worlds. The firm ones among those that "
+        "came back: in-domain, InBoL beats the base model; out of domain, vanilla DPO trails IDK-IT alone and InBoL beats "
         "the base model")
     assert reruns.steady_trust({"worlds": same, "kernels": lifted}) == (
         "9 of the default study's 12 Trust verdicts came back with other worlds and other float rounding, all but "

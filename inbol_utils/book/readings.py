@@ -169,7 +169,8 @@ def replicate_reading(differences: pd.DataFrame, worlds: Mapping[int, int]) -> s
         f"against it on " + ", ".join(f"seed {s} (world {worlds.get(s, '?')})" for s in r.seeds_against)
         for r in against.itertuples(index=False))
     rest_on = "the others' worlds" if own_worlds else "the other replicates"
-    return f"{len(against)} of the {firm} firm verdicts do not hold on every replicate, so they rest on {rest_on}: {cases}"
+    return (f"{len(against)} of the {firm} firm verdicts do not hold on every replicate, so they rest on "
+            f"{rest_on}: {cases}")
 
 
 def known_reading(table: pd.DataFrame, intrinsic_truth: bool) -> str:
