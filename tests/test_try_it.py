@@ -3,6 +3,7 @@ offers what the catalogue measures, each change is a valid params copy, and what
 read from the glued values of two executed books."""
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -87,12 +88,15 @@ def interval(key: str, diff: float, low: float, high: float, verdict: str) -> di
 def test_seen_sets_each_figure_beside_the_default_runs(tmp_path):
     change = try_it.Change("x", ("04",), {}, (try_it.TRUST, try_it.VS_IDKIT,
                                               ("04", "targets_caveat", "chapter 4's caveat")))
-    default = {"04": {"inbol_test_trust": 0.2512, **interval("inbol_vs_idkit_test", 0.036, -0.147, 0.219, "is level with"),
+    default = {"04": {"inbol_test_trust": 0.2512, "inbol_test_trust_sd": 0.046,
+                      **interval("inbol_vs_idkit_test", 0.036, -0.147, 0.219, "is level with"),
                       "targets_caveat": "every base model met its targets."}}
-    changed = {"04": {"inbol_test_trust": 0.3, **interval("inbol_vs_idkit_test", 0.05, 0.01, 0.09, "beats"),
+    changed = {"04": {"inbol_test_trust": 0.3, "inbol_test_trust_sd": 0.01,
+                      **interval("inbol_vs_idkit_test", 0.05, 0.01, 0.09, "beats"),
                       "targets_caveat": "every base model met its targets."}}
     assert try_it.seen(change, default, changed, tmp_path) == (
-        "InBoL's in-domain Trust: 0.251 in the baseline, 0.3 with this change. "
+        "InBoL's in-domain Trust (mean ± sd over seeds): 0.251 ± 0.046 in the baseline, 0.300 ± 0.010 with this "
+        "change. "
         "InBoL minus IDK-IT, in-domain Trust: +0.036 [-0.147, +0.219] (is level with) in the baseline, "
         "+0.050 [+0.010, +0.090] (beats) with this change. "
         "Chapter 4's caveat: every base model met its targets (as in the baseline).")
@@ -125,3 +129,24 @@ def test_the_record_measures_the_catalogues_changes():
     """A change edited after it was measured must be measured again: the record keeps its values."""
     for slug, entry in try_it.record().items():
         assert entry["values"] == try_it.BY_SLUG[slug].values, f"{slug}: `make try-it TRY={slug}` again"
+
+
+def test_the_commit_is_marked_changed_by_any_edit_but_the_records_own(tmp_path, monkeypatch):
+    """Each measured change rewrites the record, so the record alone must not mark the next one's
+    commit "with changes" (every entry after a run's first once was)."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    record = tmp_path / "inbol_utils" / "book" / "try_it.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "start")
+    monkeypatch.setattr(tool, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(try_it, "RECORD", record)
+    record.write_text('{"tau": {}}')
+    assert re.fullmatch(r"[0-9a-f]{7,}", tool.commit())
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert tool.commit().endswith(" with changes")

@@ -31,9 +31,10 @@ class Change:
 
 
 # What a change is read by: (chapter, glued name, what it is). "interval:<key>" reads a seed-paired
-# Trust difference of chapter 4 (`diff_<key>`, its interval and verdict); "ablation:<name>" the
-# rows of that ablation in the change's results/ablations.csv.
-TRUST = ("04", "inbol_test_trust", "InBoL's in-domain Trust")
+# Trust difference of chapter 4 (`diff_<key>`, its interval and verdict); "spread:<name>" a mean
+# with its sd over seeds (`<name>_sd`: two runs' means can agree where their seeds do not);
+# "ablation:<name>" the rows of that ablation in the change's results/ablations.csv.
+TRUST = ("04", "spread:inbol_test_trust", "InBoL's in-domain Trust (mean ± sd over seeds)")
 HELPFUL = ("04", "inbol_test_answerable_acc", "InBoL's in-domain helpfulness")
 REFUSES = ("04", "inbol_test_unanswerable_refr", "InBoL's in-domain refusal of unanswerable queries")
 VS_IDKIT = ("04", "interval:inbol_vs_idkit_test", "InBoL minus IDK-IT, in-domain Trust")
@@ -104,6 +105,10 @@ def _number(value: object) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.3g}"
 
 
+def _spread(values: dict[str, object], name: str) -> str:
+    return f"{values[name]:.3f} ± {values[f'{name}_sd']:.3f}"
+
+
 def _interval(values: dict[str, object], key: str) -> str:
     return (f"{values[f'diff_{key}']:+.3f} [{values[f'low_{key}']:+.3f}, {values[f'high_{key}']:+.3f}] "
             f"({values[f'verdict_{key}']})")
@@ -126,6 +131,8 @@ def seen(change: Change, default: dict, changed: dict, changed_results: Path) ->
             continue
         if name.startswith("interval:"):
             before, after = _interval(default[chapter], name[9:]), _interval(changed[chapter], name[9:])
+        elif name.startswith("spread:"):
+            before, after = _spread(default[chapter], name[7:]), _spread(changed[chapter], name[7:])
         else:
             before, after = _number(default[chapter][name]).rstrip("."), _number(changed[chapter][name]).rstrip(".")
         if before == after:

@@ -80,10 +80,12 @@ def measure(name: str, params: Path, executed: Path, env: dict[str, str] | None 
 
 
 def commit() -> str:
-    """The commit measured, marked when the working tree had changes."""
+    """The commit measured, marked when the working tree had changes other than this record's own
+    (written after each change, so every change after the first was marked)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    record = try_it.RECORD.relative_to(PROJECT_ROOT).as_posix()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{record}"],
+                           cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
     return head.stdout.strip() + (" with changes" if dirty else "") if head.returncode == 0 else "unknown"
 
 
