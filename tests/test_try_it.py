@@ -34,6 +34,7 @@ def test_every_box_glues_the_cost_and_the_run_of_each_change_it_offers(chapter):
     assert set(re.findall(r"`try_(\w+)_cost`", box)) == offered
     assert set(re.findall(r"`try_(\w+)_seen`", box)) == offered
     assert box.count("What you should see") == 1  # folded, a reading for each change
+    assert box.count("{glue:text}`try_it_about`") == 1  # what the readings are set beside, said once
     for change in try_it.CHANGES:  # and the box names every value the change sets
         if chapter in change.chapters:
             for name in change.values:
@@ -117,6 +118,7 @@ def test_a_change_not_measured_says_how_to_measure_it(monkeypatch, tmp_path):
     monkeypatch.setattr(try_it, "glue_value", lambda name, value: glued.__setitem__(name, value))
     try_it.glue_chapter("06")
     assert glued["try_mfu_cost"] == glued["try_mfu_seen"] == "not measured yet (make try-it TRY=mfu runs it)"
+    assert glued["try_it_about"] == try_it.ABOUT_READINGS
     entry = {"seconds": 73.4, "new_jobs": 0, "machine": "AMD EPYC, 2 cores", "float_kernels": "AVX512",
              "commit": "abc1234", "seen": "The GPU hours: 0.6 in the baseline, 0.3 with this change."}
     (tmp_path / "missing.json").write_text(json.dumps({"mfu": entry}))

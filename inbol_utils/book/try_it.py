@@ -161,9 +161,18 @@ def record() -> dict[str, dict]:
     return json.loads(RECORD.read_text()) if RECORD.is_file() else {}
 
 
+# What every box's "What you should see" says first, above its readings (`reading`).
+ABOUT_READINGS = ("Each reading is of the default study (params/default.yaml, on the generated world): a run of the "
+                  "change beside the default run of the commit it names (its baseline), not beside this page's run. "
+                  "Where the code or the float kernels have changed since, the baseline's figures differ from this "
+                  "page's, so read a change as the step from its baseline to its own figure; on another profile or "
+                  "source, run the change in a copy of its own params file")
+
+
 def glue_chapter(chapter: str) -> None:
-    """Glue `try_<slug>_cost` and `try_<slug>_seen` for every change `chapter`'s box offers; a change
-    not measured yet says how to measure it."""
+    """Glue `try_it_about` (`ABOUT_READINGS`), and `try_<slug>_cost` and `try_<slug>_seen` for every
+    change `chapter`'s box offers; a change not measured yet says how to measure it."""
+    glue_value("try_it_about", ABOUT_READINGS)
     measured = record()
     for change in CHANGES:
         if chapter in change.chapters:
