@@ -10,12 +10,13 @@ should agree up to sampling noise; the likelihood costs one pass instead of N ge
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import metrics
 from .answers import classify_response
 from .generation import answer_probability, generate_answers
 from .world import REGIONS, split_frame
@@ -73,3 +74,35 @@ def place(frame: pd.DataFrame, confidence: pd.Series, tau: float) -> pd.Series:
     region = np.where(~frame["answerable"], REGIONS[2],
                       np.where(confidence < tau, REGIONS[1], REGIONS[0]))
     return pd.Series(region, index=frame.index, name="region")
+
+
+def greedy_agreement(frame: pd.DataFrame, region: pd.Series) -> float:
+    """How closely labels follow the model's own answers: on the answerable queries, the share
+    labelled inside exactly when the greedy answer is right."""
+    answerable = frame["answerable"]
+    return float(((region[answerable] == REGIONS[0]) == frame.loc[answerable, "greedy_correct"]).mean())
+
+
+def threshold_sweep(frame: pd.DataFrame, signals: Mapping[str, pd.Series], taus: Sequence[float]) -> pd.DataFrame:
+    """Each signal's labels at each threshold: the share placed beyond the intrinsic boundary and
+    their `greedy_agreement`, one row per signal (`N`, its name) and `tau`. Where the two curves
+    cross is how chapter 1 reads the choice of N and tau."""
+    rows = []
+    for name, signal in signals.items():
+        for tau in taus:
+            region = place(frame, signal, tau)
+            rows.append({"N": str(name), "tau": tau, "share labelled beyond-intrinsic": (region == REGIONS[1]).mean(),
+                         "agreement with greedy correctness": greedy_agreement(frame, region)})
+    return pd.DataFrame(rows)
+
+
+def probe_summary(probe: pd.DataFrame) -> dict[str, float]:
+    """One seed's probe in four figures: the share labelled beyond the intrinsic boundary, how
+    well each signal tells shown facts from never-shown ones (AUROC; nan where the source records
+    no exposure) and the mean likelihood confidence on answerable queries."""
+    knowledge = probe[probe["answerable"] & (probe["family"] == "knowledge")]
+    shown = knowledge["exposure"] > 0
+    return {"beyond-intrinsic share": (probe["region"] == REGIONS[1]).mean(),
+            "AUROC sampled (fact shown)": metrics.auroc(knowledge["sampled_conf"], shown),
+            "AUROC likelihood (fact shown)": metrics.auroc(knowledge["likelihood_conf"], shown),
+            "mean likelihood conf (answerable)": probe.loc[probe["answerable"], "likelihood_conf"].mean()}

@@ -270,6 +270,11 @@ def accuracy_by(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
               .groupby(list(columns))["correct"].agg(accuracy="mean", n="size").reset_index())
 
 
+def share_by(df: pd.DataFrame, column: str, kind: str = "correct") -> pd.Series:
+    """Share of responses of `kind` (a response type) per value of `column`, as floats."""
+    return (df["response_type"] == kind).groupby(df[column]).mean().astype(float)
+
+
 # ---------------------------------------------------------------------------- compare
 
 
@@ -300,17 +305,23 @@ def comparisons(runs: pd.DataFrame, compared: Sequence[str] = COMPARED,
                                                   "verdict", "n"]]
 
 
-def claim_holds(comparisons: pd.DataFrame, method: str, rival: str) -> bool:
-    """Does `method` beat `rival` on Trust on every test split, by the seed-paired verdict of
-    `comparisons` (the frame of `comparisons()`)? The paper's claims are of this kind. Fewer
-    than `metrics.MIN_REPLICATES` seeds give no verdict (`metrics.TOO_FEW`), so no claim holds
-    on them."""
+def claim_verdicts(comparisons: pd.DataFrame, method: str, rival: str) -> pd.Series:
+    """The seed-paired Trust verdicts of `method` against `rival` in `comparisons` (the frame of
+    `comparisons()`), one per test split, indexed by split: what a claim "method beats rival"
+    is read from."""
     rows = comparisons[(comparisons["metric"] == "trust") & (comparisons["method"] == REGISTRY[method].label)
                        & (comparisons["rival"] == rival)]
     if sorted(rows["split"]) != sorted(TEST_SPLITS):
         raise ValueError(f"no Trust comparison of {method!r} with {rival!r} on every test split; "
                          f"add it to methods.COMPARISONS")
-    return bool((rows["verdict"] == metrics.VERDICTS[0]).all())
+    return rows.set_index("split")["verdict"]
+
+
+def claim_holds(comparisons: pd.DataFrame, method: str, rival: str) -> bool:
+    """Does `method` beat `rival` on Trust on every test split (`claim_verdicts`)? The paper's
+    claims are of this kind. Fewer than `metrics.MIN_REPLICATES` seeds give no verdict
+    (`metrics.TOO_FEW`), so no claim holds on them."""
+    return bool((claim_verdicts(comparisons, method, rival) == metrics.VERDICTS[0]).all())
 
 
 def disagreements(scored: pd.DataFrame, method: str, rivals: Sequence[str], n: int) -> pd.DataFrame:

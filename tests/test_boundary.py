@@ -1,5 +1,6 @@
 """Confidence probes, boundary placement, and the IDK-IT and preference sets built from them."""
 import json
+import math
 import shutil
 
 import numpy as np
@@ -65,6 +66,42 @@ def test_place_regions_by_hand():
     assert confidence.place(frame, conf, 1.0).tolist()[:3] == ["beyond-intrinsic"] * 3
     with pytest.raises(ValueError, match="tau"):
         confidence.place(frame, conf, 1.5)
+
+
+def test_threshold_sweep_by_hand():
+    """Four answerable queries, the greedy answer right on the two most confident, and one
+    unanswerable: at tau 0.5 the labels follow the greedy answers exactly; at 0 every answerable
+    query is inside and at 1 none is, and either way half of them disagree."""
+    frame = pd.DataFrame({"answerable": [True, True, True, True, False],
+                          "greedy_correct": [True, True, False, False, False]})
+    sampled = pd.Series([0.9, 0.6, 0.4, 0.1, 0.0])
+    sweep = confidence.threshold_sweep(frame, {3: sampled, "likelihood": pd.Series([0.7] * 5)}, taus=[0.0, 0.5, 1.0])
+    rows = sweep.set_index(["N", "tau"])
+    assert rows["share labelled beyond-intrinsic"].to_dict() == {
+        ("3", 0.0): 0.0, ("3", 0.5): 0.4, ("3", 1.0): 0.8,
+        ("likelihood", 0.0): 0.0, ("likelihood", 0.5): 0.0, ("likelihood", 1.0): 0.8}
+    assert rows["agreement with greedy correctness"].to_dict() == {
+        ("3", 0.0): 0.5, ("3", 0.5): 1.0, ("3", 1.0): 0.5,
+        ("likelihood", 0.0): 0.5, ("likelihood", 0.5): 0.5, ("likelihood", 1.0): 0.5}
+    assert confidence.greedy_agreement(frame, confidence.place(frame, sampled, 0.5)) == 1.0
+
+
+def test_probe_summary_by_hand():
+    """One shown fact and two never shown: sampled confidence ranks the shown one above one of
+    them (AUROC 0.5), the likelihood above both (1.0). A source without facts has no AUROC."""
+    probe = pd.DataFrame({
+        "answerable": [True, True, True, True, False],
+        "family": ["knowledge", "knowledge", "knowledge", "perception", "unanswerable"],
+        "exposure": [30, 0, 0, 0, 0],
+        "sampled_conf": [0.1, 0.0, 0.2, 0.5, 0.0],
+        "likelihood_conf": [0.9, 0.1, 0.05, 0.6, 0.0],
+        "region": ["inside", "beyond-intrinsic", "beyond-intrinsic", "inside", "beyond-extrinsic"],
+    })
+    assert confidence.probe_summary(probe) == pytest.approx({
+        "beyond-intrinsic share": 0.4, "AUROC sampled (fact shown)": 0.5, "AUROC likelihood (fact shown)": 1.0,
+        "mean likelihood conf (answerable)": (0.9 + 0.1 + 0.05 + 0.6) / 4})
+    no_facts = confidence.probe_summary(probe[probe["family"] != "knowledge"])
+    assert math.isnan(no_facts["AUROC sampled (fact shown)"]) and math.isnan(no_facts["AUROC likelihood (fact shown)"])
 
 
 def hand_table() -> pd.DataFrame:

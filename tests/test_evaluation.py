@@ -101,6 +101,12 @@ def test_inside_refusals_by_hand():
     assert overall["refused"].item() == 0.2
 
 
+def test_share_by_counts_one_response_type_per_group():
+    frame = pd.DataFrame({"seed": [0, 0, 1, 1, 1], "response_type": ["correct", "refusal", "correct", "correct", "wrong"]})
+    assert evaluation.share_by(frame, "seed").to_dict() == {0: 0.5, 1: pytest.approx(2 / 3)}
+    assert evaluation.share_by(frame, "seed", "refusal").to_dict() == {0: 0.5, 1: 0.0}
+
+
 def runs_with_trust(trust: dict[str, list[float]]) -> pd.DataFrame:
     """Per-seed runs of every method on both test splits, with the given Trust per seed."""
     return pd.DataFrame([{"method": m, "seed": s, "split": split, "trust": t}
@@ -130,6 +136,7 @@ def test_a_claim_needs_every_split():
     runs.loc[(runs["method"] == INBOL) & (runs["split"] == "ood"), "trust"] = [0.1, 0.2, 0.3]
     table = evaluation.comparisons(runs, ["trust"])
     assert not evaluation.claim_holds(table, INBOL, IDKIT)
+    assert evaluation.claim_verdicts(table, INBOL, IDKIT).to_dict() == {"test": "beats", "ood": "is level with"}
     assert (INBOL, IDKIT) in evaluation.PAPER_CLAIMS
 
 

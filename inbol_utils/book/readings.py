@@ -108,12 +108,11 @@ def claim_values(comparisons: pd.DataFrame, n_seeds: int) -> dict[str, object]:
     it; and how wide the intervals they rest on are: `dof` and `t_quantile`."""
     values = {}
     for method, rival in evaluation.PAPER_CLAIMS:
-        trust = comparisons[(comparisons["metric"] == "trust") & (comparisons["method"] == REGISTRY[method].label)
-                            & (comparisons["rival"] == rival)]
+        trails = (evaluation.claim_verdicts(comparisons, method, rival) == metrics.VERDICTS[2]).any()
         values[f"paper_claim_{REGISTRY[rival].key}"] = (
             f"cannot test (from {n_seeds} replicates; a verdict needs {metrics.MIN_REPLICATES})"
             if n_seeds < metrics.MIN_REPLICATES else "agrees with" if evaluation.claim_holds(comparisons, method, rival)
-            else "contradicts" if (trust["verdict"] == metrics.VERDICTS[2]).any() else "does not confirm")
+            else "contradicts" if trails else "does not confirm")
     return values | {"dof": n_seeds - 1, "t_quantile": metrics.t_quantile(n_seeds)}
 
 
