@@ -103,7 +103,7 @@ lab: $(VENV)/.installed
 # One base model per world (0-4, or those WORLDS names), trained as the profile's replicate w would be:
 # make bench-worlds [WORLDS="5 6 7"] [PARAMS=...]
 bench-worlds: $(VENV)/.installed
-	$(PY) -m inbol_utils.tools.bench_worlds --artifacts data/$(PROFILE) --params $(PARAMS) $(if $(WORLDS),--worlds $(WORLDS))
+	$(PY) -m inbol_utils.tools.bench_worlds --params $(PARAMS) $(if $(WORLDS),--worlds $(WORLDS))
 
 # Everything generated; data/README.md, which says what a run writes there, stays.
 clean:

@@ -77,7 +77,7 @@ def test_a_rerun_not_recorded_says_how_to_record_it(tmp_path, monkeypatch):
 
 def test_a_rerun_is_the_default_study_with_its_change_and_only_the_compared_verdicts(tmp_path):
     default = yaml.safe_load(record_rerun.DEFAULT.read_text())
-    worlds = record_rerun.params_copy("worlds")
+    worlds = record_rerun.rerun_params("worlds")
     assert worlds["artifacts"] == "data/rerun/worlds"
     assert worlds["common"] == {**default["common"], "seeds": [3, 4, 5]}
     reduced = [stage for stage in worlds["stages"] if Path(stage["notebook"]).stem in record_rerun.LEFT_OUT]
@@ -85,10 +85,10 @@ def test_a_rerun_is_the_default_study_with_its_change_and_only_the_compared_verd
     assert record_rerun.LEFT_OUT["05_label_noise"] == {"noise_n_values": []}  # no label set trains
     assert [s for s in worlds["stages"] if s not in reduced] == [s for s in default["stages"]
                                                                 if Path(s["notebook"]).stem not in record_rerun.LEFT_OUT]
-    assert record_rerun.params_copy("kernels")["common"] == default["common"]
+    assert record_rerun.rerun_params("kernels")["common"] == default["common"]
     for slug in reruns.RERUNS:
         path = tmp_path / f"{slug}.yaml"
-        path.write_text(yaml.safe_dump(record_rerun.params_copy(slug)))
+        path.write_text(yaml.safe_dump(record_rerun.rerun_params(slug)))
         load_params(path)  # every value checked against the notebooks' schemas
 
 

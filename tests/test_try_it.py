@@ -43,7 +43,7 @@ def test_every_box_glues_the_cost_and_the_run_of_each_change_it_offers(chapter):
 
 @pytest.mark.parametrize("change", try_it.CHANGES, ids=lambda c: c.slug)
 def test_each_change_is_a_valid_copy_of_the_default_study(tmp_path, change):
-    params = tool.params_copy(change)
+    params = tool.change_params(change)
     assert params["artifacts"] == f"data/try_it/{change.slug}"
     assert {k: params["common"][k] for k in change.values} == change.values
     path = tmp_path / "copy.yaml"
@@ -149,6 +149,6 @@ def test_the_commit_is_marked_changed_by_any_edit_but_the_records_own(tmp_path, 
     monkeypatch.setattr(tool, "PROJECT_ROOT", tmp_path)
     monkeypatch.setattr(try_it, "RECORD", record)
     record.write_text('{"tau": {}}')
-    assert re.fullmatch(r"[0-9a-f]{7,}", tool.commit())
+    assert re.fullmatch(r"[0-9a-f]{7,}", tool.commit(record))
     (tmp_path / "code.py").write_text("x = 2\n")
-    assert tool.commit().endswith(" with changes")
+    assert tool.commit(record).endswith(" with changes")

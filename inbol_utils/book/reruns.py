@@ -63,9 +63,9 @@ def _name(method: str) -> str:
     return RIVAL_NAMES.get(name, REGISTRY[name].label) if name else method
 
 
-def _comparison(row: dict, verdict: str = "against") -> str:
-    """"InBoL against the control, out of domain", or with a verdict for "against"."""
-    return f"{_name(row['method'])} {verdict} {_name(row['rival'])}, {SPLITS[row['split']]}"
+def _comparison(row: dict) -> str:
+    """"InBoL against the control, out of domain"."""
+    return f"{_name(row['method'])} against {_name(row['rival'])}, {SPLITS[row['split']]}"
 
 
 def reading(entry: dict) -> str:

@@ -26,7 +26,7 @@ from ..book import reruns
 from ..replication import verdicts
 from ..runner import environment
 from ..runner.parameters import PROJECT_ROOT
-from .try_it import DEFAULT, commit, measure
+from .try_it import DEFAULT, commit, measure, params_copy
 
 FOLDER = PROJECT_ROOT / "data" / "rerun"
 BASELINE = PROJECT_ROOT / "data" / "default"
@@ -35,14 +35,10 @@ LEFT_OUT = {"04_evaluation": {"ablations": [], "compare_with": "data/default"},
             "05_label_noise": {"noise_n_values": []}}
 
 
-def params_copy(slug: str) -> dict:
+def rerun_params(slug: str) -> dict:
     """params/default.yaml with the rerun's changes, its own artifacts folder, and chapters 4
     and 5 reduced to the verdicts the record compares (`LEFT_OUT`)."""
-    params = yaml.safe_load(DEFAULT.read_text())
-    stages = [{**stage, "parameters": {**stage["parameters"], **LEFT_OUT.get(Path(stage["notebook"]).stem, {})}}
-              for stage in params["stages"]]
-    return {**params, "artifacts": f"data/rerun/{slug}", "common": {**params["common"], **reruns.RERUNS[slug].common},
-            "stages": stages}
+    return params_copy(DEFAULT, f"data/rerun/{slug}", reruns.RERUNS[slug].common, LEFT_OUT)
 
 
 def entry(slug: str, measured: dict) -> dict:
@@ -70,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{slug}: running {reruns.RERUNS[slug].about}", flush=True)
             params = FOLDER / "params" / f"{slug}.yaml"
             params.parent.mkdir(parents=True, exist_ok=True)
-            params.write_text(yaml.safe_dump(params_copy(slug), sort_keys=False))
-            measured_at = commit()  # before the run: what it ran
+            params.write_text(yaml.safe_dump(rerun_params(slug), sort_keys=False))
+            measured_at = commit(reruns.RECORD)  # before the run: what it ran
             measured = measure(slug, params, FOLDER / "executed" / slug, reruns.RERUNS[slug].env)
             write_json(done, {**measured, "commit": measured_at})
         recorded = entry(slug, json.loads(done.read_text()))

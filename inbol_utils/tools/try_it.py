@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -35,10 +36,20 @@ DEFAULT = PROJECT_ROOT / "params" / "default.yaml"
 HUB_ONE_SEED = FOLDER / "params" / "hub_one_seed.yaml"
 
 
-def params_copy(change: try_it.Change) -> dict:
+def params_copy(base: Path, artifacts: str, common: Mapping, stages: Mapping[str, Mapping] | None = None) -> dict:
+    """The params file `base` with its own `artifacts` folder, `common` on top of its own and, per
+    stage (a notebook's name), `stages`' values on top of that stage's: how the tools run the study
+    beside a profile's own run (the "Try it" changes, the reruns, the world benchmark)."""
+    params = yaml.safe_load(Path(base).read_text())
+    return {**params, "artifacts": artifacts, "common": {**params["common"], **common},
+            "stages": [{**stage, "parameters": {**stage["parameters"],
+                                                **(stages or {}).get(Path(stage["notebook"]).stem, {})}}
+                       for stage in params["stages"]]}
+
+
+def change_params(change: try_it.Change) -> dict:
     """params/default.yaml with the change in `common` and its own artifacts folder."""
-    params = yaml.safe_load(DEFAULT.read_text())
-    return {**params, "artifacts": f"data/try_it/{change.slug}", "common": {**params["common"], **change.values}}
+    return params_copy(DEFAULT, f"data/try_it/{change.slug}", change.values)
 
 
 def params_file(change: try_it.Change) -> Path:
@@ -46,7 +57,7 @@ def params_file(change: try_it.Change) -> Path:
     priced run with one seed (HUB_ONE_SEED)."""
     path = FOLDER / "params" / f"{change.slug}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(params_copy(change), sort_keys=False))
+    path.write_text(yaml.safe_dump(change_params(change), sort_keys=False))
     if HUB_ONE_SEED.relative_to(PROJECT_ROOT).as_posix() in change.values.values():
         hub = yaml.safe_load((PROJECT_ROOT / "params" / "hub.yaml").read_text())
         HUB_ONE_SEED.write_text(yaml.safe_dump({**hub, "common": {**hub["common"], "seeds": [0]}}, sort_keys=False))
@@ -79,12 +90,12 @@ def measure(name: str, params: Path, executed: Path, env: dict[str, str] | None 
     return {"seconds": round(seconds, 1), "new_jobs": sum(1 for _ in reuse.store().iterdir()) - jobs_before}
 
 
-def commit() -> str:
-    """The commit measured, marked when the working tree had changes other than this record's own
-    (written after each change, so every change after the first was marked)."""
+def commit(record: Path) -> str:
+    """The commit measured, marked when the working tree had changes other than those to `record`,
+    the tool's own record (written after each change, so every change after the first was marked)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True)
-    record = try_it.RECORD.relative_to(PROJECT_ROOT).as_posix()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{record}"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            f":!{record.relative_to(PROJECT_ROOT).as_posix()}"],
                            cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
     return head.stdout.strip() + (" with changes" if dirty else "") if head.returncode == 0 else "unknown"
 
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{slug}: measured, read again (delete data/try_it/{slug} to run it again)")
         else:
             print(f"{slug}: running {change.values}", flush=True)
-            measured_at = commit()  # before the run: what it ran
+            measured_at = commit(try_it.RECORD)  # before the run: what it ran
             measured = measure(slug, params_file(change), FOLDER / "executed" / slug)
             write_json(done, {**measured, "commit": measured_at})
         entry = record_entry(change, json.loads(done.read_text()), default)
