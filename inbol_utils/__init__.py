@@ -1,6 +1,7 @@
 """Core logic of the InBoL study (Wang et al. 2024, "Drawing the Line").
 
 Small modules, one job each; a concept lives in exactly one of them:
+  artifacts    atomic files and folders, and a missing artifact named with the stage that makes it
   world        the generated multimodal world, its splits and probe halves (ground truth included)
   sources      named data sources (generated, easy_vqa, datasets) and the record of which one built a world
   real_data    a real VQA table in the same schema: image-disjoint splits, extrinsic constructions
@@ -20,6 +21,7 @@ Small modules, one job each; a concept lives in exactly one of them:
   confidence   sampled and likelihood confidence probes, boundary placement
   evaluation   scoring responses, summarising them into the headline metrics, comparing methods
   idk_data     labelling, IDK-IT sets, preference pairs and their schemas
+  label_noise  chapter 5: label sets of known noise, each training CA-DPO and vanilla DPO alike
   training     supervised training (loss on response tokens only), checkpoint selection
   dpo          CA-DPO: its config (CADPOConfig), pair terms, loss (cadpo_loss) and trainer
   recipes      the training stages as functions and a command line (accelerate-ready)
@@ -35,7 +37,7 @@ Beside them, three subpackages that are not the method:
   runner       runs the notebooks: the papermill runner, parameter schemas, staging, reuse,
                parallel jobs, profiling, the pinned environment
   book         presents the results: prose numbers, tables, figures, GPU-hour costs, a profile's book
-  tools        benchmarks, run by hand
+  tools        run by hand or by make: benchmarks, the exercises' check, the "Try it" runs, reruns
 """
 import sys
 

@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-EASY = 1 / 3  # difficulty at or below which a scene counts as easy (chapter 0's first band)
+from .world import DIFFICULTY_BANDS
+
+EASY = DIFFICULTY_BANDS["easy"]  # difficulty at or below which a scene counts as easy
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def misses(found: dict[str, float], targets: Targets) -> list[str]:
 RESULTS_FILE = "base_models.csv"  # in <artifacts>/results: one row per seed, `meets_targets` its flag
 
 
-def report(trained: list[dict], targets: Targets, checked: bool) -> pd.DataFrame:
+def report(trained: list[dict], checked: bool) -> pd.DataFrame:
     """One row per seed from `protocol.train_base_model`'s results: its world, the steps it
     trained, the targets' figures on validation (the check) and on the test split (as chapter 0
     describes the model), and the flag: `meets_targets`, with what it `misses`. Without a check

@@ -76,6 +76,14 @@ def place(frame: pd.DataFrame, confidence: pd.Series, tau: float) -> pd.Series:
     return pd.Series(region, index=frame.index, name="region")
 
 
+def labelled(probe: pd.DataFrame, signal: str, tau: float) -> pd.DataFrame:
+    """The probe with the confidence that labels the data, its column `signal`, as `confidence`,
+    and the region the refusal rule gives each query at `tau` (`place`) as `region`."""
+    table = probe.assign(confidence=probe[signal])
+    table["region"] = place(table, table["confidence"], tau)
+    return table
+
+
 def greedy_agreement(frame: pd.DataFrame, region: pd.Series) -> float:
     """How closely labels follow the model's own answers: on the answerable queries, the share
     labelled inside exactly when the greedy answer is right."""

@@ -4,13 +4,14 @@ Every path from a row (image, question, response) to tokens goes through here, s
 training, scoring and the likelihood probe can never disagree about where an answer starts.
 
 A prompt is the model's own chat template around one image and one question, ending where the
-answer begins (`prompt_text`); a response is what follows it in a training example: a space,
-the response, end-of-sequence (`response_text`). Batches come in two formats:
+answer begins (`prompt_text`); a response is what follows it in a training example, as the
+template writes an assistant turn: the response and the template's end-of-turn marker
+(`response_text`, `chat.turn`). Batches come in two formats:
 
 Supervised batch (`labelled_batch`, `SFTCollator`), for B rows:
   input_ids, attention_mask  (B, T): prompt + response, padded on the right
   pixel_values  (B, 3, H, W), and any other input the processor makes for a multimodal model
-  labels  (B, T): the input ids on the response tokens and end-of-sequence, IGNORE_INDEX on the
+  labels  (B, T): the input ids on the response tokens and the end-of-turn marker, IGNORE_INDEX on the
       prompt and the padding, so the loss (and a sequence's log-probability) covers the response only
 
 Preference batch (`PreferenceCollator`, what `dpo.CADPOTrainer` reads), for B pairs:

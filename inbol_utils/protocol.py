@@ -125,8 +125,10 @@ def train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size:
         targets, base_model, dtype, lora_rank))
 
 
-def _train_base_model(artifacts, seed, config, size, vision_steps, steps, batch_size, lr, probe_every, more_steps,
-                      max_steps, targets, base_model, dtype, lora_rank) -> dict:
+def _train_base_model(artifacts: str, seed: int, config: world.WorldConfig, size: modeling.ModelSize,
+                      vision_steps: int, steps: int, batch_size: int, lr: float, probe_every: int, more_steps: int,
+                      max_steps: int, targets: base_targets.Targets, base_model: str, dtype: str,
+                      lora_rank: int) -> dict:
     world_path = world_dir(artifacts, seed)
     splits = {name: world.load_split(world_path, name) for name in ("base_train", "validation")}
     if base_model:
@@ -189,7 +191,7 @@ def _base_probe(processor, validation, config: world.WorldConfig, seed: int, che
 
     def probe(model) -> dict[str, float]:
         found = scored(model)
-        per_type = found.iloc[curve_rows].groupby("qtype")["response_type"].apply(lambda t: (t == "correct").mean())
+        per_type = evaluation.share_by(found.iloc[curve_rows], "qtype")
         checks = base_targets.figures(found, config.frequent_exposure) if checked else {}
         return {**per_type.to_dict(), **{TARGET_PREFIX + k: v for k, v in checks.items()}}
 
@@ -216,7 +218,8 @@ def probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], t
         artifacts, seed, n_samples, n_values, temperature, batch_size))
 
 
-def _probe_seed(artifacts, seed, n_samples, n_values, temperature, batch_size) -> pd.DataFrame:
+def _probe_seed(artifacts: str, seed: int, n_samples: int, n_values: list[int], temperature: float,
+                batch_size: int) -> pd.DataFrame:
     home = seed_dir(artifacts, seed)
     model, processor = modeling.load(require(home / "base_model", "notebook 00 (world and base model)"))
     probe = world.load_split(world_dir(artifacts, seed), "probe")
@@ -249,8 +252,7 @@ def make_training_data(source: Path, labelling: Mapping, probe, home: Path,
 
 def _make_training_data(boundary: pd.DataFrame, labelling: Mapping, probe, home: Path,
                         seed: int) -> dict[str, pd.DataFrame]:
-    table = boundary.assign(confidence=boundary[idk_data.CONFIDENCE_SIGNALS[labelling["confidence_signal"]]])
-    table["region"] = confidence.place(table, table["confidence"], labelling["tau"])
+    table = confidence.labelled(boundary, idk_data.CONFIDENCE_SIGNALS[labelling["confidence_signal"]], labelling["tau"])
     in_a = table["id"].isin(set(world.probe_half(probe, "A")["id"]))
     table["half"] = np.where(in_a, "A", "B")
     idk_rows = idk_data.idk_instruction_rows(table[in_a], labelling["region_mix"], seed)
@@ -328,11 +330,12 @@ def train_method(method: str, settings: Mapping, home: str, start: str, out: str
     made_from = recipe(job="train", method=method, settings=settings, start=recipe_of(start),
                        data=recipe_of(data), world=recipe_of(world_path),
                        validation_every=validation_every, stop_at=stop_at)
-    return reuse(out, made_from, lambda: _train_method(method, settings, home, start, out, world_path,
-                                                       validation_every, stop_at, data))
+    return reuse(out, made_from, lambda: _train_method(method, settings, start, out, world_path, validation_every,
+                                                       stop_at, data))
 
 
-def _train_method(method, settings, home, start, out, world_path, validation_every, stop_at, data) -> dict:
+def _train_method(method: str, settings: Mapping, start: str, out: str, world_path: str, validation_every: int,
+                  stop_at: int | None, data: str) -> dict:
     stage = REGISTRY[method].stage
     probe = None
     if validation_every:

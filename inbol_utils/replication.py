@@ -26,10 +26,11 @@ import pandas as pd
 
 from .runner import environment
 from .artifacts import require
+from .evaluation import COMPARED
 from .methods import METHODS
 from .metrics import MIN_REPLICATES, TOO_FEW
 
-SHIFT_METRICS = ("trust", "answerable_acc", "over_refusal", "unanswerable_refr")
+SHIFT_METRICS = COMPARED  # the headline metrics, compared seed-paired in every run
 KEYS = ["metric", "method", "rival", "split"]
 VERDICT_FILES = ("comparisons.csv", "aurc.csv")  # notebook 04's seed-paired comparisons, one schema
 

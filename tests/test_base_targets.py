@@ -1,10 +1,14 @@
 """The base model's targets: their figures by hand, the check, the flag, and training in rounds."""
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from inbol_utils import base_targets, training, world
+from inbol_utils.tools import bench_worlds
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scored(rows: list[tuple]) -> pd.DataFrame:
@@ -48,7 +52,7 @@ def test_a_seed_below_its_targets_is_flagged_and_warned_about():
                 "targets": {"easy_perception": 0.97, "frequent_facts": 0.96}, "misses": []},
                {"seed": 1, "world_seed": 1, "frequent_exposure": 30, "steps": 6500, "test": test,
                 "targets": {"easy_perception": 0.88, "frequent_facts": 0.96}, "misses": ["easy perception 88.0% < 90%"]}]
-    report = base_targets.report(trained, targets, checked=True)
+    report = base_targets.report(trained, checked=True)
     assert report["meets_targets"].tolist() == [True, False]
     assert report[["test_easy_perception", "test_frequent_facts"]].iloc[0].tolist() == [1.0, 0.0]
     warning = base_targets.warning(report, targets, cap=6500)
@@ -66,7 +70,7 @@ def test_a_real_source_checks_no_target_and_says_so_beside_its_verdicts():
     test = scored([("perception", 0.1, -1, "correct")]).assign(seed=0)
     trained = [{"seed": 0, "world_seed": 0, "frequent_exposure": 30, "steps": 2500, "test": test,
                 "targets": {}, "misses": []}]
-    report = base_targets.report(trained, base_targets.Targets(), checked=False)
+    report = base_targets.report(trained, checked=False)
     assert report["meets_targets"].all()
     assert base_targets.caveat(report, checked=False).startswith("no accuracy target is checked on this source")
 
@@ -104,3 +108,12 @@ def test_training_in_rounds_stops_when_the_goal_holds_or_at_the_cap(monkeypatch,
     assert [seed for _, seed in fake.rounds] == [7 + 100 * r for r in range(len(rounds))]  # a new order a round
     assert log["step"].tolist() == list(range(1, sum(rounds) + 1))  # counted across rounds
     assert curve["step"].iloc[-1] == sum(rounds) and curve["round"].iloc[-1] == len(rounds) - 1
+
+
+def test_the_world_benchmark_refuses_a_source_without_worlds_before_it_writes_anything(tmp_path, monkeypatch):
+    """`make bench-worlds` runs notebook 00 in its own folder; on a real source there is no world
+    to draw nor target to check, so it stops at once with a message."""
+    monkeypatch.setattr(bench_worlds, "FOLDER", tmp_path / "bench_worlds")
+    with pytest.raises(SystemExit, match="reads source 'easy_vqa': only the generated world has worlds"):
+        bench_worlds.main(["--params", str(ROOT / "params" / "easy_vqa.yaml")])
+    assert not (tmp_path / "bench_worlds").exists()

@@ -68,6 +68,16 @@ def test_place_regions_by_hand():
         confidence.place(frame, conf, 1.5)
 
 
+def test_labelled_takes_the_named_signal_and_leaves_the_probe_as_it_was():
+    probe = pd.DataFrame({"answerable": [True, True, False], "sampled_conf": [0.9, 0.2, 0.9],
+                          "likelihood_conf": [0.1, 0.8, 0.9]})
+    by_likelihood = confidence.labelled(probe, "likelihood_conf", 0.5)
+    assert by_likelihood["confidence"].tolist() == [0.1, 0.8, 0.9]
+    assert by_likelihood["region"].tolist() == ["beyond-intrinsic", "inside", "beyond-extrinsic"]
+    assert confidence.labelled(probe, "sampled_conf", 0.5)["region"].tolist()[:2] == ["inside", "beyond-intrinsic"]
+    assert list(probe.columns) == ["answerable", "sampled_conf", "likelihood_conf"]
+
+
 def test_threshold_sweep_by_hand():
     """Four answerable queries, the greedy answer right on the two most confident, and one
     unanswerable: at tau 0.5 the labels follow the greedy answers exactly; at 0 every answerable

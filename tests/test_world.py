@@ -2,9 +2,10 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from inbol_utils import world
+from inbol_utils import base_targets, world
 from inbol_utils.world import CELL_SIZE, CELLS, COLOURS, SHAPES
 from worlds import small_config
 
@@ -196,3 +197,9 @@ def test_never_shown_facts_cannot_be_guessed(seed):
 def test_all_facts_unseen_still_get_cities():
     facts = world.make_facts(world.WorldConfig(fact_scale=0.0))
     assert set(facts.city) == set(world.all_entities()) and set(facts.city.values()) <= set(world.CITIES)
+
+
+def test_difficulty_bands_close_at_their_upper_edge():
+    bands = world.difficulty_band(pd.Series([0.0, 1 / 3, 0.34, 2 / 3, 1.0]))
+    assert bands.astype(str).tolist() == ["easy", "easy", "medium", "medium", "hard"]
+    assert base_targets.EASY == world.DIFFICULTY_BANDS["easy"]  # the targets check the first band

@@ -7,4 +7,5 @@
   costs        GPU hours of a run at other sizes, from the token counts a smaller run measured
   profile_book the table of contents and introduction of another profile's book
   try_it       the "Try it" changes and the record of what each run cost and showed
+  reruns       the whole study rerun elsewhere (other worlds, float kernels): which verdicts came back
 """

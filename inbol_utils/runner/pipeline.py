@@ -8,7 +8,7 @@ One YAML parameter file names the artifacts folder, the parameters every noteboo
 the stages in order:
 
     artifacts: data/default       # passed to every notebook as the parameter `artifacts`
-    common: {seed: 0}             # passed to every notebook that declares it
+    common: {seeds: [0, 1, 2]}    # passed to every notebook that declares it
     stages:
       - notebook: notebooks/00_world_and_base_model.ipynb
         parameters: {base_steps: 3000}
