@@ -15,7 +15,6 @@ read again, not rerun: delete its folder to run it again.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from ..book import reruns
 from ..replication import verdicts
 from ..runner import environment
 from ..runner.parameters import PROJECT_ROOT
-from .try_it import DEFAULT, commit, measure, params_copy
+from .try_it import DEFAULT, measure_once, params_copy
 
 FOLDER = PROJECT_ROOT / "data" / "rerun"
 BASELINE = PROJECT_ROOT / "data" / "default"
@@ -39,6 +38,14 @@ def rerun_params(slug: str) -> dict:
     """params/default.yaml with the rerun's changes, its own artifacts folder, and chapters 4
     and 5 reduced to the verdicts the record compares (`LEFT_OUT`)."""
     return params_copy(DEFAULT, f"data/rerun/{slug}", reruns.RERUNS[slug].common, LEFT_OUT)
+
+
+def params_file(slug: str) -> Path:
+    """Write the rerun's params copy (`rerun_params`) into FOLDER/params."""
+    path = FOLDER / "params" / f"{slug}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(rerun_params(slug), sort_keys=False))
+    return path
 
 
 def entry(slug: str, measured: dict) -> dict:
@@ -59,18 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     if not (BASELINE / "results" / "comparisons.csv").is_file():
         sys.exit("the default run is missing (data/default/results/comparisons.csv): run `make book` first")
     for slug in args.slugs or list(reruns.RERUNS):
-        done = FOLDER / slug / "measured.json"
-        if done.is_file():
-            print(f"{slug}: run, read again (delete data/rerun/{slug} to run it again)")
-        else:
-            print(f"{slug}: running {reruns.RERUNS[slug].about}", flush=True)
-            params = FOLDER / "params" / f"{slug}.yaml"
-            params.parent.mkdir(parents=True, exist_ok=True)
-            params.write_text(yaml.safe_dump(rerun_params(slug), sort_keys=False))
-            measured_at = commit(reruns.RECORD)  # before the run: what it ran
-            measured = measure(slug, params, FOLDER / "executed" / slug, reruns.RERUNS[slug].env)
-            write_json(done, {**measured, "commit": measured_at})
-        recorded = entry(slug, json.loads(done.read_text()))
+        measured = measure_once(slug, reruns.RERUNS[slug].about, FOLDER, lambda: params_file(slug), reruns.RECORD,
+                                reruns.RERUNS[slug].env)
+        recorded = entry(slug, measured)
         write_json(reruns.RECORD, {**reruns.record(), slug: recorded})
         print(f"{slug}: {reruns.reading(recorded)}", flush=True)
 

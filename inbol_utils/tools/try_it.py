@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -100,6 +100,22 @@ def commit(record: Path) -> str:
     return head.stdout.strip() + (" with changes" if dirty else "") if head.returncode == 0 else "unknown"
 
 
+def measure_once(slug: str, about: str, folder: Path, params: Callable[[], Path], record: Path,
+                 env: dict[str, str] | None = None) -> dict:
+    """The measurement kept in folder/<slug>/measured.json: read again when it is there; else the
+    run (`measure`) of the params file `params()` writes, with the commit it ran (`commit`, the
+    tool's own `record` aside), kept there first. Shared by the "Try it" changes and the reruns."""
+    done = folder / slug / "measured.json"
+    if done.is_file():
+        shown = done.parent.relative_to(PROJECT_ROOT) if done.parent.is_relative_to(PROJECT_ROOT) else done.parent
+        print(f"{slug}: measured, read again (delete {shown} to run it again)")
+    else:
+        print(f"{slug}: running {about}", flush=True)
+        measured_at = commit(record)  # before the run: what it ran
+        write_json(done, {**measure(slug, params(), folder / "executed" / slug, env), "commit": measured_at})
+    return json.loads(done.read_text())
+
+
 def record_entry(change: try_it.Change, measured: dict, default: dict) -> dict:
     """The record's entry for a measured change: its cost, the machine and what it showed beside
     the `default` run's glued values (`try_it.chapter_values`)."""
@@ -126,15 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("the default run is missing (book/executed/default): run `make book` first")
     default = try_it.chapter_values(try_it.DEFAULT_BOOK)
     for slug in args.slugs or [c.slug for c in try_it.CHANGES]:
-        change, done = try_it.BY_SLUG[slug], FOLDER / slug / "measured.json"
-        if done.is_file():
-            print(f"{slug}: measured, read again (delete data/try_it/{slug} to run it again)")
-        else:
-            print(f"{slug}: running {change.values}", flush=True)
-            measured_at = commit(try_it.RECORD)  # before the run: what it ran
-            measured = measure(slug, params_file(change), FOLDER / "executed" / slug)
-            write_json(done, {**measured, "commit": measured_at})
-        entry = record_entry(change, json.loads(done.read_text()), default)
+        change = try_it.BY_SLUG[slug]
+        measured = measure_once(slug, str(change.values), FOLDER, lambda: params_file(change), try_it.RECORD)
+        entry = record_entry(change, measured, default)
         write_json(try_it.RECORD, {**try_it.record(), slug: entry})
         print(f"{slug}: {try_it.cost(entry)}\n  {try_it.reading(entry)}", flush=True)
 
