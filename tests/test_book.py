@@ -422,6 +422,18 @@ def test_grid_edge_reading_reads_each_methods_own_grid():
     assert "; the others: DPO's β (0.3, inside its grid)." in said
 
 
+def test_chosen_values_give_beta_only_where_a_method_tunes_it_and_each_trust_span():
+    chosen = {IDKIT: {"lr": 4e-4, "stop_at": 240}, DPO: {"lr": 1e-4, "beta": 0.3, "stop_at": 90},
+              INBOL: {"lr": 3e-5, "beta": 0.1, "stop_at": 120}, CONTROL: {"lr": 1e-4, "stop_at": 60}}
+    selection = pd.DataFrame({"method": [m for m in TRAINED for _ in range(2)],
+                              "trust": [0.1, 0.3, 0.2, 0.25, 0.0, 0.4, 0.3, 0.3]})
+    values = readings.chosen_values(chosen, selection)
+    assert values["chosen_lr_idkit"] == 4e-4 and values["chosen_steps_idkit"] == 240
+    assert "chosen_beta_idkit" not in values and "chosen_beta_control" not in values
+    assert values[f"chosen_beta_{REGISTRY[INBOL].key}"] == 0.1
+    assert [round(values[f"trust_span_{REGISTRY[m].key}"], 6) for m in TRAINED] == [0.2, 0.05, 0.4, 0.0]
+
+
 def test_heldout_values_compare_held_out_with_seen_within_the_spread():
     scored = pd.DataFrame({"heldout": [True, True, False, True], "family": ["unanswerable"] * 3 + ["knowledge"],
                            "construction": ["swapped", "blank", "noise", "none"]})

@@ -231,6 +231,20 @@ def inside_readings(scored: pd.DataFrame, table: pd.DataFrame, intrinsic_truth: 
             "hybrid_reading": hybrid_reading(rates, hybrids)}
 
 
+def chosen_values(chosen: Mapping[str, dict], selection: pd.DataFrame) -> dict[str, object]:
+    """What chapter 3 chose for each trained method (`chosen`, its training.json's): its learning
+    rate, steps and, where it tunes it, β (`chosen_<knob>_<key>`); and how far its candidates'
+    validation Trust spread over the selection table (`trust_span_<key>`)."""
+    spans = selection.groupby("method")["trust"].agg(lambda trust: trust.max() - trust.min())
+    values = {}
+    for m in TRAINED:
+        key = REGISTRY[m].key
+        values |= {f"chosen_lr_{key}": chosen[m]["lr"], f"chosen_steps_{key}": chosen[m]["stop_at"]}
+        values |= {f"chosen_beta_{key}": chosen[m]["beta"]} if "beta" in REGISTRY[m].tuned else {}
+        values[f"trust_span_{key}"] = spans[m]
+    return values
+
+
 def grid_edge_reading(chosen: Mapping[str, dict], idk_lr_values: Sequence[float], pref_lr_values: Sequence[float],
                       beta_values: Sequence[float], names: Mapping[str, str]) -> str:
     """Where chapter 3's choices (`chosen`, its training.json's) sit on the grids searched: IDK-IT's
