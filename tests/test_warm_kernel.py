@@ -50,9 +50,12 @@ def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
         warm_kernel.wait(kernel, 60)
         papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"x": 5},
                                    kernel_name="python3", progress_bar=False, km=kernel.manager)
+        assert [c.channels_running for c in kernel.manager.clients] == [True]  # papermill's, left open
     finally:
         warm_kernel.stop(kernel)
     assert not run_sync(kernel.manager.is_alive)()
+    # every client closed, so no heartbeat thread or socket outlives the stage (a test run holds hundreds)
+    assert not kernel.client.channels_running and not any(c.channels_running for c in kernel.manager.clients)
     # Unix sockets by an absolute path, which the kernel finds from its own working folder; removed after
     sockets = Path(kernel.manager.ip)
     assert kernel.manager.transport == "ipc" and sockets.is_absolute()

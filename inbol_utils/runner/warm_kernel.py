@@ -27,6 +27,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_core.utils import run_sync
+from traitlets import List
 
 
 def preload(notebook: Path) -> str:
@@ -49,23 +50,36 @@ def preload(notebook: Path) -> str:
     return f"def _preload():\n{body}_preload()\ndel _preload\n"
 
 
+class ClosingKernelManager(AsyncKernelManager):
+    """A kernel manager that keeps the clients it makes, so that `stop` can close them. nbclient
+    leaves its client's channels open when it did not start the kernel (here it never does), and
+    each left open keeps a heartbeat thread and its sockets: a process that runs many stages, such
+    as the test suite's, would run out of them."""
+    clients = List()
+
+    def client(self, **kwargs):
+        made = super().client(**kwargs)
+        self.clients.append(made)
+        return made
+
+
 @dataclass
 class WarmKernel:
     """A started kernel (papermill runs the notebook in `manager`), and the request, sent by
     `client`, that runs the notebook's imports."""
-    manager: AsyncKernelManager
+    manager: ClosingKernelManager
     client: BlockingKernelClient
     request: str
 
 
-def _manager() -> AsyncKernelManager:
+def _manager() -> ClosingKernelManager:
     """A kernel manager whose kernel listens on Unix sockets named by an absolute path, which a
     kernel in any working folder finds (over TCP, every kernel warned in the run's log of
     unencrypted traffic; messages are signed either way)."""
     sockets = Path(jupyter_runtime_dir())
     sockets.mkdir(parents=True, exist_ok=True)
     # A short name: a socket's path may not pass 107 characters.
-    return AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / f"k-{uuid.uuid4().hex[:8]}"))
+    return ClosingKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / f"k-{uuid.uuid4().hex[:8]}"))
 
 
 def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
@@ -93,8 +107,11 @@ def wait(kernel: WarmKernel, timeout: float) -> None:
 
 
 def stop(kernel: WarmKernel) -> None:
-    """Shut the kernel down (papermill leaves a kernel it did not start running)."""
+    """Shut the kernel down (papermill leaves a kernel it did not start running), and close every
+    client of it: ours, and the one papermill's nbclient made and left open."""
     kernel.client.stop_channels()
+    for client in kernel.manager.clients:
+        client.stop_channels()
     if run_sync(kernel.manager.is_alive)():
         run_sync(kernel.manager.shutdown_kernel)(now=False)
     run_sync(kernel.manager.cleanup_resources)()
