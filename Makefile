@@ -100,8 +100,8 @@ bench: $(VENV)/.installed
 lab: $(VENV)/.installed
 	$(VENV)/bin/jupyter lab
 
-# One base model per world (0-4, or those WORLDS names), trained as the profile's replicate w would be:
-# make bench-worlds [WORLDS="5 6 7"] [PARAMS=...]
+# One base model per world (0-4, or those WORLDS names): notebook 00 alone, one seed per world, run on a copy of the
+# profile in data/bench_worlds/<profile>/: make bench-worlds [WORLDS="5 6 7"] [PARAMS=...]
 bench-worlds: $(VENV)/.installed
 	$(PY) -m inbol_utils.tools.bench_worlds --params $(PARAMS) $(if $(WORLDS),--worlds $(WORLDS))
 
