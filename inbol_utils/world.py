@@ -75,6 +75,10 @@ PHRASINGS: dict[str, dict[str, str]] = {
 SPLITS = ("base_train", "probe", "validation", "test", "ood")  # what every source builds
 EXTRINSIC_CONSTRUCTIONS = ("absent_cell", "absent_object", "blank", "noise", "occluded", "swapped")
 REGIONS = ("inside", "beyond-intrinsic", "beyond-extrinsic")
+# The ground truth of an answerable query of a real dataset: no benchmark says whether the model
+# could know it, so its side of the intrinsic boundary is not known (see real_data).
+REGION_UNKNOWN = "unknown"
+TRUTHS = (*REGIONS, REGION_UNKNOWN)
 # The chapters' difficulty bands, each by its upper edge; base models must master the easy one (`base_targets`).
 DIFFICULTY_BANDS = {"easy": 1 / 3, "medium": 2 / 3, "hard": 1.0}
 
@@ -83,10 +87,7 @@ def difficulty_band(difficulty: pd.Series) -> pd.Series:
     """Each scene's difficulty band (`DIFFICULTY_BANDS`): the chapters group accuracy and
     confidence by it."""
     return pd.cut(difficulty, [0, *DIFFICULTY_BANDS.values()], labels=list(DIFFICULTY_BANDS), include_lowest=True)
-# The ground truth of an answerable query of a real dataset: no benchmark says whether the model
-# could know it, so its side of the intrinsic boundary is not known (see real_data).
-REGION_UNKNOWN = "unknown"
-TRUTHS = (*REGIONS, REGION_UNKNOWN)
+
 
 FEATURES = datasets.Features(
     {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from jupyter_client import BlockingKernelClient
+from jupyter_client import AsyncKernelClient, BlockingKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from jupyter_core.utils import run_sync
@@ -57,7 +57,7 @@ class ClosingKernelManager(AsyncKernelManager):
     as the test suite's, would run out of them."""
     clients = List()
 
-    def client(self, **kwargs):
+    def client(self, **kwargs: object) -> AsyncKernelClient:
         made = super().client(**kwargs)
         self.clients.append(made)
         return made

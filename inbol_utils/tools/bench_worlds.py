@@ -21,11 +21,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from .. import base_targets
 from ..runner.parameters import PROJECT_ROOT
-from .try_it import DEFAULT, params_copy
+from .try_it import DEFAULT, params_copy, write_params
 
 STAGE = "00_world_and_base_model"
 FOLDER = PROJECT_ROOT / "data" / "bench_worlds"
@@ -37,23 +36,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--params", type=Path, default=DEFAULT, help="the profile whose notebook-00 values to use")
     args = parser.parse_args(argv)
-    profile = args.params.stem
-    params = params_copy(args.params, f"data/bench_worlds/{profile}", {"seeds": args.worlds, "world_seed": None})
-    source = next(s["parameters"].get("source", "generated") for s in params["stages"] if Path(s["notebook"]).stem == STAGE)
-    if source != "generated":
-        sys.exit(f"{args.params} reads source {source!r}: only the generated world has worlds and base-model targets")
-    copy = FOLDER / "params" / f"{profile}.yaml"
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.write_text(yaml.safe_dump(params, sort_keys=False))
+    profile, artifacts = args.params.stem, FOLDER / args.params.stem
+    params = params_copy(args.params, str(artifacts), {"seeds": args.worlds, "world_seed": None})
+    stage = next(s["parameters"] for s in params["stages"] if Path(s["notebook"]).stem == STAGE)
+    if stage.get("source", "generated") != "generated":
+        sys.exit(f"{args.params} reads source {stage['source']!r}: only the generated world has worlds and "
+                 f"base-model targets")
+    copy = write_params(params, FOLDER / "params" / f"{profile}.yaml")
     status = subprocess.run([sys.executable, "-m", "inbol_utils.runner.pipeline", str(copy), "--only", STAGE,
                              "--executed-dir", str(FOLDER / "executed" / profile)], cwd=PROJECT_ROOT).returncode
     if status:
         sys.exit(f"bench-worlds: the runner failed (exit status {status})")
-    table = pd.read_csv(PROJECT_ROOT / params["artifacts"] / "results" / base_targets.RESULTS_FILE)
+    table = pd.read_csv(artifacts / "results" / base_targets.RESULTS_FILE)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.drop(columns="seed").round(3).to_string(index=False))
     print(f"{int(table['meets_targets'].sum())} of {len(table)} worlds meet the targets (the table: "
-          f"{params['artifacts']}/results/{base_targets.RESULTS_FILE})")
+          f"{(artifacts / 'results' / base_targets.RESULTS_FILE).relative_to(PROJECT_ROOT)})")
     return table
 
 

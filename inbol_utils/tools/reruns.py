@@ -18,14 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
 
 from ..artifacts import write_json
 from ..book import reruns
 from ..replication import verdicts
 from ..runner import environment
 from ..runner.parameters import PROJECT_ROOT
-from .try_it import DEFAULT, measure_once, params_copy
+from .try_it import DEFAULT, measure_once, params_copy, write_params
 
 FOLDER = PROJECT_ROOT / "data" / "rerun"
 BASELINE = PROJECT_ROOT / "data" / "default"
@@ -42,10 +41,7 @@ def rerun_params(slug: str) -> dict:
 
 def params_file(slug: str) -> Path:
     """Write the rerun's params copy (`rerun_params`) into FOLDER/params."""
-    path = FOLDER / "params" / f"{slug}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(rerun_params(slug), sort_keys=False))
-    return path
+    return write_params(rerun_params(slug), FOLDER / "params" / f"{slug}.yaml")
 
 
 def entry(slug: str, measured: dict) -> dict:

@@ -47,6 +47,13 @@ def params_copy(base: Path, artifacts: str, common: Mapping, stages: Mapping[str
                        for stage in params["stages"]]}
 
 
+def write_params(params: dict, path: Path) -> Path:
+    """Write a params copy (`params_copy`) to `path`, its folder made if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
 def change_params(change: try_it.Change) -> dict:
     """params/default.yaml with the change in `common` and its own artifacts folder."""
     return params_copy(DEFAULT, f"data/try_it/{change.slug}", change.values)
@@ -55,9 +62,7 @@ def change_params(change: try_it.Change) -> dict:
 def params_file(change: try_it.Change) -> Path:
     """Write the change's params copy, and the params file it names when that is chapter 6's
     priced run with one seed (HUB_ONE_SEED)."""
-    path = FOLDER / "params" / f"{change.slug}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(change_params(change), sort_keys=False))
+    path = write_params(change_params(change), FOLDER / "params" / f"{change.slug}.yaml")
     if HUB_ONE_SEED.relative_to(PROJECT_ROOT).as_posix() in change.values.values():
         hub = yaml.safe_load((PROJECT_ROOT / "params" / "hub.yaml").read_text())
         HUB_ONE_SEED.write_text(yaml.safe_dump({**hub, "common": {**hub["common"], "seeds": [0]}}, sort_keys=False))
