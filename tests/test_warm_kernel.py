@@ -3,10 +3,12 @@ notebook cannot tell, its namespace and execution counts being those of a fresh 
 listen on Unix sockets, which they remove when they stop."""
 import os
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
 import papermill
+from jupyter_client.channels import HBChannel
 from jupyter_core.utils import run_sync
 
 from inbol_utils.runner import warm_kernel
@@ -64,3 +66,15 @@ def test_a_stage_in_a_warm_kernel_sees_a_fresh_kernel(tmp_path):
     assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]  # parameters, injected parameters, three cells
     assert cells[-2].outputs[0]["text"] == "6\n"
     assert cells[-1].outputs[0]["text"] == f"{tmp_path}\n" != f"{Path.cwd()}\n"  # the folder it was given
+
+
+def test_a_kernel_stopped_as_soon_as_it_started_leaves_no_thread_behind(tmp_path):
+    """Ctrl-C as the next stage's kernel starts stops the warm one at once. A heartbeat thread
+    stopped before it ran would spin until zmq had no socket left (it did, about one stop in ten,
+    in this test suite's Ctrl-C test); the warm client starts none, so the stop is immediate."""
+    path = notebook(tmp_path / "c.ipynb", "x = 1", "import json")
+    before = set(threading.enumerate())
+    kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
+    assert not any(isinstance(thread, HBChannel) for thread in set(threading.enumerate()) - before)
+    warm_kernel.stop(kernel)
+    assert set(threading.enumerate()) <= before and not run_sync(kernel.manager.is_alive)()

@@ -89,7 +89,11 @@ def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
     run_sync(manager.start_kernel)(cwd=str(cwd), env=env)
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())
-    client.start_channels()
+    # The shell channel alone: this client sends one request and reads its reply. A heartbeat
+    # channel stopped just after it starts (a Ctrl-C as kernels start) can miss the stop, spin
+    # opening sockets until zmq refuses one ("Too many open files"), and print that thread's
+    # traceback (the one in jupyter_client issue 988).
+    client.start_channels(iopub=False, stdin=False, hb=False, control=False)
     return WarmKernel(manager, client, client.execute(preload(notebook), silent=True, store_history=False))
 
 
