@@ -211,18 +211,16 @@ CURVE_COLUMNS = ["label_set", "split", "metric", "error", "error_vs_truth", "dif
 
 def curve(errors: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """CA-DPO minus vanilla DPO on each metric of `COMPARED`, per label set and split: the
-    seed-paired difference, its 95% interval and verdict (`metrics.paired_comparison`), beside
+    seed-paired difference, its 95% interval and verdict (`evaluation.compare`), beside
     the set's error rate (mean over seeds, answerable queries) against the exact-likelihood label
     (`error`: the probe's noise) and against the world's ground truth (`error_vs_truth`)."""
     overall = errors[errors["region"] == "all"].groupby(["label_set", "truth"])["error"].mean()
-    rows = []
-    for (name, split), group in runs.groupby(["label_set", "split"], sort=False):
-        for metric in COMPARED:
-            table = group.pivot(index="seed", columns="method", values=metric)
-            rows.append({"label_set": name, "split": split, "metric": metric,
-                         "error": overall[name, "likelihood label"], "error_vs_truth": overall[name, "ground truth"],
-                         **metrics.paired_comparison(table[INBOL], table[DPO])})
-    return pd.DataFrame(rows, columns=CURVE_COLUMNS).sort_values(["split", "metric", "error"], ignore_index=True)
+    frames = [evaluation.compare(group, INBOL, [DPO], metric)
+              .assign(label_set=name, error=overall[name, "likelihood label"],
+                      error_vs_truth=overall[name, "ground truth"])
+              for name, group in runs.groupby("label_set", sort=False) for metric in COMPARED]
+    table = pd.concat(frames, ignore_index=True)[CURVE_COLUMNS] if frames else pd.DataFrame(columns=CURVE_COLUMNS)
+    return table.sort_values(["split", "metric", "error"], kind="stable", ignore_index=True)
 
 
 def weight_gaps(weights: pd.DataFrame) -> pd.DataFrame:
