@@ -1,7 +1,12 @@
 """The fair-test protocol's moving parts: the method registry, checkpoint selection along a
 schedule, the tuning grids, and jobs in parallel processes."""
 import gc
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,6 +91,53 @@ def test_parallel_jobs_keep_their_order_run_single_threaded_and_raise(monkeypatc
         parallel.run(_job, [{"x": 1}, {"x": 2}], workers=2)
     with pytest.raises(ValueError, match="workers"):
         parallel.run(_job, jobs, workers=-1)
+
+
+def _stops_at_ctrl_c() -> bool:
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# A kernel that starts its pool server, interrupted as jupyter_client interrupts a kernel it shuts down: a
+# Ctrl-C to its whole process group, while the server is still importing torch and the study.
+INTERRUPTED_KERNEL = """
+from inbol_utils.runner import parallel
+print("starting", flush=True)
+try:
+    parallel.start_server()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def _children(pid: int) -> list[str]:
+    """The command lines of `pid`'s child processes (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+    return found
+
+
+def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_stop_at_one(tmp_path):
+    """The server inherits an ignored Ctrl-C: one that comes while it imports passes it by, and it
+    exits with its kernel, printing nothing into the runner's terminal (a traceback came in one of
+    three Ctrl-Cs sent into a smoke run). Its workers stop at Ctrl-C as before."""
+    kernel = subprocess.Popen([sys.executable, "-c", INTERRUPTED_KERNEL], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert kernel.stdout.readline() == "starting\n"
+    deadline = time.monotonic() + 30
+    while not any("forkserver" in line for line in _children(kernel.pid)):
+        assert time.monotonic() < deadline, "no pool server started"
+        time.sleep(0.05)
+    time.sleep(0.5)  # it is importing torch and the study (seconds)
+    os.killpg(kernel.pid, signal.SIGINT)
+    out, err = kernel.communicate(timeout=60)
+    assert out == "interrupted\n"  # the Ctrl-C came before the server was ready
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert parallel.run(_stops_at_ctrl_c, [{}, {}], workers=2) == [True, True]
 
 
 def test_automatic_workers_run_up_to_four_jobs_a_core_at_once(monkeypatch):

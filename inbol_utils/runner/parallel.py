@@ -13,8 +13,10 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import forkserver
 from typing import Any, Callable, Sequence
 
 from . import environment, profiling
@@ -33,15 +35,27 @@ def _quiet_single_thread() -> None:
     profiling.stop_writing()
     datasets.disable_progress_bars()
     sys.stdout = sys.stderr = open(os.devnull, "w")  # errors still come back, raised in the caller
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the server ignores Ctrl-C (`_context`); jobs stop
 
 
 def _context() -> multiprocessing.context.BaseContext:
     """Workers forked from a server that imported the study once per process. A spawned worker
     pays the imports itself (torch, transformers, datasets: about 7 s on the 2-core machine) at
     every pool a notebook starts; fork from the kernel itself would copy its threads and locks,
-    while the fork server is a fresh single-threaded process that lives as long as the kernel."""
+    while the fork server is a fresh single-threaded process that lives as long as the kernel.
+
+    The server is started here, with Ctrl-C ignored, which it inherits. Python's fork server
+    ignores Ctrl-C itself only once its imports are done, and a kernel being shut down is first
+    sent one (jupyter_client interrupts the kernel's whole process group): a server still
+    importing then died printing a traceback into the runner's terminal. It exits with its
+    kernel either way."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()  # starts it, or finds it running; does not wait for its imports
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return context
 
 
