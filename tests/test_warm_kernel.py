@@ -4,6 +4,7 @@ listen on Unix sockets, which they remove when they stop."""
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -79,3 +80,17 @@ def test_a_kernel_stopped_as_soon_as_it_started_leaves_no_thread_behind(tmp_path
     assert not any(isinstance(thread, HBChannel) for thread in set(threading.enumerate()) - before)
     warm_kernel.stop(kernel)
     assert set(threading.enumerate()) <= before and not run_sync(kernel.manager.is_alive)()
+
+
+def test_a_kernel_stopped_mid_cell_at_once_prints_nothing(tmp_path, capfd):
+    """After a failure or Ctrl-C the runner stops kernels that may be running a cell. Asked to shut
+    down then, ipykernel logged a socket error's traceback into the runner's terminal (its stderr
+    is the runner's) in each of four tries of this test; killed at once (`now`), it prints nothing."""
+    path = notebook(tmp_path / "d.ipynb", "x = 1", "import json")
+    kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
+    warm_kernel.wait(kernel, 60)
+    kernel.client.execute("import time\ntime.sleep(60)")
+    time.sleep(1)
+    warm_kernel.stop(kernel, now=True)
+    assert not run_sync(kernel.manager.is_alive)()
+    assert "Traceback" not in capfd.readouterr().err

@@ -626,9 +626,12 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
                             kernels[starting["stem"]] = start_kernel(artifacts, starting)
                 try:
                     seconds, written_in_place = run_stage(stage, artifacts, log_output, kernels[stem], progress)
-                finally:
+                except BaseException:  # failed or interrupted: its kernel may still be running a cell
                     with ctrl_c_deferred():
-                        warm_kernel.stop(kernels.pop(stem))
+                        warm_kernel.stop(kernels.pop(stem), now=True)
+                    raise
+                with ctrl_c_deferred():
+                    warm_kernel.stop(kernels.pop(stem))
                 record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
                 if written_in_place:
                     print(f"{header}: wrote {written_in_place} in place; a failure could not have "
@@ -648,8 +651,8 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
             records.append(record)
     finally:
         with ctrl_c_deferred():
-            for kernel in kernels.values():  # a stage failed or was interrupted before theirs
-                warm_kernel.stop(kernel)
+            for kernel in kernels.values():  # a stage failed or was interrupted before theirs (may be importing)
+                warm_kernel.stop(kernel, now=True)
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)

@@ -110,12 +110,17 @@ def wait(kernel: WarmKernel, timeout: float) -> None:
             return
 
 
-def stop(kernel: WarmKernel) -> None:
+def stop(kernel: WarmKernel, now: bool = False) -> None:
     """Shut the kernel down (papermill leaves a kernel it did not start running), and close every
-    client of it: ours, and the one papermill's nbclient made and left open."""
+    client of it: ours, and the one papermill's nbclient made and left open.
+
+    `now` kills the kernel's process group (the kernel, its pool server and workers) at once:
+    for a kernel that may still be running a cell, after a failure or a Ctrl-C. Asked to shut
+    down mid-cell, ipykernel closes its sockets under the cell's reply and logs that error's
+    traceback into the runner's terminal."""
     kernel.client.stop_channels()
     for client in kernel.manager.clients:
         client.stop_channels()
     if run_sync(kernel.manager.is_alive)():
-        run_sync(kernel.manager.shutdown_kernel)(now=False)
+        run_sync(kernel.manager.shutdown_kernel)(now=now)
     run_sync(kernel.manager.cleanup_resources)()
