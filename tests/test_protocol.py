@@ -100,12 +100,15 @@ def _stops_at_ctrl_c() -> bool:
 # A kernel that starts its pool server, interrupted as jupyter_client interrupts a kernel it shuts down: a
 # Ctrl-C to its whole process group, while the server is still importing torch and the study.
 INTERRUPTED_KERNEL = """
+import os, signal, time
 from inbol_utils.runner import parallel
 print("starting", flush=True)
 try:
     parallel.start_server()
 except KeyboardInterrupt:
     print("interrupted", flush=True)
+time.sleep(1)  # long enough for a server's traceback to be printed
+os.killpg(0, signal.SIGKILL)  # as the runner then stops a kernel: its whole process group at once
 """
 
 
