@@ -624,13 +624,8 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
                     for starting in (stage, following):
                         if starting and starting["stem"] not in kernels:
                             kernels[starting["stem"]] = start_kernel(artifacts, starting)
-                try:
-                    seconds, written_in_place = run_stage(stage, artifacts, log_output, kernels[stem], progress)
-                except BaseException:  # failed or interrupted: its kernel may still be running a cell
-                    with ctrl_c_deferred():
-                        warm_kernel.stop(kernels.pop(stem), now=True)
-                    raise
-                with ctrl_c_deferred():
+                seconds, written_in_place = run_stage(stage, artifacts, log_output, kernels[stem], progress)
+                with ctrl_c_deferred():  # a stage that failed or was interrupted leaves its kernel to the end
                     warm_kernel.stop(kernels.pop(stem))
                 record.update(status="ran", seconds=seconds, written_in_place=written_in_place)
                 if written_in_place:
@@ -651,7 +646,9 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
             records.append(record)
     finally:
         with ctrl_c_deferred():
-            for kernel in kernels.values():  # a stage failed or was interrupted before theirs (may be importing)
+            # A stage failed or was interrupted: its own kernel may still be running a cell, and those
+            # started ahead of later stages their imports.
+            for kernel in kernels.values():
                 warm_kernel.stop(kernel, now=True)
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
