@@ -120,13 +120,14 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_stop_at_one():
+def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_stop_at_one(tmp_path):
     """jupyter_client interrupts a kernel's whole process group before shutting it down, and the
     pool server is often still importing then. It inherits an ignored Ctrl-C, so it carries on and
     prints nothing (it printed a KeyboardInterrupt traceback into the runner's terminal in one of
     three Ctrl-Cs sent into a smoke run). Its workers stop at Ctrl-C as before."""
     kernel = subprocess.Popen([sys.executable, "-c", KERNEL_WITH_A_SERVER], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, start_new_session=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})  # the killed server's socket folder
     assert kernel.stdout.readline() == "starting\n"
     deadline, servers = time.monotonic() + 30, []
     while not servers:

@@ -82,15 +82,49 @@ def test_a_kernel_stopped_as_soon_as_it_started_leaves_no_thread_behind(tmp_path
     assert set(threading.enumerate()) <= before and not run_sync(kernel.manager.is_alive)()
 
 
-def test_a_kernel_stopped_mid_cell_at_once_prints_nothing(tmp_path, capfd):
+def test_a_kernel_stopped_mid_cell_prints_nothing(tmp_path, capfd):
     """After a failure or Ctrl-C the runner stops kernels that may be running a cell. Asked to shut
     down then, ipykernel logged a socket error's traceback into the runner's terminal (its stderr
-    is the runner's) in each of four tries of this test; killed at once (`now`), it prints nothing."""
+    is the runner's) in each of four tries of this test; killed, it prints nothing."""
     path = notebook(tmp_path / "d.ipynb", "x = 1", "import json")
     kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
     warm_kernel.wait(kernel, 60)
     kernel.client.execute("import time\ntime.sleep(60)")
     time.sleep(1)
-    warm_kernel.stop(kernel, now=True)
+    warm_kernel.stop(kernel)
     assert not run_sync(kernel.manager.is_alive)()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_stopped_kernel_leaves_no_process_and_no_temporary_file(tmp_path):
+    """A kernel that ran jobs has a pool server and multiprocessing's resource tracker beside it,
+    which put a socket in a temporary folder. Asked to shut down, such a kernel was terminated
+    after 2.5 s, before its exit handlers removed that folder: each stage with a pool left one in
+    /tmp. Every kernel now makes its temporary files in a folder of its own, removed with it."""
+    path = notebook(tmp_path / "e.ipynb", "x = 1", "from inbol_utils.runner import parallel")
+    kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
+    warm_kernel.wait(kernel, 120)
+    kernel.request = kernel.client.execute("import tempfile\nfolder = tempfile.gettempdir()", silent=True,
+                                           user_expressions={"folder": "folder"})
+    reply = kernel.client.get_shell_msg(timeout=60)
+    folder = reply["content"]["user_expressions"]["folder"]["data"]["text/plain"].strip("'")
+    assert folder == str(kernel.temporary)
+    assert list(kernel.temporary.glob("pymp-*/listener-*"))  # the pool server's socket
+    group = kernel.manager.provisioner.pgid
+    warm_kernel.stop(kernel)
+    assert not kernel.temporary.exists()
+    assert not _living(group)
+
+
+def _living(group: int) -> list[int]:
+    """The processes of a process group that still run (a killed one is a zombie until reaped)."""
+    living = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            # /proc/<pid>/stat: pid (name) state ppid pgrp ...; the name may hold spaces
+            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+            continue
+        if int(pgrp) == group and state != "Z":
+            living.append(int(entry.name))
+    return living

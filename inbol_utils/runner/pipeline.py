@@ -649,7 +649,7 @@ def run_plan(plan: list[dict], artifacts: Path, executed_dir: Path, log_output: 
             # A stage failed or was interrupted: its own kernel may still be running a cell, and those
             # started ahead of later stages their imports.
             for kernel in kernels.values():
-                warm_kernel.stop(kernel, now=True)
+                warm_kernel.stop(kernel)
     print(f"pipeline: {sum(r['status'] == 'ran' for r in records)} ran, "
           f"{sum(r['status'] == 'skipped' for r in records)} skipped, "
           f"total {time.perf_counter() - total_start:.1f} s", flush=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ast
 import queue
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -65,11 +67,12 @@ class ClosingKernelManager(AsyncKernelManager):
 
 @dataclass
 class WarmKernel:
-    """A started kernel (papermill runs the notebook in `manager`), and the request, sent by
-    `client`, that runs the notebook's imports."""
+    """A started kernel (papermill runs the notebook in `manager`), the request, sent by `client`,
+    that runs the notebook's imports, and the kernel's own temporary folder (`start`)."""
     manager: ClosingKernelManager
     client: BlockingKernelClient
     request: str
+    temporary: Path
 
 
 def _manager() -> ClosingKernelManager:
@@ -84,9 +87,11 @@ def _manager() -> ClosingKernelManager:
 
 def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
     """Start a Python kernel in `cwd` with `env` and ask it to run the notebook's imports
-    (`preload`), without waiting."""
+    (`preload`), without waiting. The kernel and its children make their temporary files in a
+    folder of their own (TMPDIR, which `tempfile` and multiprocessing read), which `stop` removes."""
     manager = _manager()
-    run_sync(manager.start_kernel)(cwd=str(cwd), env=env)
+    temporary = Path(tempfile.mkdtemp(prefix="inbol-kernel-"))
+    run_sync(manager.start_kernel)(cwd=str(cwd), env={**env, "TMPDIR": str(temporary)})
     client = BlockingKernelClient()
     client.load_connection_info(manager.get_connection_info())
     # The shell channel alone: this client sends one request and reads its reply. A heartbeat
@@ -94,7 +99,7 @@ def start(notebook: Path, cwd: Path, env: dict[str, str]) -> WarmKernel:
     # opening sockets until zmq refuses one ("Too many open files"), and print that thread's
     # traceback (the one in jupyter_client issue 988).
     client.start_channels(iopub=False, stdin=False, hb=False, control=False)
-    return WarmKernel(manager, client, client.execute(preload(notebook), silent=True, store_history=False))
+    return WarmKernel(manager, client, client.execute(preload(notebook), silent=True, store_history=False), temporary)
 
 
 def wait(kernel: WarmKernel, timeout: float) -> None:
@@ -110,17 +115,22 @@ def wait(kernel: WarmKernel, timeout: float) -> None:
             return
 
 
-def stop(kernel: WarmKernel, now: bool = False) -> None:
-    """Shut the kernel down (papermill leaves a kernel it did not start running), and close every
-    client of it: ours, and the one papermill's nbclient made and left open.
+def stop(kernel: WarmKernel) -> None:
+    """Kill the kernel's process group (the kernel, its pool server and workers) and remove its
+    temporary folder (papermill leaves a kernel it did not start running), and close every client
+    of it: ours, and the one papermill's nbclient made and left open.
 
-    `now` kills the kernel's process group (the kernel, its pool server and workers) at once:
-    for a kernel that may still be running a cell, after a failure or a Ctrl-C. Asked to shut
-    down mid-cell, ipykernel closes its sockets under the cell's reply and logs that error's
-    traceback into the runner's terminal."""
+    Killed, not asked to shut down. Asked, ipykernel first sends its children SIGTERM and waits
+    for them to go, but the pool server's resource tracker (multiprocessing's) ignores SIGTERM, so
+    jupyter_client terminated the kernel itself 2.5 s later, before its exit handlers had run: every
+    stage with a pool waited that long and left the server's socket folder in /tmp. And a kernel
+    asked mid-cell (after a failure or a Ctrl-C) closed its sockets under the cell's reply and
+    logged that error's traceback into the runner's terminal. Killed, it is gone in 0.1 s, and what
+    it leaves is in the folder removed here."""
     kernel.client.stop_channels()
     for client in kernel.manager.clients:
         client.stop_channels()
     if run_sync(kernel.manager.is_alive)():
-        run_sync(kernel.manager.shutdown_kernel)(now=now)
+        run_sync(kernel.manager.shutdown_kernel)(now=True)
     run_sync(kernel.manager.cleanup_resources)()
+    shutil.rmtree(kernel.temporary, ignore_errors=True)
