@@ -1,6 +1,7 @@
 """The fair-test protocol's moving parts: the method registry, checkpoint selection along a
 schedule, the tuning grids, and jobs in parallel processes."""
 import gc
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -138,6 +139,56 @@ def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_st
     out, err = kernel.communicate(timeout=60)
     assert out == "ready\n" and "Traceback" not in err  # it served, and said nothing
     assert parallel.run(_stops_at_ctrl_c, [{}, {}], workers=2) == [True, True]
+
+
+def _marked_job(folder: str, seconds: float, fail: bool = False) -> None:
+    """A job that leaves a mark when it starts, then fails at once or works `seconds` and leaves
+    another when it finishes."""
+    Path(folder, f"started-{time.monotonic_ns()}").touch()
+    if fail:
+        raise ValueError("a job that fails")
+    _busy(seconds)
+    Path(folder, f"finished-{time.monotonic_ns()}").touch()
+
+
+def test_a_failing_job_ends_the_pool_without_waiting_for_the_others(tmp_path):
+    """Before, the error showed only once every job handed out had finished (in chapter 00, the
+    base models: minutes)."""
+    jobs = [{"folder": str(tmp_path), "seconds": 0, "fail": True}] + [{"folder": str(tmp_path), "seconds": 20}] * 2
+    with pytest.raises(ValueError, match="a job that fails"):
+        parallel.run(_marked_job, jobs, workers=2)
+    assert not list(tmp_path.glob("finished-*")) and not multiprocessing.active_children()
+
+
+# A notebook in Jupyter whose jobs are interrupted: Jupyter sends Ctrl-C to the kernel's process group.
+NOTEBOOK_WITH_JOBS = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from inbol_utils.runner import parallel
+from test_protocol import _marked_job
+try:
+    parallel.run(_marked_job, [{"folder": sys.argv[1], "seconds": 30}] * 4, workers=2)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_an_interrupted_notebook_gets_its_prompt_back_without_waiting_for_its_jobs(tmp_path):
+    """Interrupting a chapter in Jupyter took as long as the jobs handed out (30 s here; the base
+    models' training in chapter 00), though every worker had stopped its own at once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    kernel = subprocess.Popen([sys.executable, "-c", NOTEBOOK_WITH_JOBS, str(marks), str(Path(__file__).parent)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path)})
+    deadline = time.monotonic() + 60
+    while len(list(marks.glob("started-*"))) < 2:
+        assert time.monotonic() < deadline and kernel.poll() is None, "the jobs did not start"
+        time.sleep(0.05)
+    os.killpg(kernel.pid, signal.SIGINT)
+    out, err = kernel.communicate(timeout=60)
+    assert out == "interrupted\n" and "Traceback" not in err, err
+    assert not list(marks.glob("finished-*"))
 
 
 def test_automatic_workers_run_up_to_four_jobs_a_core_at_once(monkeypatch):

@@ -110,9 +110,18 @@ def run(fn: Callable[..., Any], jobs: Sequence[dict], workers: int = 0) -> list[
                 return [fn(**job) for job in jobs]
             finally:
                 torch.set_num_threads(threads)
+    others = set(multiprocessing.active_children())
     with ProcessPoolExecutor(n, mp_context=_context(), initializer=_quiet_single_thread) as pool:
-        results = []
-        for result, totals in pool.map(_call, [(fn, job) for job in jobs]):
-            profiling.add(totals)
-            results.append(result)
-        return results
+        try:
+            results = []
+            for result, totals in pool.map(_call, [(fn, job) for job in jobs]):
+                profiling.add(totals)
+                results.append(result)
+            return results
+        except BaseException:
+            # A job failed, or Ctrl-C (a notebook interrupted in Jupyter): leaving the pool would
+            # wait for every job already handed out, minutes of training, before the error or the
+            # interrupt showed. Its workers are killed instead, which ends the pool at once.
+            for worker in set(multiprocessing.active_children()) - others:
+                worker.kill()
+            raise
