@@ -6,6 +6,7 @@ training anything.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_event_loop, run_sync
 
 from inbol_utils.runner import parameters, pipeline, staging
 from inbol_utils.book import profile_book
@@ -402,6 +403,14 @@ def ctrl_c():
 
 
 @pytest.fixture
+def sigterm():
+    """SIGTERM at its default, as in a terminal, whatever the test runner set."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
 def started(monkeypatch):
     """The kernels that a run starts, to check that it stopped them all."""
     found = {"kernels": []}
@@ -433,13 +442,18 @@ time.sleep(60)
 """
 
 
-def test_ctrl_c_during_a_stage_prints_one_line_and_undoes_it(study, monkeypatch, capfd, ctrl_c, started):
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_a_stage_prints_one_line_and_undoes_it(study, monkeypatch, capfd, ctrl_c, sigterm, started,
+                                                             signal_name):
     """A real SIGINT to the runner while b's cell runs: the kernels are stopped, the folder put
-    back, and nothing but one line is printed (the kernels' output included), exit status 130."""
+    back, and nothing but one line is printed (the kernels' output included), exit status 130.
+    SIGTERM (`kill`, `timeout`) the same: it used to end the runner alone, leaving the kernels'
+    workers training, orphaned."""
     run_pipeline(study["params"], study["executed"])
     art = study["art"]
     before = tree(art)
-    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"\nrunner = 0', CTRL_C)
+    make_notebook(study["root"] / "b.ipynb", 'artifacts = ""\nsuffix = "!"\nrunner = 0',
+                  CTRL_C.replace("SIGINT", signal_name))
     monkeypatch.setitem(parameters.SCHEMAS, "b", Schema({
         "artifacts": parameters.ARTIFACTS, "suffix": Param("text", "b's suffix"),
         "runner": Param("int", "the runner's PID", low=0)}))
@@ -453,6 +467,7 @@ def test_ctrl_c_during_a_stage_prints_one_line_and_undoes_it(study, monkeypatch,
     assert tree(art) == before and not staging.snapshot_dir(art).exists()
     assert started["kernels"] and all_stopped(started)
     assert staging.lock_path(art).read_text() == ""
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the run put it back
 
 
 def test_ctrl_c_while_kernels_start_or_between_stages_says_what_the_folder_holds(study, monkeypatch,
@@ -493,6 +508,21 @@ def test_a_ctrl_c_waits_for_a_block_that_must_finish(ctrl_c):
             os.kill(os.getpid(), signal.SIGINT)
             finished.append(True)
     assert finished == [True] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_stops_any_stage_as_ctrl_c_does_and_is_put_back_after(ctrl_c, sigterm):
+    """Each stage's wait on papermill takes Ctrl-C and SIGTERM through asyncio, which puts SIGTERM
+    back to its default when done: a SIGTERM in the second stage ended the runner alone."""
+    loop = ensure_event_loop()
+    with pipeline.terminate_as_ctrl_c():
+        with pipeline.ctrl_c_cancels(loop):  # a first stage
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            with pipeline.ctrl_c_cancels(loop):  # the second: SIGTERM while papermill waits on the kernel
+                os.kill(os.getpid(), signal.SIGTERM)
+                loop.run_until_complete(asyncio.sleep(10))
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_profiles_get_their_own_executed_notebooks(study):

@@ -41,7 +41,7 @@ One runner works on an artifacts folder at a time (`staging.held`): a second one
 line that names the first, before it touches anything (its first act would otherwise be to
 undo the stage the first one is running). Ctrl-C stops a run with one line, exit status 130:
 the stage that was running is undone, its kernels are stopped, and the line
-says which stage that was and what the folder holds.
+says which stage that was and what the folder holds. SIGTERM (`kill`, `timeout`) does the same.
 
 A stage is skipped when its fingerprint is unchanged. The fingerprint hashes the notebook's
 cells (their sources, not outputs or metadata: saving it in Jupyter changes nothing), its merged
@@ -101,6 +101,8 @@ from .reuse import code_digest
 KERNEL_READY_SECONDS = 300
 TOP_LEVEL_KEYS = {"artifacts", "common", "stages"}
 STAGE_KEYS = {"notebook", "parameters"}
+# What stops a run (`ctrl_c_deferred`, `ctrl_c_cancels`, `terminate_as_ctrl_c`): Ctrl-C, and SIGTERM.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 class PipelineError(RuntimeError):
@@ -327,23 +329,24 @@ def ctrl_c_cancels(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     takes a cancelled request for a dead kernel). Raised inside one of those asyncio tasks, a
     KeyboardInterrupt would be raised again by each task that awaits it, in any later use of the
     loop: the kernel's stop, say. (Where Ctrl-C is ignored, or another's to handle, it stays so.)"""
-    ours, pressed = signal.getsignal(signal.SIGINT) is signal.default_int_handler, []
+    ours, pressed = [s for s in INTERRUPTS if signal.getsignal(s) is signal.default_int_handler], []
 
     def cancel() -> None:
         pressed.append(True)
         for task in asyncio.all_tasks(loop):
             task.cancel()
 
-    if ours:
-        loop.add_signal_handler(signal.SIGINT, cancel)
+    for signum in ours:
+        loop.add_signal_handler(signum, cancel)
     try:
         yield
     except BaseException:
         if not pressed:
             raise
     finally:
-        if ours:
-            loop.remove_signal_handler(signal.SIGINT)
+        for signum in ours:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.default_int_handler)  # asyncio leaves SIGTERM at its default
     if pressed:
         raise KeyboardInterrupt
 
@@ -464,15 +467,32 @@ def ctrl_c_deferred() -> Iterator[None]:
     stopped, and a folder half put back, or a stage kept but not yet known to be, would make
     the line that Ctrl-C prints untrue. (Where Ctrl-C is ignored, or another's to handle, it
     stays so.)"""
-    handler, pressed = signal.getsignal(signal.SIGINT), []
-    if handler is signal.default_int_handler:
-        signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    ours, pressed = [s for s in INTERRUPTS if signal.getsignal(s) is signal.default_int_handler], []
+    for signum in ours:
+        signal.signal(signum, lambda *_: pressed.append(True))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
+        for signum in ours:
+            signal.signal(signum, signal.default_int_handler)
     if pressed:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def terminate_as_ctrl_c() -> Iterator[None]:
+    """In the block, SIGTERM (`kill`, `timeout`, a cancelled CI job) stops the run as Ctrl-C does:
+    the stage undone, every kernel killed with its workers, one line. At its default, it ended the
+    runner alone, and the kernels' pool workers trained on, orphaned, for minutes. (Where SIGTERM
+    has another handler, or is ignored, it stays so.)"""
+    default = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if default:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if default:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_stage(stage: dict, artifacts: Path, log_output: bool, kernel: warm_kernel.WarmKernel,
@@ -535,7 +555,7 @@ def run_pipeline(params_path: str | os.PathLike, executed_dir: str | os.PathLike
         first_rerun = rerun_index(stems, rerun_from, params_path) if rerun_from else None
         executed_dir = Path(executed_dir) if executed_dir is not None else default_executed_dir(params_path)
         progress.artifacts = artifacts = parameters.project_path(config["artifacts"])
-        with hold(artifacts):
+        with terminate_as_ctrl_c(), hold(artifacts):
             executed_dir.mkdir(parents=True, exist_ok=True)
             interrupted, damaged = staging.restore(artifacts)
             if interrupted:
