@@ -160,6 +160,22 @@ def test_a_failing_job_ends_the_pool_without_waiting_for_the_others(tmp_path):
     assert not list(tmp_path.glob("finished-*")) and not multiprocessing.active_children()
 
 
+def _killed_job(killed: bool) -> bool:
+    """A job whose worker dies without raising, as when the system runs out of memory."""
+    if killed:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return killed
+
+
+def test_a_worker_that_dies_says_what_to_change():
+    """Before: "A process in the process pool was terminated abruptly while the future was running
+    or pending", and nothing to do about it."""
+    with pytest.raises(RuntimeError, match=r"died running _killed_job \(out of memory, or killed\).*`workers` "
+                                           r"parameter \(2 now; 1 runs them in this process\)"):
+        parallel.run(_killed_job, [{"killed": False}, {"killed": True}], workers=2)
+    assert not multiprocessing.active_children()
+
+
 # A notebook in Jupyter whose jobs are interrupted: Jupyter sends Ctrl-C to the kernel's process group.
 NOTEBOOK_WITH_JOBS = """
 import sys

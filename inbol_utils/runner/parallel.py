@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import forkserver
 from typing import Any, Callable, Sequence
 
@@ -118,10 +119,15 @@ def run(fn: Callable[..., Any], jobs: Sequence[dict], workers: int = 0) -> list[
                 profiling.add(totals)
                 results.append(result)
             return results
-        except BaseException:
+        except BaseException as err:
             # A job failed, or Ctrl-C (a notebook interrupted in Jupyter): leaving the pool would
             # wait for every job already handed out, minutes of training, before the error or the
             # interrupt showed. Its workers are killed instead, which ends the pool at once.
             for worker in set(multiprocessing.active_children()) - others:
                 worker.kill()
+            if isinstance(err, BrokenProcessPool):  # a worker died without an error to show
+                raise RuntimeError(
+                    f"a worker process died running {fn.__name__} (out of memory, or killed): run fewer "
+                    f"jobs at once with the `workers` parameter ({n} now; 1 runs them in this process)"
+                ) from err
             raise
