@@ -16,6 +16,7 @@ from inbol_utils.tools import bench
 from inbol_utils import methods, protocol, training
 from inbol_utils.runner import parallel, profiling
 from inbol_utils.methods import CONTROL, DPO, IDKIT, INBOL
+from processes import processes
 
 
 def test_checkpoint_selection_keeps_the_best_weights_and_stops_where_told(tmp_path, processor, tiny_world):
@@ -109,18 +110,6 @@ os.killpg(0, signal.SIGKILL)
 """
 
 
-def _children(pid: int) -> dict[int, str]:
-    """`pid`'s child processes and their command lines (Linux's /proc)."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().decode(errors="replace")
-        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
-            continue
-    return found
-
-
 def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_stop_at_one(tmp_path):
     """jupyter_client interrupts a kernel's whole process group before shutting it down, and the
     pool server is often still importing then. It inherits an ignored Ctrl-C, so it carries on and
@@ -133,7 +122,7 @@ def test_a_ctrl_c_while_the_pool_server_imports_prints_nothing_and_jobs_still_st
     deadline, servers = time.monotonic() + 30, []
     while not servers:
         assert time.monotonic() < deadline, "no pool server started"
-        servers = [pid for pid, line in _children(kernel.pid).items() if "forkserver" in line]
+        servers = [p.pid for p in processes() if p.parent == kernel.pid and "forkserver" in p.command]
         time.sleep(0.01)
     os.kill(servers[0], signal.SIGINT)  # as it starts its imports (they take seconds)
     out, err = kernel.communicate(timeout=60)

@@ -13,6 +13,7 @@ from jupyter_client.channels import HBChannel
 from jupyter_core.utils import run_sync
 
 from inbol_utils.runner import warm_kernel
+from processes import processes
 
 
 def notebook(path, *sources):
@@ -104,8 +105,8 @@ def test_a_stopped_kernel_leaves_no_process_and_no_temporary_file(tmp_path):
     path = notebook(tmp_path / "e.ipynb", "x = 1", "from inbol_utils.runner import parallel")
     kernel = warm_kernel.start(path, tmp_path, dict(os.environ))
     warm_kernel.wait(kernel, 120)
-    kernel.request = kernel.client.execute("import tempfile\nfolder = tempfile.gettempdir()", silent=True,
-                                           user_expressions={"folder": "folder"})
+    kernel.client.execute("import tempfile\nfolder = tempfile.gettempdir()", silent=True,
+                          user_expressions={"folder": "folder"})
     reply = kernel.client.get_shell_msg(timeout=60)
     folder = reply["content"]["user_expressions"]["folder"]["data"]["text/plain"].strip("'")
     assert folder == str(kernel.temporary)
@@ -113,18 +114,5 @@ def test_a_stopped_kernel_leaves_no_process_and_no_temporary_file(tmp_path):
     group = kernel.manager.provisioner.pgid
     warm_kernel.stop(kernel)
     assert not kernel.temporary.exists()
-    assert not _living(group)
+    assert not [p for p in processes() if p.group == group and p.state != "Z"]  # a zombie has ended
 
-
-def _living(group: int) -> list[int]:
-    """The processes of a process group that still run (a killed one is a zombie until reaped)."""
-    living = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            # /proc/<pid>/stat: pid (name) state ppid pgrp ...; the name may hold spaces
-            state, _, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
-            continue
-        if int(pgrp) == group and state != "Z":
-            living.append(int(entry.name))
-    return living
