@@ -89,7 +89,7 @@ from typing import Any, Iterator
 import nbformat
 import papermill
 import yaml
-from jupyter_core.utils import ensure_event_loop, run_sync
+from jupyter_core.utils import ensure_event_loop
 
 from ..artifacts import atomic_dir, atomic_file, write_json
 from . import environment, parameters, profiling, reuse, staging, warm_kernel
@@ -305,7 +305,7 @@ def execute_stage(notebook: Path, partial: Path, parameters: dict, log_output: b
                 kernel_name="python3", progress_bar=False, log_output=log_output, km=kernel.manager,
             )
     except KeyboardInterrupt:
-        run_sync(kernel.manager.shutdown_kernel)(now=True)
+        warm_kernel.stop(kernel)
         raise
     except papermill.PapermillExecutionError as err:
         raise PipelineError(
